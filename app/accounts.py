@@ -1,0 +1,36 @@
+"""Accounts: register, authenticate. Passwords are stored as werkzeug's slow hash."""
+
+import peewee
+from flask import current_app
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.errors import AppError
+from app.extensions import db
+from app.models import User
+
+# Checked against when the email is unknown, so that both paths cost the same
+# and response times do not reveal which emails have accounts.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+def register(email: str, password: str, name: str = "", is_staff: bool = False,
+             points: int | None = None) -> User:
+    if points is None:
+        points = current_app.config["STARTING_POINTS"]
+    try:
+        with db.atomic():
+            return User.create(email=normalize_email(email), name=name, is_staff=is_staff,
+                               password_hash=generate_password_hash(password), points=points)
+    except peewee.IntegrityError:
+        raise AppError(409, "email_taken", "An account with this email already exists.") from None
+
+
+def authenticate(email: str, password: str) -> User:
+    user = User.get_or_none(User.email == normalize_email(email))
+    if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or not user:
+        raise AppError(401, "invalid_credentials", "Wrong email or password.")
+    return user
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()

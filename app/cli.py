@@ -1,0 +1,128 @@
+"""Command line: flask --app wsgi <command> (API.md lists them)."""
+
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from app import accounts, capacity, events
+from app.extensions import db, is_mysql
+from app.models import MODELS, Event, User
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
+
+
+def create_tables() -> None:
+    """MySQL: the statements of schema.sql one by one (PyMySQL runs one per
+    execute). SQLite: the same tables from the models."""
+    if is_mysql():
+        for statement in schema_statements():
+            db.execute_sql(statement)
+    else:
+        db.create_tables(MODELS, safe=True)
+
+
+def schema_statements() -> list[str]:
+    lines = [line for line in SCHEMA.read_text().splitlines()
+             if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the tables if they are missing."""
+        create_tables()
+        click.echo(f"Tables ready ({'MySQL' if is_mysql() else 'SQLite'}).")
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--password", required=True)
+    @click.option("--staff", is_flag=True)
+    @click.option("--points", type=int, default=None)
+    @click.option("--name", default="")
+    def create_user(email, password, staff, points, name):
+        """Create an account."""
+        user = accounts.register(email, password, name, is_staff=staff, points=points)
+        click.echo(f"Created user {user.id} <{user.email}>{' (staff)' if staff else ''}.")
+
+    @app.cli.command("demo")
+    @click.option("--if-missing", is_flag=True, help="Do nothing if a demo event exists.")
+    def demo(if_missing):
+        """A demo event with a seat map, open for admission, and a staff account."""
+        if if_missing and Event.select().where(Event.name == DEMO_EVENT).exists():
+            click.echo("Demo event already there.")
+            return
+        print_demo(*make_demo())
+
+    @app.cli.command("capacity")
+    @click.option("--waiting", type=click.IntRange(min=0), required=True,
+                  help="People in the queue.")
+    @click.option("--fixed", type=float, default=3.0, help="Fixed interval to compare with.")
+    def capacity_command(waiting, fixed):
+        """Print the polling cost model for a crowd."""
+        click.echo(capacity.report(waiting, current_app.config["POLL_TIERS"], fixed))
+
+    add_worker_commands(app)
+
+
+DEMO_EVENT = "Demo concert"
+DEMO_STAFF = "staff@example.com"
+DEMO_FAN = "fan@example.com"
+
+
+def make_demo() -> tuple[Event, str]:
+    password = secrets.token_urlsafe(9)
+    for email, staff in ((DEMO_STAFF, True), (DEMO_FAN, False)):
+        user = User.get_or_none(User.email == email)
+        if user is None:
+            accounts.register(email, password, "Demo " + ("staff" if staff else "fan"),
+                              is_staff=staff)
+        else:
+            user.password_hash = accounts.generate_password_hash(password)
+            user.save()
+    event = events.create(DEMO_EVENT, [
+        {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 12000},
+        {"name": "Balcony", "rows": 6, "seats_per_row": 16, "price": 8000},
+    ], max_active=100, admit_rate=5)
+    events.update(event.id, admission="open")
+    return event, password
+
+
+def print_demo(event: Event, password: str) -> None:
+    click.echo(f"Demo event {event.id}: {event.name} (admission open, 5 people/s, 100 at once)")
+    click.echo(f"  staff login: {DEMO_STAFF} / {password}")
+    click.echo(f"  fan login:   {DEMO_FAN} / {password}")
+
+
+def rq_connection():
+    """RQ wants bytes back, so it gets its own client (not decode_responses)."""
+    from redis import Redis
+
+    return Redis.from_url(current_app.config["REDIS_URL"])
+
+
+def add_worker_commands(app: Flask) -> None:
+    @app.cli.command("scheduler")
+    @click.option("--interval", type=float, default=1.0, show_default=True,
+                  help="Seconds between checks for due jobs.")
+    def scheduler(interval):
+        """Run rq-scheduler with the periodic jobs (re-registered if Redis loses them)."""
+        from jobs.schedule import make_scheduler
+
+        make_scheduler(rq_connection(), current_app.config["RQ_QUEUE"], interval,
+                       current_app.config).run()
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+    def worker(burst):
+        """Run an RQ worker on the app's queue (JSON serializer, no fork per job)."""
+        from rq import Queue, SimpleWorker
+        from rq.serializers import JSONSerializer
+
+        connection = rq_connection()
+        queue = Queue(current_app.config["RQ_QUEUE"], connection=connection,
+                      serializer=JSONSerializer)
+        SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(
+            burst=burst, with_scheduler=False)

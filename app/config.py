@@ -1,0 +1,71 @@
+"""Settings: defaults, then the environment (API.md lists the public ones)."""
+
+import contextlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+# The waiting room's poll tiers (SPEC.md): people at positions up to `up_to`
+# poll again after `interval` seconds; `band` 0 shows the exact position, a
+# band width N shows a range of N places, and the last tier ("and beyond")
+# shows only its lower bound.
+DEFAULT_POLL_TIERS = [
+    {"up_to": 1_000, "interval": 1, "band": 0},
+    {"up_to": 5_000, "interval": 5, "band": 0},
+    {"up_to": 10_000, "interval": 10, "band": 1_000},
+    {"up_to": 100_000, "interval": 30, "band": 10_000},
+    {"up_to": None, "interval": 60, "band": None},
+]
+
+# Event defaults (API.md); each event stores its own copy.
+EVENT_DEFAULTS = {"max_active": 10_000, "admit_rate": 700, "active_ttl": 300, "hold_ttl": 300}
+
+
+def load(instance_path: str) -> dict:
+    """Build the configuration dict from the environment, with embedded defaults."""
+    instance = Path(instance_path)
+    env = os.environ.get
+    keys = _instance_secrets(instance)
+    return {
+        "SECRET_KEY": env("SECRET_KEY") or keys["SECRET_KEY"],
+        "JWT_SECRET": env("JWT_SECRET") or keys["JWT_SECRET"],
+        "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{instance / 'ticketdrop.sqlite3'}",
+        "REDIS_URL": env("REDIS_URL") or embedded_redis_url(instance),
+        "STARTING_POINTS": int(env("STARTING_POINTS", "100000")),
+        "POLL_TIERS": json.loads(env("POLL_TIERS", "null")) or DEFAULT_POLL_TIERS,
+        "POLL_JITTER": float(env("POLL_JITTER", "0.1")),
+        "HEARTBEAT_TIMEOUT": int(env("HEARTBEAT_TIMEOUT", "300")),
+        "CLEANUP_BATCH": int(env("CLEANUP_BATCH", "1000")),
+        "CLEANUP_PAUSE": float(env("CLEANUP_PAUSE", "0.1")),
+        "ADMIT_INTERVAL": int(env("ADMIT_INTERVAL", "1")),
+        "CLEANUP_INTERVAL": int(env("CLEANUP_INTERVAL", "30")),
+        "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    }
+
+
+def embedded_redis_url(instance: Path) -> str:
+    """Where `make run` starts its embedded Redis server (a unix socket)."""
+    return f"unix://{instance / 'redis.sock'}"
+
+
+def _instance_secrets(instance: Path) -> dict:
+    """Signing keys generated on first start and kept under instance/."""
+    path = instance / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    instance.mkdir(parents=True, exist_ok=True)
+    keys = {"SECRET_KEY": secrets.token_hex(32), "JWT_SECRET": secrets.token_hex(32)}
+    # Write-then-rename so two processes starting at once agree on one key.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(keys))
+    tmp.chmod(0o600)
+    with contextlib.suppress(FileExistsError):
+        os.link(tmp, path)
+    tmp.unlink()
+    return json.loads(path.read_text())

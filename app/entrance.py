@@ -1,0 +1,73 @@
+"""The admission token: minted by the poll that finds a person active, consumed
+once at the booking entrance, then checked by every booking endpoint.
+
+The token is a JWT (HS256) naming the person, the event, a token id recorded
+in Redis, and the end of the active window. The queue never "uses up" the
+token; the entrance does, atomically in Lua, and binds it to one session.
+"""
+
+import jwt
+from flask import current_app
+
+from app import keys
+from app.errors import AppError
+from app.extensions import redis_store
+
+ALGORITHM = "HS256"
+
+
+def mint_token(event_id: int, user_id: int, jti: str, active_until: int) -> str:
+    claims = {"sub": str(user_id), "evt": int(event_id), "jti": jti, "exp": active_until}
+    return jwt.encode(claims, current_app.config["JWT_SECRET"], algorithm=ALGORITHM)
+
+
+def verify_token(token: str, event_id: int, user_id: int) -> dict:
+    """The claims of a valid token for this event and person, else 401."""
+    try:
+        claims = jwt.decode(token, current_app.config["JWT_SECRET"], algorithms=[ALGORITHM],
+                            options={"require": ["exp", "sub", "jti", "evt"]})
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized(
+            "Your admission token has expired; please join the queue again.") from None
+    except jwt.InvalidTokenError:
+        raise _unauthorized("This admission token is not valid.") from None
+    if claims["evt"] != event_id or claims["sub"] != str(user_id):
+        raise _unauthorized("This admission token is for another event or another person.")
+    return claims
+
+
+def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
+    """Consume the token for this session; returns the end of the active window
+    (epoch seconds). The same session may enter again; another gets 409."""
+    claims = verify_token(token, event_id, user_id)
+    k = keys.event(event_id)
+    result = redis_store.scripts.enter(keys=[k.admission(user_id), k.active],
+                                       args=[user_id, claims["jti"], session_id])
+    if result[0] == "used_elsewhere":
+        raise AppError(409, "token_used",
+                       "This admission token was already used in another session.")
+    if result[0] == "unknown":
+        raise _unauthorized("This admission token was not issued by the waiting room.")
+    if result[0] == "expired":
+        raise _unauthorized("Your time to book is over; please join the queue again.")
+    return int(result[1]) // 1000
+
+
+def active_until(event_id: int, user_id: int, session_id: str) -> int:
+    """End of the window (epoch s) if this session entered and is still active, else 0."""
+    k = keys.event(event_id)
+    return int(redis_store.scripts.entered(keys=[k.admission(user_id), k.active],
+                                           args=[user_id, session_id])) // 1000
+
+
+def require_entered(event_id: int, user_id: int, session_id: str) -> int:
+    """Every booking endpoint starts here: 403 unless entered and still active."""
+    until = active_until(event_id, user_id, session_id)
+    if not until:
+        raise AppError(403, "not_entered",
+                       "You need to come through the waiting room first, or your time is over.")
+    return until
+
+
+def _unauthorized(message: str) -> AppError:
+    return AppError(401, "invalid_token", message)

@@ -1,0 +1,55 @@
+"""Unbound singletons, bound to one app by create_app()."""
+
+import peewee
+from flask_wtf.csrf import CSRFProtect
+from playhouse.db_url import connect as connect_url
+from redis import Redis
+
+from app import scripts as lua
+
+db = peewee.DatabaseProxy()
+csrf = CSRFProtect()
+
+
+class RedisStore:
+    """The app's Redis client and its Lua scripts, registered once per process."""
+
+    client: Redis | None = None
+    scripts: lua.Scripts | None = None
+
+    def init_app(self, app):
+        # A short socket timeout so an unreachable Redis gives a clear 503 fast.
+        self.client = Redis.from_url(
+            app.config["REDIS_URL"],
+            decode_responses=True,
+            socket_timeout=app.config.get("REDIS_TIMEOUT", 3),
+            socket_connect_timeout=app.config.get("REDIS_TIMEOUT", 3),
+            health_check_interval=30,
+        )
+        self.scripts = lua.load(self.client)
+        app.extensions["redis"] = self
+
+
+redis_store = RedisStore()
+
+
+def init_db(app):
+    """Bind the peewee proxy to DATABASE_URL; connections open lazily per request."""
+    url = app.config["DATABASE_URL"]
+    if url.startswith("mysql://"):
+        # A pool, so that a request reuses a connection instead of dialing one.
+        url = "mysql+pool://" + url[len("mysql://") :]
+        database = connect_url(url, charset="utf8mb4", max_connections=32, stale_timeout=300)
+    else:
+        database = connect_url(url, pragmas={"journal_mode": "wal", "busy_timeout": 5000,
+                                             "foreign_keys": 1})
+    db.initialize(database)
+
+    @app.teardown_appcontext
+    def close_db(exc):
+        if not db.is_closed():
+            db.close()
+
+
+def is_mysql() -> bool:
+    return isinstance(db.obj, peewee.MySQLDatabase)

@@ -1,0 +1,41 @@
+"""Redis key names. Every key of one event shares the hash tag {evt:ID}, so each
+Lua script touches one slot and runs unchanged on Redis Cluster."""
+
+
+def event(event_id: int) -> "EventKeys":
+    return EventKeys(event_id)
+
+
+class EventKeys:
+    __slots__ = ("tag",)
+
+    def __init__(self, event_id: int):
+        self.tag = f"{{evt:{int(event_id)}}}"
+
+    @property
+    def config(self) -> str:  # hash: admission state, cap, rate, opens_at_ms
+        return f"{self.tag}:cfg"
+
+    @property
+    def queue(self) -> str:  # zset: user id -> join sequence number
+        return f"{self.tag}:q"
+
+    @property
+    def sequence(self) -> str:  # counter scoring the queue (no ties, ever)
+        return f"{self.tag}:seq"
+
+    @property
+    def heartbeat(self) -> str:  # zset: user id -> last poll, ms
+        return f"{self.tag}:hb"
+
+    @property
+    def active(self) -> str:  # zset: user id -> end of the active window, ms
+        return f"{self.tag}:active"
+
+    @property
+    def tick(self) -> str:  # hash: last tick, carry, admitted_total, observed rate
+        return f"{self.tag}:tick"
+
+    def admission(self, user_id: int) -> str:  # hash: token id, expiry, who used it
+        return f"{self.tag}:adm:{int(user_id)}"
+

@@ -1,0 +1,66 @@
+-- One admission tick for one event: drop expired actives, then move up to
+-- min(max_active - active, rate x time since the last tick) people from the
+-- head of the queue into the active set. The tick time and the fractional
+-- remainder live in Redis, so several workers or a late tick neither over-
+-- nor under-admit. Settings come from the config hash (written from MySQL).
+-- KEYS[1] config  KEYS[2] queue  KEYS[3] active  KEYS[4] heartbeat  KEYS[5] tick
+-- ARGV[1] most people to move in this call (keeps one call short)
+-- ARGV[2] longest gap to catch up on, ms (a scheduler down for an hour
+--         must not release an hour's worth at once)
+-- Returns {admitted, expired, active_now, status} where status is "ok",
+-- "paused" (admission not open, or before the sale opens) or "no_event".
+local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
+                       'opens_at_ms')
+if not cfg[1] then return {0, 0, 0, 'no_event'} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if cfg[1] ~= 'open' or now < (tonumber(cfg[5]) or 0) then
+  -- Restart the clock so reopening does not release the paused time at once.
+  redis.call('HDEL', KEYS[5], 'last_ms', 'carry')
+  return {0, expired, redis.call('ZCARD', KEYS[3]), 'paused'}
+end
+
+local max_active, rate = tonumber(cfg[2]), tonumber(cfg[3])
+local tick = redis.call('HMGET', KEYS[5], 'last_ms', 'carry', 'rate_obs')
+local elapsed = 1000  -- the first tick admits one second's worth
+if tick[1] then elapsed = math.max(0, math.min(now - tonumber(tick[1]), tonumber(ARGV[2]))) end
+local allowance = (tonumber(tick[2]) or 0) + rate * elapsed / 1000
+local want = math.floor(allowance)
+local room = math.max(0, max_active - redis.call('ZCARD', KEYS[3]))
+local n = math.min(want, room, tonumber(ARGV[1]))
+
+local admitted = 0
+if n > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], n)
+  local active_until = now + tonumber(cfg[4])
+  local batch, members = {}, {}
+  for i = 1, #popped, 2 do
+    batch[#batch + 1] = active_until
+    batch[#batch + 1] = popped[i]
+    members[#members + 1] = popped[i]
+    if #members == 500 or i + 1 == #popped then  -- unpack() has a stack limit
+      redis.call('ZADD', KEYS[3], unpack(batch))
+      redis.call('ZREM', KEYS[4], unpack(members))
+      admitted = admitted + #members
+      batch, members = {}, {}
+    end
+  end
+end
+
+-- Unused allowance is not banked: a full room or an empty queue must not
+-- build up a burst. Only what the per-call limit held back carries over.
+local carry = allowance - want
+if n == tonumber(ARGV[1]) and want > n then carry = math.min(allowance - n, rate * 60) end
+
+local observed = tonumber(tick[3]) or 0
+if elapsed > 0 then
+  -- Exponentially weighted over about 10 s, whatever the tick spacing.
+  local alpha = 1 - math.exp(-elapsed / 10000)
+  observed = observed + alpha * (admitted * 1000 / elapsed - observed)
+end
+redis.call('HSET', KEYS[5], 'last_ms', now, 'carry', tostring(carry),
+           'rate_obs', string.format('%.3f', observed))
+redis.call('HINCRBY', KEYS[5], 'admitted_total', admitted)
+return {admitted, expired, redis.call('ZCARD', KEYS[3]), 'ok'}

@@ -1,0 +1,15 @@
+-- Remove one batch of ghosts: people in the queue who have not polled since
+-- the cutoff. Small batches keep every call short (no Redis stall, no memory
+-- spike) however many ghosts there are.
+-- KEYS[1] heartbeat  KEYS[2] queue
+-- ARGV[1] heartbeat timeout, ms  ARGV[2] batch size
+-- Returns the removed user ids.
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #stale, 500 do  -- unpack() has a stack limit
+  local chunk = {unpack(stale, i, math.min(i + 499, #stale))}
+  redis.call('ZREM', KEYS[1], unpack(chunk))
+  redis.call('ZREM', KEYS[2], unpack(chunk))
+end
+return stale

@@ -1,0 +1,25 @@
+-- Join an event's waiting room. Idempotent: the score is a per-event sequence
+-- number taken here, and ZADD NX never moves someone already in the queue.
+-- KEYS[1] config  KEYS[2] queue  KEYS[3] sequence  KEYS[4] heartbeat  KEYS[5] active
+-- KEYS[6] tick
+-- ARGV[1] user id
+-- Returns {"waiting", rank (0-based), waiting_total, paused (0/1), observed rate}
+--      or {"admitted"} (already in the active set), {"closed"} or
+--      {"no_event"} (no config in Redis: the caller reloads it and retries).
+local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms')
+if not cfg[1] then return {'no_event'} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local active_until = tonumber(redis.call('ZSCORE', KEYS[5], ARGV[1]))
+if active_until and active_until > now then return {'admitted'} end
+if cfg[1] == 'closed' then return {'closed'} end
+
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], 'NX', redis.call('INCR', KEYS[3]), ARGV[1])
+end
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+
+local paused = (cfg[1] ~= 'open' or now < (tonumber(cfg[2]) or 0)) and 1 or 0
+return {'waiting', redis.call('ZRANK', KEYS[2], ARGV[1]), redis.call('ZCARD', KEYS[2]),
+        paused, redis.call('HGET', KEYS[6], 'rate_obs') or '0'}

@@ -1,0 +1,34 @@
+-- Poll the waiting room: heartbeat, rank, total and the admitted check in one
+-- call. Membership of the active set is the single truth: the poll that finds
+-- the person active records their admission token id (once per window).
+-- KEYS[1] config  KEYS[2] queue  KEYS[3] heartbeat  KEYS[4] active  KEYS[5] tick
+-- KEYS[6] this person's admission record
+-- ARGV[1] user id  ARGV[2] a fresh token id, used if the window has none yet
+-- Returns {"waiting", rank (0-based), waiting_total, paused (0/1), observed rate}
+--      or {"admitted", active_until_ms, token id}
+--      or {"not_in_queue"} or {"no_event"} (no config: reload and retry).
+local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms')
+if not cfg[1] then return {'no_event'} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local active_until = redis.call('ZSCORE', KEYS[4], ARGV[1])
+if active_until and tonumber(active_until) > now then
+  local record = redis.call('HMGET', KEYS[6], 'jti', 'until')
+  if record[2] ~= active_until then
+    -- A new window (or none recorded yet): a new token id, gone when it ends.
+    redis.call('DEL', KEYS[6])
+    redis.call('HSET', KEYS[6], 'jti', ARGV[2], 'until', active_until)
+    redis.call('PEXPIREAT', KEYS[6], active_until)
+    record[1] = ARGV[2]
+  end
+  return {'admitted', active_until, record[1]}
+end
+
+local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+if not rank then return {'not_in_queue'} end
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+
+local paused = (cfg[1] ~= 'open' or now < (tonumber(cfg[2]) or 0)) and 1 or 0
+return {'waiting', rank, redis.call('ZCARD', KEYS[2]), paused,
+        redis.call('HGET', KEYS[5], 'rate_obs') or '0'}

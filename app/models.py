@@ -1,0 +1,125 @@
+"""Peewee models mirroring schema.sql (the source of truth). No business logic."""
+
+from datetime import UTC, datetime
+
+import peewee as pw
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    id = pw.BigAutoField()
+    email = pw.CharField(max_length=254, unique=True)
+    name = pw.CharField(max_length=100, default="")
+    password_hash = pw.CharField(max_length=255)
+    is_staff = pw.BooleanField(default=False)
+    points = pw.BigIntegerField(default=0)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "users"
+
+
+class Event(BaseModel):
+    id = pw.BigAutoField()
+    name = pw.CharField(max_length=200)
+    sale_opens_at = pw.DateTimeField(null=True)
+    # open: admitting; paused: people wait, nobody is admitted; closed: no joins.
+    admission = pw.CharField(max_length=10, default="paused")
+    max_active = pw.IntegerField()
+    admit_rate = pw.IntegerField()
+    active_ttl = pw.IntegerField()
+    hold_ttl = pw.IntegerField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "events"
+
+
+class Seat(BaseModel):
+    id = pw.BigAutoField()
+    event = pw.ForeignKeyField(Event, backref="seats", on_delete="CASCADE")
+    section = pw.CharField(max_length=50)
+    row = pw.CharField(max_length=10, column_name="row_label")
+    number = pw.IntegerField()
+    price = pw.IntegerField()
+    # available, booked or blocked; holds live in Redis until checkout.
+    status = pw.CharField(max_length=10, default="available")
+    holder = pw.ForeignKeyField(User, null=True, backref="seats", on_delete="SET NULL")
+    version = pw.IntegerField(default=0)
+    fencing_token = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "seats"
+        indexes = ((("event", "section", "row", "number"), True), (("event", "status"), False))
+
+    @property
+    def label(self) -> str:
+        return f"{self.section}-{self.row}{self.number}"
+
+
+class Booking(BaseModel):
+    id = pw.BigAutoField()
+    user = pw.ForeignKeyField(User, backref="bookings")
+    event = pw.ForeignKeyField(Event, backref="bookings")
+    amount = pw.BigIntegerField()
+    status = pw.CharField(max_length=10, default="confirmed")
+    idempotency_key = pw.CharField(max_length=100)
+    request_hash = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "bookings"
+        indexes = ((("user", "idempotency_key"), True),)
+
+
+class BookingSeat(BaseModel):
+    id = pw.BigAutoField()
+    booking = pw.ForeignKeyField(Booking, backref="booking_seats", on_delete="CASCADE")
+    seat = pw.ForeignKeyField(Seat, backref="booking_seats")
+    price = pw.IntegerField()
+    # 1 while the booking stands, NULL once cancelled: the unique index on
+    # (seat, live) makes two live bookings of one seat impossible.
+    live = pw.SmallIntegerField(null=True, default=1)
+
+    class Meta:
+        table_name = "booking_seats"
+        indexes = ((("seat", "live"), True),)
+
+
+class Payment(BaseModel):
+    id = pw.BigAutoField()
+    booking = pw.ForeignKeyField(Booking, backref="payments", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="payments")
+    amount = pw.BigIntegerField()
+    method = pw.CharField(max_length=20, default="points")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "payments"
+
+
+class AuditLog(BaseModel):
+    id = pw.BigAutoField()
+    actor = pw.ForeignKeyField(User, null=True, backref="audit_entries", on_delete="SET NULL")
+    action = pw.CharField(max_length=50)
+    target = pw.CharField(max_length=100)
+    before = pw.TextField(null=True)
+    after = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "audit_log"
+
+
+MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, AuditLog]

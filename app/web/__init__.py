@@ -1,0 +1,1 @@
+"""Blueprints: health, auth pages, event and waiting-room pages, the JSON API."""

@@ -1,0 +1,162 @@
+"""The JSON API (../shared/API.md is the contract). Views stay thin: parse,
+call a module, answer."""
+
+from datetime import UTC
+
+from flask import Blueprint, jsonify, request
+
+from app import accounts, bookings, entrance, events, waiting_room
+from app.errors import AppError
+from app.models import Event
+from app.web import session as web_session
+from app.web.schemas import CreateEvent, Login, Register, UpdateEvent, parse
+from app.web.session import api_login_required, staff_required
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def json_bodies_only():
+    """Unsafe methods take JSON or no body at all. A cross-site HTML form always
+    sends another content type, so this also stops cross-site form posts."""
+    unsafe = request.method in ("POST", "PUT", "PATCH", "DELETE")
+    if unsafe and request.mimetype and request.mimetype != "application/json":
+        raise AppError(415, "unsupported_media_type", "Send a JSON body (application/json).")
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True) if request.content_length else {}
+    if data is None:
+        raise AppError(400, "bad_json", "The body is not valid JSON.")
+    return data
+
+
+def queue_response(status: waiting_room.QueueStatus):
+    response = jsonify(status.to_json())
+    if status.retry_after:
+        response.headers["Retry-After"] = status.retry_after
+    return response
+
+
+# Accounts
+
+@bp.post("/auth/register")
+def register():
+    body = parse(Register, json_body())
+    user = accounts.register(body.email, body.password, body.name)
+    return jsonify(id=user.id, email=user.email, points=user.points), 201
+
+
+@bp.post("/auth/login")
+def login():
+    body = parse(Login, json_body())
+    user = accounts.authenticate(body.email, body.password)
+    web_session.login(user)
+    return jsonify(id=user.id, email=user.email, is_staff=user.is_staff)
+
+
+@bp.post("/auth/logout")
+def logout():
+    web_session.logout()
+    return "", 204
+
+
+@bp.get("/me")
+@api_login_required
+def me():
+    user = web_session.current_user()
+    if user is None:  # the account was deleted under a live session
+        web_session.logout()
+        raise AppError(401, "login_required", "Please log in first.")
+    return jsonify(id=user.id, email=user.email, name=user.name, points=user.points,
+                   is_staff=user.is_staff)
+
+
+@bp.get("/me/bookings")
+@api_login_required
+def my_bookings():
+    return jsonify(bookings.for_user(web_session.user_id()))
+
+
+# Events and the waiting room
+
+@bp.get("/events")
+def list_events():
+    rows = list(Event.select().order_by(Event.id))
+    counts = events.queue_counts([e.id for e in rows])
+    return jsonify([events.describe(e, *counts[e.id]) for e in rows])
+
+
+@bp.get("/events/<int:event_id>")
+def get_event(event_id):
+    event = events.get(event_id)
+    counts = events.queue_counts([event.id])
+    return jsonify(events.describe(event, *counts[event.id]))
+
+
+@bp.post("/events/<int:event_id>/queue")
+@api_login_required
+def join_queue(event_id):
+    return queue_response(waiting_room.join(event_id, web_session.user_id()))
+
+
+@bp.get("/events/<int:event_id>/queue")
+@api_login_required
+def poll_queue(event_id):
+    return queue_response(waiting_room.poll(event_id, web_session.user_id()))
+
+
+@bp.delete("/events/<int:event_id>/queue")
+@api_login_required
+def leave_queue(event_id):
+    waiting_room.leave(event_id, web_session.user_id())
+    return "", 204
+
+
+@bp.post("/events/<int:event_id>/enter")
+@api_login_required
+def enter(event_id):
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AppError(401, "invalid_token",
+                       "Send the admission token as 'Authorization: Bearer <token>'.")
+    until = entrance.enter(event_id, web_session.user_id(), web_session.session_id(), token.strip())
+    return jsonify(status="entered", active_until=until)
+
+
+# Staff
+
+@bp.post("/admin/events")
+@staff_required
+def create_event():
+    body = parse(CreateEvent, json_body())
+    opens = body.sale_opens_at
+    if opens is not None and opens.tzinfo is not None:
+        opens = opens.astimezone(UTC).replace(tzinfo=None)
+    event = events.create(
+        body.name, [s.model_dump() for s in body.sections], actor_id=web_session.user_id(),
+        sale_opens_at=opens, max_active=body.max_active, admit_rate=body.admit_rate,
+        active_ttl=body.active_ttl, hold_ttl=body.hold_ttl)
+    return jsonify(events.describe(event, 0, 0)), 201
+
+
+@bp.patch("/admin/events/<int:event_id>")
+@staff_required
+def update_event(event_id):
+    body = parse(UpdateEvent, json_body())
+    event = events.update(event_id, actor_id=web_session.user_id(), **body.model_dump())
+    return jsonify(events.describe(event, *events.queue_counts([event.id])[event.id]))
+
+
+@bp.get("/admin/events/<int:event_id>/stats")
+@staff_required
+def event_stats(event_id):
+    return jsonify(events.stats(event_id))
+
+
+@bp.delete("/admin/events/<int:event_id>/queue/<int:user_id>")
+@staff_required
+def remove_from_queue(event_id, user_id):
+    events.get(event_id)
+    waiting_room.leave(event_id, user_id)
+    return "", 204

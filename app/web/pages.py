@@ -1,0 +1,142 @@
+"""Browser pages (htmx): events, the waiting room and the booking entrance."""
+
+import time
+
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from app import entrance, events, waiting_room
+from app.errors import AppError
+from app.models import Event
+from app.web import session as web_session
+from app.web.session import page_login_required
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    rows = list(Event.select().where(Event.admission != "closed").order_by(Event.id))
+    counts = events.queue_counts([e.id for e in rows])
+    return render_template("events/index.html", events=rows, counts=counts)
+
+
+@bp.get("/events/<int:event_id>")
+def event(event_id):
+    event = events.get(event_id)
+    waiting, active = events.queue_counts([event.id])[event.id]
+    return render_template("events/event.html", event=event, waiting=waiting, active=active)
+
+
+@bp.post("/events/<int:event_id>/join")
+@page_login_required
+def join(event_id):
+    try:
+        status = waiting_room.join(event_id, web_session.user_id())
+    except AppError as e:
+        if e.status == 404:
+            raise
+        flash(e.message, "error")
+        return redirect(url_for("pages.event", event_id=event_id))
+    # Remembered in the cookie for the progress bar: no Redis cost per poll.
+    session[f"start:{event_id}"] = status.position or (status.position_band or {}).get("from", 1)
+    return redirect(url_for("pages.waiting", event_id=event_id))
+
+
+@bp.post("/events/<int:event_id>/leave")
+@page_login_required
+def leave(event_id):
+    waiting_room.leave(event_id, web_session.user_id())
+    session.pop(f"start:{event_id}", None)
+    flash("You left the queue.", "info")
+    return redirect(url_for("pages.event", event_id=event_id))
+
+
+@bp.get("/events/<int:event_id>/waiting")
+def waiting(event_id):
+    """The waiting page is the same for everyone (cacheable); only the status
+    fragment it loads is per person."""
+    event = events.get(event_id)
+    response = make_response(render_template("waiting/page.html", event=event))
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+@bp.get("/events/<int:event_id>/waiting/status")
+def waiting_status(event_id):
+    """The per-person status: an htmx fragment that schedules its own next
+    poll, or (no JavaScript) a tiny page for the <noscript> frame that
+    refreshes itself at the same interval."""
+    fragment = request.headers.get("HX-Request") == "true"
+    template = "waiting/_status.html" if fragment else "waiting/status_page.html"
+    user_id = web_session.user_id()
+    context = {"event_id": event_id, "status": None, "problem": None, "start": 1}
+    if not user_id:
+        context["problem"] = "login"
+    else:
+        try:
+            status = waiting_room.poll(event_id, user_id)
+        except AppError as e:
+            if e.code != "not_in_queue":
+                raise
+            context["problem"] = "not_in_queue"
+        else:
+            context.update(status=status, start=session.get(f"start:{event_id}", 1))
+            if status.status == "admitted":
+                # The browser's entrance: consume the token for this session now.
+                entrance.enter(event_id, user_id, web_session.session_id(), status.token)
+                if fragment:
+                    response = make_response("", 200)
+                    response.headers["HX-Redirect"] = url_for("pages.seats", event_id=event_id)
+                    return response
+    response = make_response(render_template(template, **context))
+    response.headers["Vary"] = "HX-Request, Cookie"
+    response.headers["Cache-Control"] = "no-store"
+    status = context["status"]
+    if status and status.retry_after:
+        response.headers["Retry-After"] = status.retry_after
+    return response
+
+
+@bp.get("/events/<int:event_id>/seats")
+@page_login_required
+def seats(event_id):
+    """The booking page: only for people who came through the entrance and
+    are still within their active window. (The seat map arrives next.)"""
+    event = events.get(event_id)
+    until = entrance.active_until(event_id, web_session.user_id(), web_session.session_id())
+    if not until:
+        flash("You need to come through the waiting room first, or your time is over.", "error")
+        return redirect(url_for("pages.event", event_id=event_id))
+    return render_template("booking/seats.html", event=event, active_until=until,
+                           seconds_left=max(0, until - int(time.time())))
+
+
+@bp.app_template_filter("duration")
+def duration(seconds) -> str:
+    """Seconds as people say them: "45 s", "3 min", "1 h 20 min"."""
+    seconds = int(seconds or 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+
+
+@bp.app_template_filter("clock")
+def clock(epoch_seconds: int) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(epoch_seconds))
+
+
+@bp.app_template_filter("isotime")
+def isotime(epoch_seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))

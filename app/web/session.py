@@ -1,0 +1,67 @@
+"""Who is asking: the signed session cookie, login that rotates it, guards."""
+
+import secrets
+from functools import wraps
+
+from flask import redirect, request, session, url_for
+
+from app.errors import AppError
+from app.models import User
+
+
+def login(user: User) -> None:
+    """Start a fresh session: nothing from before login survives (no fixation)."""
+    session.clear()
+    session["uid"] = user.id
+    session["sid"] = secrets.token_urlsafe(16)  # names this session at the entrance
+    session["email"] = user.email
+    session.permanent = True
+
+
+def logout() -> None:
+    session.clear()
+
+
+def user_id() -> int | None:
+    return session.get("uid")
+
+
+def session_id() -> str | None:
+    return session.get("sid")
+
+
+def current_user() -> User | None:
+    uid = user_id()
+    return User.get_or_none(User.id == uid) if uid else None
+
+
+def api_login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not user_id():
+            raise AppError(401, "login_required", "Please log in first.")
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def page_login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not user_id():
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def staff_required(view):
+    """401 for nobody logged in, 403 for a customer (checked in the database,
+    so that revoking the staff flag takes effect at once)."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        user = current_user()
+        if user is None:
+            raise AppError(401, "login_required", "Please log in first.")
+        if not user.is_staff:
+            raise AppError(403, "forbidden", "Staff only.")
+        return view(*args, **kwargs)
+    return wrapped

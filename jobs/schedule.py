@@ -1,0 +1,60 @@
+"""The periodic jobs, registered with rq-scheduler, and a scheduler that puts
+them back by itself when Redis has lost them (restart, flush)."""
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from redis import Redis
+from rq_scheduler import Scheduler
+
+from jobs import JSONJob
+
+log = logging.getLogger(__name__)
+
+# job id -> (function, interval config key, timeout in seconds)
+PERIODIC = {
+    "ticketdrop:admission": ("jobs.admission.tick", "ADMIT_INTERVAL", 30),
+    "ticketdrop:cleanup": ("jobs.cleanup.clean_up", "CLEANUP_INTERVAL", 600),
+}
+
+
+def make_scheduler(connection: Redis, queue_name: str, interval: float = 1.0,
+                   config: dict | None = None) -> "HealingScheduler":
+    return HealingScheduler(queue_name=queue_name, connection=connection, interval=interval,
+                            job_class=JSONJob, config=config or {})
+
+
+def ensure_schedules(scheduler: Scheduler, config: dict) -> list[str]:
+    """Register every periodic job that is missing; returns the ids it added."""
+    added = []
+    for job_id, (func, interval_key, timeout) in PERIODIC.items():
+        listed = scheduler.connection.zscore(scheduler.scheduled_jobs_key, job_id) is not None
+        if listed and JSONJob.exists(job_id, connection=scheduler.connection):
+            continue
+        scheduler.cancel(job_id)  # a half-lost entry: start it clean
+        scheduler.schedule(datetime.now(UTC).replace(tzinfo=None), func,
+                           interval=config.get(interval_key, 1), id=job_id, timeout=timeout)
+        added.append(job_id)
+    if added:
+        log.warning("registered periodic jobs again: %s", ", ".join(added))
+    return added
+
+
+class HealingScheduler(Scheduler):
+    """rq-scheduler's Scheduler that checks its periodic jobs every few seconds
+    and registers the missing ones again, so nobody has to act after Redis
+    loses data."""
+
+    check_every = 5.0
+
+    def __init__(self, *args, config: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config
+        self._checked_at = 0.0
+
+    def enqueue_jobs(self):
+        if time.monotonic() - self._checked_at >= self.check_every:
+            ensure_schedules(self, self.config)
+            self._checked_at = time.monotonic()
+        return super().enqueue_jobs()

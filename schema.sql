@@ -1,0 +1,93 @@
+-- The MySQL/MariaDB schema: the source of truth (app/models.py mirrors it).
+-- `flask --app wsgi init-db` runs these statements one by one on MySQL;
+-- on SQLite it creates the same tables from the models.
+
+CREATE TABLE IF NOT EXISTS users (
+  id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  email         VARCHAR(254) NOT NULL,
+  name          VARCHAR(100) NOT NULL DEFAULT '',
+  password_hash VARCHAR(255) NOT NULL,
+  is_staff      TINYINT(1) NOT NULL DEFAULT 0,
+  points        BIGINT NOT NULL DEFAULT 0,
+  created_at    DATETIME NOT NULL,
+  UNIQUE KEY users_email (email)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS events (
+  id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name          VARCHAR(200) NOT NULL,
+  sale_opens_at DATETIME NULL,
+  admission     VARCHAR(10) NOT NULL DEFAULT 'paused',  -- open | paused | closed
+  max_active    INT NOT NULL,
+  admit_rate    INT NOT NULL,
+  active_ttl    INT NOT NULL,
+  hold_ttl      INT NOT NULL,
+  created_at    DATETIME NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS seats (
+  id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  event_id      BIGINT NOT NULL,
+  section       VARCHAR(50) NOT NULL,
+  row_label     VARCHAR(10) NOT NULL,
+  number        INT NOT NULL,
+  price         INT NOT NULL,
+  status        VARCHAR(10) NOT NULL DEFAULT 'available',  -- available | booked | blocked
+  holder_id     BIGINT NULL,
+  version       INT NOT NULL DEFAULT 0,
+  fencing_token BIGINT NOT NULL DEFAULT 0,
+  UNIQUE KEY seats_event_place (event_id, section, row_label, number),
+  KEY seats_event_status (event_id, status),
+  CONSTRAINT seats_event FOREIGN KEY (event_id) REFERENCES events (id) ON DELETE CASCADE,
+  CONSTRAINT seats_holder FOREIGN KEY (holder_id) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS bookings (
+  id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id         BIGINT NOT NULL,
+  event_id        BIGINT NOT NULL,
+  amount          BIGINT NOT NULL,
+  status          VARCHAR(10) NOT NULL DEFAULT 'confirmed',
+  idempotency_key VARCHAR(100) NOT NULL,
+  request_hash    VARCHAR(64) NOT NULL,
+  created_at      DATETIME NOT NULL,
+  UNIQUE KEY bookings_user_idempotency (user_id, idempotency_key),
+  CONSTRAINT bookings_user FOREIGN KEY (user_id) REFERENCES users (id),
+  CONSTRAINT bookings_event FOREIGN KEY (event_id) REFERENCES events (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- `live` is 1 while the booking stands and NULL once cancelled: the unique
+-- key makes two live bookings of one seat impossible, whatever else fails.
+CREATE TABLE IF NOT EXISTS booking_seats (
+  id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  booking_id BIGINT NOT NULL,
+  seat_id    BIGINT NOT NULL,
+  price      INT NOT NULL,
+  live       SMALLINT NULL DEFAULT 1,
+  UNIQUE KEY booking_seats_seat_live (seat_id, live),
+  CONSTRAINT booking_seats_booking FOREIGN KEY (booking_id) REFERENCES bookings (id) ON DELETE CASCADE,
+  CONSTRAINT booking_seats_seat FOREIGN KEY (seat_id) REFERENCES seats (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS payments (
+  id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  booking_id BIGINT NOT NULL,
+  user_id    BIGINT NOT NULL,
+  amount     BIGINT NOT NULL,
+  method     VARCHAR(20) NOT NULL DEFAULT 'points',
+  created_at DATETIME NOT NULL,
+  CONSTRAINT payments_booking FOREIGN KEY (booking_id) REFERENCES bookings (id) ON DELETE CASCADE,
+  CONSTRAINT payments_user FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS audit_log (
+  id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  actor_id   BIGINT NULL,
+  action     VARCHAR(50) NOT NULL,
+  target     VARCHAR(100) NOT NULL,
+  `before`   TEXT NULL,
+  `after`    TEXT NULL,
+  created_at DATETIME NOT NULL,
+  KEY audit_log_created (created_at),
+  CONSTRAINT audit_log_actor FOREIGN KEY (actor_id) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
