@@ -32,5 +32,10 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
+def set_password(user: User, password: str) -> None:
+    user.password_hash = generate_password_hash(password)
+    user.save()
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()

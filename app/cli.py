@@ -48,12 +48,9 @@ def register(app: Flask) -> None:
         click.echo(f"Created user {user.id} <{user.email}>{' (staff)' if staff else ''}.")
 
     @app.cli.command("demo")
-    @click.option("--if-missing", is_flag=True, help="Do nothing if a demo event exists.")
-    def demo(if_missing):
-        """A demo event with a seat map, open for admission, and a staff account."""
-        if if_missing and Event.select().where(Event.name == DEMO_EVENT).exists():
-            click.echo("Demo event already there.")
-            return
+    def demo():
+        """A demo event (seat map, admission open) and a staff and a fan account,
+        printed on screen. Run again, it keeps the event and prints new passwords."""
         print_demo(*make_demo())
 
     @app.cli.command("capacity")
@@ -80,13 +77,14 @@ def make_demo() -> tuple[Event, str]:
             accounts.register(email, password, "Demo " + ("staff" if staff else "fan"),
                               is_staff=staff)
         else:
-            user.password_hash = accounts.generate_password_hash(password)
-            user.save()
-    event = events.create(DEMO_EVENT, [
-        {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 12000},
-        {"name": "Balcony", "rows": 6, "seats_per_row": 16, "price": 8000},
-    ], max_active=100, admit_rate=5)
-    events.update(event.id, admission="open")
+            accounts.set_password(user, password)
+    event = Event.get_or_none(Event.name == DEMO_EVENT)
+    if event is None:
+        event = events.create(DEMO_EVENT, [
+            {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 12000},
+            {"name": "Balcony", "rows": 6, "seats_per_row": 16, "price": 8000},
+        ], max_active=100, admit_rate=5)
+        event = events.update(event.id, admission="open")
     return event, password
 
 

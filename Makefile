@@ -1,0 +1,35 @@
+# make run   installs into .venv/ and starts web, worker and scheduler
+# make test  installs the test tools, lints, and runs the suite
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+PYTHON ?= python3
+
+.PHONY: run test lint services clean
+
+$(VENV)/.run-deps: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.run-deps requirements-dev.txt
+	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.run-deps
+	$(PY) bin/run
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check .
+
+# Starts a local MariaDB / Redis when they are installed but not running
+# (CI must not skip the MySQL tests); otherwise the suite starts an embedded
+# Redis and falls back to SQLite by itself.
+services:
+	bin/services
+
+test: lint services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
