@@ -123,4 +123,4 @@ def add_worker_commands(app: Flask) -> None:
         queue = Queue(current_app.config["RQ_QUEUE"], connection=connection,
                       serializer=JSONSerializer)
         SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(
-            burst=burst, with_scheduler=False)
+            burst=burst, with_scheduler=False, logging_level="WARNING")

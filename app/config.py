@@ -43,6 +43,8 @@ def load(instance_path: str) -> dict:
         "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # No fresh Set-Cookie on every poll: the hot path stays cheap.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

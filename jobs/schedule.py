@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 # job id -> (function, interval config key, timeout in seconds)
 PERIODIC = {
-    "ticketdrop:admission": ("jobs.admission.tick", "ADMIT_INTERVAL", 30),
-    "ticketdrop:cleanup": ("jobs.cleanup.clean_up", "CLEANUP_INTERVAL", 600),
+    "ticketdrop-admission": ("jobs.admission.tick", "ADMIT_INTERVAL", 30),
+    "ticketdrop-cleanup": ("jobs.cleanup.clean_up", "CLEANUP_INTERVAL", 600),
 }
 
 
