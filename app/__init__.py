@@ -36,12 +36,13 @@ def init_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.extensions import csrf
-    from app.web import api, auth, health, pages
+    from app.web import api, auth, health, openapi, pages
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     csrf.exempt(api.bp)  # JSON bodies only: see api.json_bodies_only
 
     @app.after_request
