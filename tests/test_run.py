@@ -1,0 +1,94 @@
+"""`make run` end to end: bin/run on embedded Redis and SQLite, in a fresh
+instance folder, serves the demo and admits a person with no manual step."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Browser:
+    """Just enough of an HTTP client with cookies, from the standard library."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data
+                                         else {})
+        try:
+            with self.opener.open(request, timeout=5) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.mark.slow
+def test_run_serves_the_demo_and_the_worker_admits_a_person(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), WEB_WORKERS="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bin" / "run")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        browser = Browser(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if browser.call("GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("bin/run did not become ready within 60 s")
+
+        assert browser.call("POST", "/api/auth/register",
+                            {"email": "walk-in@example.com", "password": "password123"})[0] == 201
+        assert browser.call("POST", "/api/auth/login",
+                            {"email": "walk-in@example.com", "password": "password123"})[0] == 200
+        events = browser.call("GET", "/api/events")[1]
+        demo = next(e for e in events if e["name"] == "Demo concert")
+        assert demo["admission"] == "open"
+
+        status, body = browser.call("POST", f"/api/events/{demo['id']}/queue")
+        assert status == 200 and body["status"] in ("waiting", "admitted")
+        deadline = time.monotonic() + 30
+        while body["status"] != "admitted" and time.monotonic() < deadline:
+            time.sleep(min(body["poll_after"] or 1, 1))
+            status, body = browser.call("GET", f"/api/events/{demo['id']}/queue")
+            assert status == 200
+        assert body["status"] == "admitted", "the worker never admitted the person"
+        assert body["token"]
+        assert (tmp_path / "instance" / "redis.sock").exists()  # the embedded Redis
+        assert (tmp_path / "instance" / "ticketdrop.sqlite3").exists()  # and SQLite
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            output, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+    assert "staff login: staff@example.com" in output
+    assert f"open http://127.0.0.1:{port}/" in output
