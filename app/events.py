@@ -57,6 +57,10 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
             setattr(event, field, value)
         event.save()
         audit(actor_id, "event.update", event, before, describe(event))
+    if event.admission != before["admission"]:
+        # Restart the admission clock: reopening must not release the time
+        # the event spent paused or closed all at once.
+        redis_store.client.hdel(keys.event(event.id).tick, "last_ms", "carry")
     sync_config(event)  # the next admission tick uses the new values
     return event
 

@@ -169,9 +169,6 @@ def test_paused_event_admits_nobody_and_reopening_releases_no_burst(ctx, r, make
     assert waiting_room.admit(event.id)["admitted"] <= rate  # then the normal pace
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the admission job skips closed events, so "
-                   "admit.lua never restarts their clock; reopening a closed event releases "
-                   "the whole closed time (up to max_catch_up_ms) at once")
 def test_reopening_a_closed_event_releases_no_burst(app, r, make_event, job_app):
     from jobs.admission import tick
 
@@ -188,7 +185,7 @@ def test_reopening_a_closed_event_releases_no_burst(app, r, make_event, job_app)
     with app.app_context():
         events.update(event.id, admission="open")
 
-    assert tick()[event.id]["admitted"] <= rate  # fails: about 3 x rate at once
+    assert tick()[event.id]["admitted"] <= rate  # not the 3 s spent closed
 
 
 def test_a_tick_drops_expired_actives_even_while_paused(ctx, r, make_event):
@@ -217,7 +214,7 @@ def test_a_lower_cap_admits_nobody_until_people_leave(ctx, r, make_event):
         waiting_room.leave(event.id, uid)
     time.sleep(0.05)
     assert waiting_room.admit(event.id)["active"] == 4
-    assert members(r, k.active) == [8, 9, 10, 11]
+    assert sorted(members(r, k.active)) == [8, 9, 10, 11]
 
 
 # Several worker processes at once
@@ -319,7 +316,7 @@ def test_four_workers_never_exceed_max_active(app, ctx, r, make_event):
 
     assert min(ticks) >= 5
     assert largest <= cap
-    assert members(r, k.active) == list(range(1, cap + 1))
+    assert sorted(members(r, k.active)) == list(range(1, cap + 1))
     assert r.hget(k.tick, "admitted_total") == str(cap)
     assert r.zcard(k.queue) == 5_000 - cap
 

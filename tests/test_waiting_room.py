@@ -83,7 +83,6 @@ def logged_in_client(app, login, user):
 # Joining
 
 
-@pytest.mark.slow
 def test_twenty_concurrent_joins_by_one_person_queue_them_once(app, r, make_user, login,
                                                                make_event):
     event = make_event(admission="paused")
@@ -173,7 +172,6 @@ def test_poll_intervals_are_jittered(ctx):
     assert len(intervals) > 5  # a crowd admitted together does not poll in lock-step
 
 
-@pytest.mark.slow
 def test_poll_answers_each_tier_boundary_through_the_api(app, r, make_user, login, make_event):
     event = make_event(admission="open")
     k = keys.event(event.id)
@@ -487,7 +485,6 @@ def recorded_clean_up(ctx, monkeypatch):
     return calls
 
 
-@pytest.mark.slow
 def test_clean_up_removes_100k_ghosts_in_batches_and_keeps_pollers(r, make_event,
                                                                   recorded_clean_up):
     event = make_event(admission="open")

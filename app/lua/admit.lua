@@ -54,13 +54,14 @@ end
 local carry = allowance - want
 if n == tonumber(ARGV[1]) and want > n then carry = math.min(allowance - n, rate * 60) end
 
-local observed = tonumber(tick[3]) or 0
+local observed = tonumber(tick[3])
 if elapsed > 0 then
-  -- Exponentially weighted over about 10 s, whatever the tick spacing.
-  local alpha = 1 - math.exp(-elapsed / 10000)
-  observed = observed + alpha * (admitted * 1000 / elapsed - observed)
+  -- Exponentially weighted over about 10 s, whatever the tick spacing; the
+  -- first tick starts it at its own rate so early ETAs are not far too long.
+  local alpha = observed and 1 - math.exp(-elapsed / 10000) or 1
+  observed = (observed or 0) + alpha * (admitted * 1000 / elapsed - (observed or 0))
 end
 redis.call('HSET', KEYS[5], 'last_ms', now, 'carry', tostring(carry),
-           'rate_obs', string.format('%.3f', observed))
+           'rate_obs', string.format('%.3f', observed or 0))
 redis.call('HINCRBY', KEYS[5], 'admitted_total', admitted)
 return {admitted, expired, redis.call('ZCARD', KEYS[3]), 'ok'}
