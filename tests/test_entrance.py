@@ -327,6 +327,21 @@ def test_token_from_an_expired_window_after_rejoin(app, admitted, r):
     assert enter(client, event.id, new_token).status_code == 200
 
 
+def test_a_new_window_needs_a_new_entry(app, admitted, r):
+    """Entered in the first window; admitted again after it ended: the booking
+    page stays shut until the new token is presented."""
+    event, user, old_token, client = admitted
+    assert enter(client, event.id, old_token).status_code == 200
+    r.zadd(keys.event(event.id).active, {str(user.id): int(time.time() * 1000) - 1000})
+    client.post(f"/api/events/{event.id}/queue")
+    with app.app_context():
+        assert waiting_room.admit(event.id)["admitted"] == 1
+    new_token = client.get(f"/api/events/{event.id}/queue").json["token"]
+    assert client.get(seats_url(event.id)).status_code == 302
+    assert enter(client, event.id, new_token).status_code == 200
+    assert client.get(seats_url(event.id)).status_code == 200
+
+
 def test_entering_after_the_window_ended(admitted, r):
     event, user, token, client = admitted
     r.zadd(keys.event(event.id).active, {str(user.id): int(time.time() * 1000) - 1000})
