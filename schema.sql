@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS bookings (
   user_id         BIGINT NOT NULL,
   event_id        BIGINT NOT NULL,
   amount          BIGINT NOT NULL,
+  points_left     BIGINT NOT NULL,   -- the buyer's balance after paying (for replays)
   status          VARCHAR(10) NOT NULL DEFAULT 'confirmed',
   idempotency_key VARCHAR(100) NOT NULL,
   request_hash    VARCHAR(64) NOT NULL,

@@ -28,19 +28,23 @@ def configure(app: Flask, test_config: dict | None) -> None:
 
 def init_extensions(app: Flask) -> None:
     from app.extensions import csrf, init_db, redis_store
+    from app.web.limits import limiter, storage_uri
 
     init_db(app)
     redis_store.init_app(app)
     csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app.config["REDIS_URL"]))
+    limiter.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from app.extensions import csrf
-    from app.web import api, auth, health, openapi, pages
+    from app.web import api, auth, booking, health, openapi, pages
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(booking.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     csrf.exempt(api.bp)  # JSON bodies only: see api.json_bodies_only

@@ -7,6 +7,7 @@ import click
 from flask import Flask, current_app
 
 from app import accounts, capacity, events
+from app.errors import AppError
 from app.extensions import db, is_mysql
 from app.models import MODELS, Event, User
 
@@ -44,7 +45,10 @@ def register(app: Flask) -> None:
     @click.option("--name", default="")
     def create_user(email, password, staff, points, name):
         """Create an account."""
-        user = accounts.register(email, password, name, is_staff=staff, points=points)
+        try:
+            user = accounts.register(email, password, name, is_staff=staff, points=points)
+        except AppError as e:
+            raise click.ClickException(e.message) from None
         click.echo(f"Created user {user.id} <{user.email}>{' (staff)' if staff else ''}.")
 
     @app.cli.command("demo")

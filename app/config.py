@@ -41,7 +41,21 @@ def load(instance_path: str) -> dict:
         "ADMIT_INTERVAL": int(env("ADMIT_INTERVAL", "1")),
         "CLEANUP_INTERVAL": int(env("CLEANUP_INTERVAL", "30")),
         "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
+        "RECONCILE_INTERVAL": int(env("RECONCILE_INTERVAL", "60")),
+        "MAX_SEATS_PER_PERSON": int(env("MAX_SEATS_PER_PERSON", "4")),
+        # Checkout: how long seats stay "being paid for", and MySQL's patience.
+        "CHECKOUT_LEASE": int(env("CHECKOUT_LEASE", "30")),
+        "LOCK_WAIT_TIMEOUT": int(env("LOCK_WAIT_TIMEOUT", "5")),
+        "CHECKOUT_ATTEMPTS": int(env("CHECKOUT_ATTEMPTS", "4")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "RATE_LIMITS": {
+            "join": env("JOIN_LIMIT", "10/minute"),
+            "hold": env("HOLD_LIMIT", "30/minute"),
+            "checkout": env("CHECKOUT_LIMIT", "10/minute"),
+            "per_ip": env("PER_IP_LIMIT", "3000/minute"),
+        },
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "ticketdrop-limits",
         "SESSION_COOKIE_SAMESITE": "Lax",
         # No fresh Set-Cookie on every poll: the hot path stays cheap.
         "SESSION_REFRESH_EACH_REQUEST": False,

@@ -32,11 +32,16 @@ def wants_json() -> bool:
 
 
 def respond(status: int, code: str, message: str, headers: dict | None = None):
+    headers = dict(headers or {})
     if wants_json():
         response = jsonify(error=code, message=message)
+    elif request.headers.get("HX-Request") == "true":
+        # htmx: show the message in the page's message area, whatever the target was.
+        response = render_template("_message.html", message=message)
+        headers.update({"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"})
     else:
         response = render_template("error.html", status=status, message=message)
-    return response, status, headers or {}
+    return response, status, headers
 
 
 def register(app: Flask) -> None:

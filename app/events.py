@@ -9,7 +9,10 @@ import json
 import string
 from datetime import UTC, datetime
 
-from app import keys
+import peewee
+from peewee import fn
+
+from app import keys, seats
 from app.config import EVENT_DEFAULTS
 from app.errors import AppError, not_found
 from app.extensions import db, redis_store
@@ -29,6 +32,16 @@ def create(name: str, sections: list[dict], actor_id: int | None = None,
            sale_opens_at: datetime | None = None, **settings) -> Event:
     """Create an event and its seats; admission starts paused."""
     values = {**EVENT_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    try:
+        event = _create_with_seats(name, sections, sale_opens_at, values, actor_id)
+    except peewee.IntegrityError:
+        raise AppError(422, "invalid", "Two seats would have the same section, row and "
+                       "number: give every section its own name.") from None
+    sync_config(event)
+    return event
+
+
+def _create_with_seats(name, sections, sale_opens_at, values, actor_id) -> Event:
     with db.atomic():
         event = Event.create(name=name, sale_opens_at=sale_opens_at, **values)
         rows = [
@@ -41,7 +54,6 @@ def create(name: str, sections: list[dict], actor_id: int | None = None,
         for start in range(0, len(rows), 500):
             Seat.insert_many(rows[start:start + 500]).execute()
         audit(actor_id, "event.create", event, None, describe(event))
-    sync_config(event)
     return event
 
 
@@ -61,6 +73,8 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
         # Restart the admission clock: reopening must not release the time
         # the event spent paused or closed all at once.
         redis_store.client.hdel(keys.event(event.id).tick, "last_ms", "carry")
+        if event.admission == "open":
+            seats.reconcile(event.id)  # a sale opens knowing what is sold
     sync_config(event)  # the next admission tick uses the new values
     return event
 
@@ -75,13 +89,17 @@ def sync_config(event: Event) -> None:
         "max_active": event.max_active,
         "rate": event.admit_rate,
         "active_ttl_ms": event.active_ttl * 1000,
+        "hold_ttl_ms": event.hold_ttl * 1000,
         "opens_at_ms": opens_at_ms,
     })
 
 
 def reload_config(event_id: int) -> None:
-    """Redis lost an event's config (restart, flush): write it again from MySQL."""
-    sync_config(get(event_id))
+    """Redis lost an event's config (restart, flush): write it again from MySQL,
+    with the booked and blocked seats and the fencing tokens MySQL knows."""
+    event = get(event_id)
+    seats.reconcile(event.id)
+    sync_config(event)
 
 
 def queue_counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -104,8 +122,9 @@ def stats(event_id: int) -> dict:
     pipe.zcard(k.active)
     pipe.hmget(k.tick, "admitted_total", "rate_obs")
     waiting, active, (admitted_total, rate_obs) = pipe.execute()
-    seats = dict(Seat.select(Seat.status, db.fn.COUNT(Seat.id))
+    in_db = dict(Seat.select(Seat.status, fn.COUNT(Seat.id))
                  .where(Seat.event == event.id).group_by(Seat.status).tuples())
+    held = seats.counts(event.id)["held"]  # holds live in Redis only
     return {
         "event_id": event.id,
         "admission": event.admission,
@@ -115,11 +134,10 @@ def stats(event_id: int) -> dict:
         "admit_rate": event.admit_rate,
         "admitted_total": int(admitted_total or 0),
         "admit_rate_observed": round(float(rate_obs or 0), 1),
-        # Holds arrive with the seat issue; until then no seat can be held.
-        "held": 0,
-        "booked": seats.get("booked", 0),
-        "available": seats.get("available", 0),
-        "blocked": seats.get("blocked", 0),
+        "held": held,
+        "booked": in_db.get("booked", 0),
+        "available": max(0, in_db.get("available", 0) - held),
+        "blocked": in_db.get("blocked", 0),
     }
 
 

@@ -39,3 +39,14 @@ class EventKeys:
     def admission(self, user_id: int) -> str:  # hash: token id, expiry, who used it
         return f"{self.tag}:adm:{int(user_id)}"
 
+    @property
+    def seats(self) -> str:  # hash: seat id -> state (absent = available); see hold.lua
+        return f"{self.tag}:seats"
+
+    @property
+    def fence(self) -> str:  # hash: seat id -> fencing-token counter (never expires)
+        return f"{self.tag}:fence"
+
+    def holds(self, user_id: int) -> str:  # set: seat ids this person holds or pays for
+        return f"{self.tag}:holds:{int(user_id)}"
+

@@ -73,6 +73,7 @@ class Booking(BaseModel):
     user = pw.ForeignKeyField(User, backref="bookings")
     event = pw.ForeignKeyField(Event, backref="bookings")
     amount = pw.BigIntegerField()
+    points_left = pw.BigIntegerField()  # the buyer's balance after paying (for replays)
     status = pw.CharField(max_length=10, default="confirmed")
     idempotency_key = pw.CharField(max_length=100)
     request_hash = pw.CharField(max_length=64)

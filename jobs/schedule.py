@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 PERIODIC = {
     "ticketdrop-admission": ("jobs.admission.tick", "ADMIT_INTERVAL", 30),
     "ticketdrop-cleanup": ("jobs.cleanup.clean_up", "CLEANUP_INTERVAL", 600),
+    "ticketdrop-reconcile": ("jobs.reconcile.reconcile", "RECONCILE_INTERVAL", 600),
 }
 
 

@@ -103,7 +103,8 @@ def app(redis_url, database_url):
     from app.models import MODELS
 
     app = create_app({"TESTING": True, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-                      "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test",
+                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+                      "SECRET_KEY": "test",
                       "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long"})
     with app.app_context():
         db.drop_tables(MODELS, safe=True)

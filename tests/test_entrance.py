@@ -366,7 +366,7 @@ def test_seats_page_after_entering(admitted):
     assert enter(client, event.id, token).status_code == 200
     response = client.get(seats_url(event.id))
     assert response.status_code == 200
-    assert b"you are in" in response.data
+    assert b"Time left to book" in response.data
 
 
 def test_seats_page_admitted_but_not_entered(admitted):

@@ -1,15 +1,14 @@
 """The JSON API (../shared/API.md is the contract). Views stay thin: parse,
 call a module, answer."""
 
-from datetime import UTC
-
 from flask import Blueprint, jsonify, request
 
-from app import accounts, bookings, entrance, events, waiting_room
+from app import accounts, bookings, checkout, entrance, events, seats, waiting_room
 from app.errors import AppError
 from app.models import Event
 from app.web import session as web_session
-from app.web.schemas import CreateEvent, Login, Register, UpdateEvent, parse
+from app.web.limits import limited
+from app.web.schemas import Checkout, CreateEvent, Login, Register, Release, UpdateEvent, parse
 from app.web.session import api_login_required, staff_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -96,6 +95,7 @@ def get_event(event_id):
 
 @bp.post("/events/<int:event_id>/queue")
 @api_login_required
+@limited("join")
 def join_queue(event_id):
     return queue_response(waiting_room.join(event_id, web_session.user_id()))
 
@@ -124,18 +124,55 @@ def enter(event_id):
     return jsonify(status="entered", active_until=until)
 
 
+# Seats and checkout: entered, still-active sessions only
+
+@bp.get("/events/<int:event_id>/seats")
+@api_login_required
+def list_seats(event_id):
+    return jsonify(seats.seat_list(event_id, web_session.user_id(), web_session.session_id()))
+
+
+@bp.post("/events/<int:event_id>/seats/<int:seat_id>/hold")
+@api_login_required
+@limited("hold")
+def hold_seat(event_id, seat_id):
+    hold = seats.hold(event_id, web_session.user_id(), web_session.session_id(), seat_id)
+    return jsonify(seat_id=hold.seat_id, token=hold.token, expires_in=hold.expires_in), 201
+
+
+@bp.delete("/events/<int:event_id>/seats/<int:seat_id>/hold")
+@api_login_required
+def release_seat(event_id, seat_id):
+    body = parse(Release, json_body())
+    seats.seat_info(event_id, seat_id)
+    if not seats.release(event_id, web_session.user_id(), seat_id, body.token):
+        raise AppError(404, "not_your_hold", "You do not hold this seat.")
+    return "", 204
+
+
+@bp.post("/events/<int:event_id>/checkout")
+@api_login_required
+@limited("checkout")
+def checkout_seats(event_id):
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not 1 <= len(key) <= 100:
+        raise AppError(422, "invalid", "Send an Idempotency-Key header (1-100 characters).")
+    body = parse(Checkout, json_body())
+    receipt, created = checkout.checkout(
+        event_id, web_session.user_id(), web_session.session_id(),
+        [(item.seat_id, item.token) for item in body.seats], key)
+    return jsonify(receipt.to_json()), 201 if created else 200
+
+
 # Staff
 
 @bp.post("/admin/events")
 @staff_required
 def create_event():
     body = parse(CreateEvent, json_body())
-    opens = body.sale_opens_at
-    if opens is not None and opens.tzinfo is not None:
-        opens = opens.astimezone(UTC).replace(tzinfo=None)
     event = events.create(
         body.name, [s.model_dump() for s in body.sections], actor_id=web_session.user_id(),
-        sale_opens_at=opens, max_active=body.max_active, admit_rate=body.admit_rate,
+        sale_opens_at=body.sale_opens_at, max_active=body.max_active, admit_rate=body.admit_rate,
         active_ttl=body.active_ttl, hold_ttl=body.hold_ttl)
     return jsonify(events.describe(event, 0, 0)), 201
 

@@ -26,7 +26,8 @@ def _errors(*codes: int) -> dict:
 
 
 def _op(summary: str, ok: tuple[int, str, dict | None], *errors: int, body: str | None = None,
-        params: tuple[str, ...] = (), headers: tuple[str, ...] = ()) -> dict:
+        params: tuple[str, ...] = (), headers: tuple[str, ...] = (),
+        optional_body: str | None = None) -> dict:
     code, description, schema = ok
     op = {"summary": summary, "responses": {str(code): _response(description, schema),
                                             **_errors(*errors)}}
@@ -36,18 +37,20 @@ def _op(summary: str, ok: tuple[int, str, dict | None], *errors: int, body: str 
                    for h in headers]
     if parameters:
         op["parameters"] = parameters
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    if body or optional_body:
+        op["requestBody"] = {"required": bool(body), "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{body or optional_body}"}}}}
     return op
 
 
 EVENT = ("event_id",)
+SEAT = ("event_id", "seat_id")
 OBJECT = {"type": "object"}
 
 
 def document() -> dict:
-    models = [schemas.Register, schemas.Login, schemas.CreateEvent, schemas.UpdateEvent]
+    models = [schemas.Register, schemas.Login, schemas.CreateEvent, schemas.UpdateEvent,
+              schemas.Checkout, schemas.Release]
     components = {}
     for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -87,6 +90,18 @@ def document() -> dict:
         "/api/events/{event_id}/enter": {"post": _op(
             "Consume the admission token", (200, "entered", OBJECT), 401, 404, 409, 415,
             params=EVENT, headers=("Authorization",))},
+        "/api/events/{event_id}/seats": {"get": _op(
+            "The live seat map (entered, active sessions)", (200, "ok", {"type": "array"}),
+            401, 403, 404, params=EVENT)},
+        "/api/events/{event_id}/seats/{seat_id}/hold": {
+            "post": _op("Hold a seat", (201, "held", OBJECT), 401, 403, 404, 409, 415, 422, 429,
+                        params=SEAT),
+            "delete": _op("Release your hold", (204, "released", None), 400, 401, 404, 415,
+                          422, params=SEAT, optional_body="Release"),
+        },
+        "/api/events/{event_id}/checkout": {"post": _op(
+            "Buy the held seats", (201, "booked", OBJECT), 400, 401, 402, 403, 404, 409, 415,
+            422, 429, 503, body="Checkout", params=EVENT, headers=("Idempotency-Key",))},
         "/api/admin/events": {"post": _op("Create an event (staff)", (201, "created", OBJECT),
                                           400, 401, 403, 415, 422, body="CreateEvent")},
         "/api/admin/events/{event_id}": {"patch": _op(

@@ -17,6 +17,7 @@ from app import entrance, events, waiting_room
 from app.errors import AppError
 from app.models import Event
 from app.web import session as web_session
+from app.web.limits import limited
 from app.web.session import page_login_required
 
 bp = Blueprint("pages", __name__)
@@ -38,6 +39,7 @@ def event(event_id):
 
 @bp.post("/events/<int:event_id>/join")
 @page_login_required
+@limited("join")
 def join(event_id):
     try:
         status = waiting_room.join(event_id, web_session.user_id())
@@ -89,14 +91,19 @@ def waiting_status(event_id):
                 raise
             context["problem"] = "not_in_queue"
         else:
-            context.update(status=status, start=session.get(f"start:{event_id}", 1))
+            context.update(status=status, start=_start_position(event_id, status))
             if status.status == "admitted":
-                # The browser's entrance: consume the token for this session now.
-                entrance.enter(event_id, user_id, web_session.session_id(), status.token)
-                if fragment:
-                    response = make_response("", 200)
-                    response.headers["HX-Redirect"] = url_for("pages.seats", event_id=event_id)
-                    return response
+                try:
+                    # The browser's entrance: consume the token for this session now.
+                    entrance.enter(event_id, user_id, web_session.session_id(), status.token)
+                except AppError as e:
+                    context.update(status=None, problem="entered_elsewhere", message=e.message)
+                else:
+                    if fragment:
+                        response = make_response("", 200)
+                        response.headers["HX-Redirect"] = url_for("booking.seats",
+                                                                  event_id=event_id)
+                        return response
     response = make_response(render_template(template, **context))
     response.headers["Vary"] = "HX-Request, Cookie"
     response.headers["Cache-Control"] = "no-store"
@@ -106,18 +113,14 @@ def waiting_status(event_id):
     return response
 
 
-@bp.get("/events/<int:event_id>/seats")
-@page_login_required
-def seats(event_id):
-    """The booking page: only for people who came through the entrance and
-    are still within their active window. (The seat map arrives next.)"""
-    event = events.get(event_id)
-    until = entrance.active_until(event_id, web_session.user_id(), web_session.session_id())
-    if not until:
-        flash("You need to come through the waiting room first, or your time is over.", "error")
-        return redirect(url_for("pages.event", event_id=event_id))
-    return render_template("booking/seats.html", event=event, active_until=until,
-                           seconds_left=max(0, until - int(time.time())))
+def _start_position(event_id: int, status: waiting_room.QueueStatus) -> int:
+    """Where this person stood when they started waiting, for the progress bar.
+    Kept in the session cookie (no Redis cost); first seen here if they joined
+    elsewhere (the JSON API, another login)."""
+    key = f"start:{event_id}"
+    if key not in session and status.status == "waiting":
+        session[key] = status.position or status.position_band["from"]
+    return session.get(key, 1)
 
 
 @bp.app_template_filter("duration")
@@ -130,6 +133,12 @@ def duration(seconds) -> str:
     if minutes < 60:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+
+
+@bp.app_template_filter("mmss")
+def mmss(seconds) -> str:
+    seconds = max(0, int(seconds or 0))
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 @bp.app_template_filter("clock")

@@ -1,6 +1,6 @@
 """Request bodies of the JSON API, validated strictly (wrong types are 422)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -41,16 +41,43 @@ class CreateEvent(Body):
 
     @field_validator("sections")
     @classmethod
-    def at_most_100k_seats(cls, sections):
+    def sections_fit(cls, sections):
         if sum(s.rows * s.seats_per_row for s in sections) > 100_000:
             raise ValueError("an event has at most 100,000 seats")
+        names = [s.name.casefold() for s in sections]
+        if len(set(names)) != len(names):
+            raise ValueError("every section needs its own name")
         return sections
+
+    @field_validator("sale_opens_at")
+    @classmethod
+    def in_utc(cls, value: datetime | None) -> datetime | None:
+        """Stored as naive UTC; a time that cannot be expressed in UTC is refused."""
+        if value is None or value.tzinfo is None:
+            return value
+        try:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError("the time is out of range") from None
 
 
 class UpdateEvent(Body):
     admission: Literal["open", "paused", "closed"] | None = None
     max_active: int | None = Field(default=None, ge=1, le=1_000_000)
     admit_rate: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class HeldSeat(Body):
+    seat_id: int = Field(ge=1, le=2**53)
+    token: int = Field(ge=1, le=2**53)
+
+
+class Checkout(Body):
+    seats: list[HeldSeat] = Field(min_length=1, max_length=20)
+
+
+class Release(Body):
+    token: int | None = Field(default=None, ge=1, le=2**53)
 
 
 def parse(model: type[Body], data) -> Body:

@@ -1,0 +1,234 @@
+"""Checkout: Redis checks the holds, then one MySQL transaction makes the sale.
+
+1. Redis (pay_begin.lua): every (seat, holder, token) must match; the seats
+   move to "being paid for" under a short lease nobody else can take.
+2. MySQL, one transaction: lock the seat rows (ascending id), then the user
+   row, always in that order, so no two checkouts can deadlock on each other;
+   refuse a seat that is not available, whose stored fencing token is newer
+   than the presented one, or whose version moved; book, pay, deduct points.
+   Deadlocks, lock wait timeouts and version conflicts are retried with
+   exponential backoff and jitter.
+3. Redis (pay_finish.lua): after commit the seats are booked and the buyer's
+   active slot is freed; after a refusal they go back to the buyer's hold.
+
+The same Idempotency-Key returns the first result and charges nothing.
+"""
+
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+
+import peewee
+from flask import current_app
+
+from app import keys, seats
+from app.errors import AppError
+from app.events import iso
+from app.extensions import db, is_mysql, redis_store
+from app.models import Booking, BookingSeat, Payment, Seat, User
+
+log = logging.getLogger(__name__)
+
+DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
+MISMATCH_MESSAGES = {
+    "expired": "Your hold on seat {label} expired; please pick it again.",
+    "taken": "Someone else is holding seat {label} now.",
+    "stale": "Your hold on seat {label} was replaced; please pick it again.",
+    "booked": "Seat {label} is already sold.",
+    "blocked": "Seat {label} is not for sale.",
+}
+
+
+@dataclass
+class Receipt:
+    booking_id: int
+    seats: list[dict]
+    amount: int
+    points_left: int
+    created_at: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Retry(Exception):
+    """A conflict worth another attempt: deadlock, lock wait, version moved."""
+
+
+def checkout(event_id: int, user_id: int, session_id: str, items: list[tuple[int, int]],
+             idempotency_key: str) -> tuple[Receipt, bool]:
+    """Buy the held seats `items` [(seat_id, token)]. Returns (receipt, created):
+    created is False when the Idempotency-Key was seen before."""
+    request_hash = _request_hash(event_id, items)
+    earlier = _replay(user_id, idempotency_key, request_hash)
+    if earlier:
+        return earlier, False
+    _validate(event_id, items)
+
+    lease_until_ms = _begin_payment(event_id, user_id, session_id, items)
+    try:
+        receipt = _book_with_retries(event_id, user_id, items, idempotency_key, request_hash,
+                                     lease_until_ms)
+    except BaseException:
+        _finish_payment(event_id, user_id, items, "abort")
+        earlier = _replay(user_id, idempotency_key, request_hash)
+        if earlier:  # a concurrent request with the same key won
+            return earlier, False
+        raise
+    _finish_payment(event_id, user_id, items, "booked")
+    log.info("booking %s: user %s bought %s seats of event %s for %s points",
+             receipt.booking_id, user_id, len(items), event_id, receipt.amount)
+    return receipt, True
+
+
+def _request_hash(event_id: int, items: list[tuple[int, int]]) -> str:
+    canonical = json.dumps({"event": event_id, "seats": sorted(items)})
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(user_id: int, idempotency_key: str, request_hash: str) -> Receipt | None:
+    booking = Booking.get_or_none(Booking.user == user_id,
+                                  Booking.idempotency_key == idempotency_key)
+    if booking is None:
+        return None
+    if booking.request_hash != request_hash:
+        raise AppError(422, "idempotency_key_reused",
+                       "This Idempotency-Key was already used for a different checkout.")
+    return receipt_for(booking)
+
+
+def _validate(event_id: int, items: list[tuple[int, int]]) -> None:
+    limit = current_app.config["MAX_SEATS_PER_PERSON"]
+    if not 1 <= len(items) <= limit:
+        raise AppError(422, "invalid", f"Check out between 1 and {limit} seats.")
+    if len({seat_id for seat_id, _ in items}) != len(items):
+        raise AppError(422, "invalid", "A seat appears twice.")
+    for seat_id, _ in items:
+        seats.seat_info(event_id, seat_id)  # 404 for a seat of another event
+
+
+def _begin_payment(event_id: int, user_id: int, session_id: str,
+                   items: list[tuple[int, int]]) -> int:
+    k = keys.event(event_id)
+    flat = [value for item in items for value in item]
+    result = redis_store.scripts.pay_begin(
+        keys=[k.config, k.seats, k.admission(user_id), k.active],
+        args=[user_id, session_id or "", current_app.config["CHECKOUT_LEASE"] * 1000, *flat])
+    if result[0] == "paying":
+        return int(result[1])
+    if result[0] == "mismatch":
+        label = seats.seat_info(event_id, int(result[1])).label
+        raise AppError(409, f"hold_{result[2]}", MISMATCH_MESSAGES[result[2]].format(label=label))
+    raise AppError(*seats.HOLD_REFUSALS["not_entered"])  # not entered, or no config (lost)
+
+
+def _finish_payment(event_id: int, user_id: int, items, outcome: str) -> None:
+    k = keys.event(event_id)
+    flat = [value for item in items for value in item]
+    try:
+        redis_store.scripts.pay_finish(
+            keys=[k.seats, k.holds(user_id), k.admission(user_id), k.active],
+            args=[user_id, outcome, *flat])
+    except Exception:
+        # The database already decided; the lease runs out by itself and the
+        # reconcile job copies booked seats into Redis.
+        log.exception("event %s: could not mark seats %s in Redis", event_id, outcome)
+
+
+def _book_with_retries(event_id, user_id, items, idempotency_key, request_hash,
+                       lease_until_ms) -> Receipt:
+    attempts = current_app.config["CHECKOUT_ATTEMPTS"]
+    for attempt in range(attempts):
+        try:
+            return _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms)
+        except Retry as e:
+            if attempt + 1 == attempts:
+                raise AppError(503, "busy", "So many people are buying right now that your "
+                               "checkout could not finish; please try again.",
+                               {"Retry-After": "1"}) from e
+            log.info("checkout for user %s: %s, retrying (attempt %s)", user_id, e, attempt + 2)
+            time.sleep(0.02 * 2 ** attempt * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
+def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms) -> Receipt:
+    tokens = dict(items)
+    try:
+        with _write_transaction():
+            if is_mysql():
+                db.execute_sql("SET SESSION innodb_lock_wait_timeout = %s",
+                               (current_app.config["LOCK_WAIT_TIMEOUT"],))
+            # Lock order for everyone: seats by ascending id, then the user.
+            rows = _locked(Seat.select().where(Seat.id.in_(sorted(tokens))).order_by(Seat.id))
+            user = _locked(User.select().where(User.id == user_id))
+            if len(rows) != len(tokens) or not user:
+                raise AppError(404, "not_found", "No such seat or person.")
+            _check_seats(event_id, rows, tokens, lease_until_ms)
+            amount = sum(seat.price for seat in rows)
+            if user[0].points < amount:
+                raise AppError(402, "not_enough_points",
+                               f"This costs {amount:,} points and you have {user[0].points:,}.")
+            for seat in rows:
+                updated = (Seat.update(status="booked", holder=user_id,
+                                       fencing_token=tokens[seat.id], version=Seat.version + 1)
+                           .where(Seat.id == seat.id, Seat.version == seat.version).execute())
+                if updated != 1:
+                    raise Retry(f"seat {seat.id} changed under us (version)")
+            points_left = user[0].points - amount
+            User.update(points=User.points - amount).where(User.id == user_id).execute()
+            booking = Booking.create(user=user_id, event=event_id, amount=amount,
+                                     points_left=points_left, idempotency_key=idempotency_key,
+                                     request_hash=request_hash)
+            BookingSeat.insert_many([{"booking": booking.id, "seat": seat.id, "price": seat.price}
+                                     for seat in rows]).execute()
+            Payment.create(booking=booking.id, user=user_id, amount=amount)
+    except peewee.OperationalError as e:
+        if e.args and e.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT):
+            raise Retry("deadlock" if e.args[0] == DEADLOCK else "lock wait timeout") from e
+        raise
+    except peewee.IntegrityError as e:
+        # A unique key said no: the seat has a live booking (the last line of
+        # defence) or this Idempotency-Key was just used by a concurrent request.
+        raise AppError(409, "seat_booked", "One of these seats is already sold.") from e
+    return receipt_for(booking, rows)
+
+
+def _write_transaction():
+    """MySQL locks rows itself (FOR UPDATE); SQLite has no row locks, so it takes
+    its write lock up front (BEGIN IMMEDIATE) and checkouts run one at a time."""
+    return db.atomic() if is_mysql() else db.atomic(lock_type="IMMEDIATE")
+
+
+def _locked(query) -> list:
+    return list(query.for_update() if is_mysql() else query)
+
+
+def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: int) -> None:
+    if time.time() * 1000 > lease_until_ms - 1000:
+        # Stalled past the lease: someone else may hold these seats by now.
+        raise AppError(409, "lease_expired",
+                       "Your checkout took too long and your seats were released; "
+                       "please pick them again.")
+    for seat in rows:
+        if seat.event_id != event_id:
+            raise AppError(404, "not_found", "No such seat.")
+        if seat.status != "available":
+            raise AppError(409, "seat_booked" if seat.status == "booked" else "seat_blocked",
+                           f"Seat {seat.label} is no longer for sale.")
+        if seat.fencing_token > tokens[seat.id]:
+            # A newer hold exists: this buyer is stale (a paused process, a
+            # lost lease). The database refuses even if Redis was wrong.
+            raise AppError(409, "hold_stale",
+                           f"Your hold on seat {seat.label} was replaced; please pick it again.")
+
+
+def receipt_for(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
+    if rows is None:
+        rows = list(Seat.select().join(BookingSeat).where(BookingSeat.booking == booking.id)
+                    .order_by(Seat.id))
+    return Receipt(booking.id, [{"seat_id": s.id, "label": s.label, "price": s.price}
+                                for s in rows], booking.amount, booking.points_left,
+                   iso(booking.created_at))

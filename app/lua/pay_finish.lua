@@ -1,0 +1,35 @@
+-- Checkout, step 3. After the database committed: mark the seats booked (no
+-- expiry) and free the buyer's active slot. After it refused: give the
+-- seats back to the buyer's hold (if the hold has not run out meanwhile).
+-- Only seats still in this payment (same buyer, same token) are touched.
+-- KEYS[1] seats  KEYS[2] the person's holds (set)  KEYS[3] admission record  KEYS[4] active
+-- ARGV[1] user id  ARGV[2] "booked" or "abort"  ARGV[3..] seat id, token, ...
+-- Returns the number of seats changed.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local changed = 0
+for i = 3, #ARGV, 2 do
+  local seat, token = ARGV[i], ARGV[i + 1]
+  local state = redis.call('HGET', KEYS[1], seat)
+  local s = {}
+  if state then for field in string.gmatch(state, '[^:]+') do s[#s + 1] = field end end
+  if ARGV[2] == 'booked' then
+    -- The database is the truth: booked even if the lease ran out meanwhile.
+    redis.call('HSET', KEYS[1], seat, 'booked:' .. ARGV[1] .. ':' .. token)
+    redis.call('SREM', KEYS[2], seat)
+    changed = changed + 1
+  elseif s[1] == 'paying' and s[2] == ARGV[1] and s[3] == token then
+    if tonumber(s[5]) > now then
+      redis.call('HSET', KEYS[1], seat, 'held:' .. ARGV[1] .. ':' .. token .. ':' .. s[5])
+    else
+      redis.call('HDEL', KEYS[1], seat)
+      redis.call('SREM', KEYS[2], seat)
+    end
+    changed = changed + 1
+  end
+end
+if ARGV[2] == 'booked' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('DEL', KEYS[3])
+end
+return changed

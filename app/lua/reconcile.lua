@@ -1,0 +1,32 @@
+-- Bring Redis in line with MySQL for a batch of seats (after a restart, a
+-- flush, or a sale opening). The database is the truth for booked and
+-- blocked seats and for the highest fencing token it has seen; lapsed holds
+-- are pruned. A held seat the database calls available stays held.
+-- KEYS[1] seats  KEYS[2] fence
+-- ARGV[1..] seat id, status (available|booked|blocked), holder id, fencing token, ...
+-- Returns {seats changed, fence counters raised}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local changed, raised = 0, 0
+for i = 1, #ARGV, 4 do
+  local seat, status, holder, token = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if tonumber(redis.call('HGET', KEYS[2], seat) or '0') < tonumber(token) then
+    redis.call('HSET', KEYS[2], seat, token)
+    raised = raised + 1
+  end
+  local state = redis.call('HGET', KEYS[1], seat)
+  local s = {}
+  if state then for field in string.gmatch(state, '[^:]+') do s[#s + 1] = field end end
+  if status == 'booked' and s[1] ~= 'booked' then
+    redis.call('HSET', KEYS[1], seat, 'booked:' .. holder .. ':' .. token)
+    changed = changed + 1
+  elseif status == 'blocked' and s[1] ~= 'blocked' then
+    redis.call('HSET', KEYS[1], seat, 'blocked')
+    changed = changed + 1
+  elseif status == 'available' and (s[1] == 'blocked'
+      or ((s[1] == 'held' or s[1] == 'paying') and tonumber(s[4]) <= now)) then
+    redis.call('HDEL', KEYS[1], seat)
+    changed = changed + 1
+  end
+end
+return {changed, raised}

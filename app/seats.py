@@ -1,0 +1,237 @@
+"""Seats: the catalogue, live states, hold and release, and reconciling Redis
+with MySQL.
+
+A seat's live state is one field of the event's seats hash in Redis (absent
+means available; see app/lua/hold.lua for the encoding). MySQL keeps booked
+and blocked seats and, for every seat, the largest fencing token it has been
+told about: a hold writes its token there before it is handed out, so a
+stalled buyer with an older token can never book a seat someone else holds.
+"""
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+from flask import current_app
+
+from app import keys
+from app.errors import AppError, not_found
+from app.extensions import redis_store
+from app.models import Event, Seat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SeatInfo:
+    """What never changes about a seat: cached per process."""
+
+    id: int
+    section: str
+    row: str
+    number: int
+    price: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.section}-{self.row}{self.number}"
+
+
+@dataclass
+class SeatState:
+    kind: str  # available, held, paying, booked, blocked
+    holder: int | None = None
+    token: int | None = None
+    until_ms: int | None = None  # end of the hold or payment lease
+
+    @classmethod
+    def parse(cls, raw: str | None, now_ms: int) -> "SeatState":
+        if not raw:
+            return cls("available")
+        kind, *rest = raw.split(":")
+        if kind == "blocked":
+            return cls("blocked")
+        holder, token = int(rest[0]), int(rest[1])
+        if kind == "booked":
+            return cls("booked", holder, token)
+        until = int(rest[2])
+        return cls(kind, holder, token, until) if until > now_ms else cls("available")
+
+    @property
+    def public(self) -> str:
+        """What customers see: being paid for looks like held."""
+        return "held" if self.kind == "paying" else self.kind
+
+
+@dataclass
+class Hold:
+    seat_id: int
+    token: int
+    expires_in: int  # seconds
+
+
+def catalogue(event_id: int) -> dict[int, SeatInfo]:
+    """Every seat of an event in map order (section, row, number). Seats never
+    change after an event is created, so each process loads them once."""
+    seats = _load_catalogue(int(event_id))
+    if not seats and not Event.select().where(Event.id == event_id).exists():
+        _load_catalogue.cache_clear()  # do not remember a miss
+        raise not_found("event")
+    return seats
+
+
+@lru_cache(maxsize=64)
+def _load_catalogue(event_id: int) -> dict[int, SeatInfo]:
+    rows = (Seat.select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.price)
+            .where(Seat.event == event_id).order_by(Seat.id).tuples())
+    return {row[0]: SeatInfo(*row) for row in rows}
+
+
+def seat_info(event_id: int, seat_id: int) -> SeatInfo:
+    seat = catalogue(event_id).get(seat_id)
+    if seat is None:
+        raise not_found("seat")
+    return seat
+
+
+def live_states(event_id: int, user_id: int | None = None, session_id: str | None = None
+                ) -> tuple[int, int, dict[int, SeatState]]:
+    """(now_ms, active_until_ms, states of the seats that are not available).
+    With a user, 403 unless that session entered and is still active."""
+    k = keys.event(event_id)
+    result = redis_store.scripts.seat_map(
+        keys=[k.seats, k.admission(user_id or 0), k.active],
+        args=[user_id or 0, session_id or ""] if user_id else [0, ""])
+    now_ms, active_until = int(result[0]), int(result[1])
+    if user_id and not active_until:
+        raise AppError(403, "not_entered",
+                       "You need to come through the waiting room first, or your time is over.")
+    states = {}
+    for i in range(2, len(result), 2):
+        state = SeatState.parse(result[i + 1], now_ms)
+        if state.kind != "available":
+            states[int(result[i])] = state
+    return now_ms, active_until, states
+
+
+def seat_list(event_id: int, user_id: int, session_id: str) -> list[dict]:
+    """The seat map as the JSON API shows it."""
+    seats = catalogue(event_id)
+    now_ms, _, states = live_states(event_id, user_id, session_id)
+    available = SeatState("available")
+    listing = []
+    for seat in seats.values():
+        state = states.get(seat.id, available)
+        item = {"id": seat.id, "label": seat.label, "section": seat.section, "row": seat.row,
+                "number": seat.number, "price": seat.price, "status": state.public,
+                "held_by_me": state.kind == "held" and state.holder == user_id}
+        if item["held_by_me"]:
+            item["token"] = state.token
+            item["expires_in"] = max(0, (state.until_ms - now_ms) // 1000)
+        listing.append(item)
+    return listing
+
+
+def my_holds(event_id: int, user_id: int, session_id: str) -> list[tuple[SeatInfo, Hold]]:
+    """The seats this person holds now, with their tokens, in map order."""
+    seats = catalogue(event_id)
+    now_ms, _, states = live_states(event_id, user_id, session_id)
+    return [(seats[sid], Hold(sid, s.token, max(0, (s.until_ms - now_ms) // 1000)))
+            for sid, s in sorted(states.items())
+            if s.kind == "held" and s.holder == user_id and sid in seats]
+
+
+HOLD_REFUSALS = {
+    "not_entered": (403, "not_entered",
+                    "You need to come through the waiting room first, or your time is over."),
+    "taken": (409, "seat_taken", "Someone else is holding this seat."),
+    "booked": (409, "seat_booked", "This seat is already sold."),
+    "blocked": (409, "seat_blocked", "This seat is not for sale."),
+}
+
+
+def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
+    """Hold a seat (one Lua script), then tell MySQL the hold's fencing token."""
+    seat_info(event_id, seat_id)
+    for attempt in range(2):
+        result = _run_hold(event_id, user_id, session_id, seat_id)
+        status = result[0]
+        if status in HOLD_REFUSALS:
+            raise AppError(*HOLD_REFUSALS[status])
+        if status == "limit":
+            limit = current_app.config["MAX_SEATS_PER_PERSON"]
+            raise AppError(422, "seat_limit", f"You can hold at most {limit} seats at a time.")
+        token, until_ms, now_ms = (int(x) for x in result[1:4])
+        if status == "yours" or _record_token(seat_id, token):
+            return Hold(seat_id, token, (until_ms - now_ms) // 1000)
+        # MySQL refused the token: the seat is sold or blocked there, or Redis
+        # lost its counters. Undo the hold, bring Redis in line, try once more.
+        release(event_id, user_id, seat_id, token)
+        reconcile(event_id, [seat_id])
+        log.warning("event %s seat %s: hold %s refused by the database; reconciled",
+                    event_id, seat_id, token)
+        if attempt:
+            raise AppError(409, "seat_taken", "This seat is no longer available.")
+    raise AssertionError("unreachable")
+
+
+def _run_hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> list:
+    from app.events import reload_config
+
+    k = keys.event(event_id)
+    call = lambda: redis_store.scripts.hold(  # noqa: E731
+        keys=[k.config, k.seats, k.fence, k.holds(user_id), k.admission(user_id), k.active],
+        args=[user_id, session_id or "", seat_id, current_app.config["MAX_SEATS_PER_PERSON"]])
+    result = call()
+    if result[0] == "no_event":
+        reload_config(event_id)
+        result = call()
+    return result
+
+
+def _record_token(seat_id: int, token: int) -> bool:
+    """Store the hold's token in MySQL; False if the seat is not available
+    there or already knows a newer token."""
+    updated = (Seat.update(fencing_token=token)
+               .where(Seat.id == seat_id, Seat.status == "available",
+                      Seat.fencing_token < token)
+               .execute())
+    return updated == 1
+
+
+def release(event_id: int, user_id: int, seat_id: int, token: int | None = None) -> bool:
+    """Give a hold back. Only its holder can; with a token, only that hold."""
+    k = keys.event(event_id)
+    return bool(redis_store.scripts.release(
+        keys=[k.seats, k.holds(user_id)],
+        args=[user_id, seat_id, "" if token is None else token]))
+
+
+def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500) -> dict:
+    """Load MySQL's booked and blocked seats and its fencing tokens into Redis,
+    in batches (used when a sale opens, when Redis lost data, and every minute)."""
+    k = keys.event(event_id)
+    query = (Seat.select(Seat.id, Seat.status, Seat.holder, Seat.fencing_token)
+             .where(Seat.event == event_id).order_by(Seat.id))
+    if seat_ids is not None:
+        query = query.where(Seat.id.in_(seat_ids))
+    changed = raised = 0
+    rows = list(query.tuples())
+    for start in range(0, len(rows), batch):
+        args = []
+        for seat_id, status, holder, token in rows[start:start + batch]:
+            args += [seat_id, status, holder or 0, token]
+        c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
+        changed, raised = changed + c, raised + r
+    return {"seats": len(rows), "changed": changed, "fence_raised": raised}
+
+
+def counts(event_id: int) -> dict[str, int]:
+    """Seats by live state, for the staff numbers."""
+    seats = catalogue(event_id)
+    _, _, states = live_states(event_id)
+    tally = {"available": 0, "held": 0, "booked": 0, "blocked": 0}
+    for seat_id in seats:
+        tally[states[seat_id].public if seat_id in states else "available"] += 1
+    return tally
+

@@ -1,0 +1,168 @@
+"""Booking pages (htmx): the live seat map, holds, checkout, confirmation and
+"my bookings". Only for people who came through the entrance and are still
+within their active window; forms work without JavaScript too."""
+
+import uuid
+from itertools import groupby
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from app import bookings, checkout, events, seats
+from app.errors import AppError
+from app.models import Booking, User
+from app.web import session as web_session
+from app.web.limits import limited
+from app.web.session import page_login_required
+
+bp = Blueprint("booking", __name__)
+
+STATE_WORDS = {"available": "available", "held": "held by someone else", "mine": "held by you",
+               "booked": "sold", "blocked": "not for sale"}
+
+
+@bp.get("/events/<int:event_id>/seats", endpoint="seats")
+@page_login_required
+def seats_page(event_id):
+    event = events.get(event_id)
+    try:
+        context = _panel_context(event_id)
+    except AppError as e:
+        if e.status != 403:
+            raise
+        flash(e.message, "error")
+        return redirect(url_for("pages.event", event_id=event_id))
+    return render_template("booking/seats.html", event=event, **context)
+
+
+@bp.get("/events/<int:event_id>/seats/panel")
+@page_login_required
+def panel(event_id):
+    """The part of the seat page that refreshes itself every few seconds."""
+    return _render_panel(event_id)
+
+
+@bp.post("/events/<int:event_id>/seats/hold")
+@page_login_required
+@limited("hold")
+def hold(event_id):
+    seat_id = request.form.get("seat", type=int)
+    try:
+        held = seats.hold(event_id, web_session.user_id(), web_session.session_id(),
+                          seat_id or 0)
+    except AppError as e:
+        return _after_action(event_id, e.message, "error")
+    label = seats.seat_info(event_id, held.seat_id).label
+    return _after_action(event_id, f"Seat {label} is yours for {held.expires_in // 60} minutes.",
+                         "info")
+
+
+@bp.post("/events/<int:event_id>/seats/release")
+@page_login_required
+def release(event_id):
+    seat_id = request.form.get("seat", type=int) or 0
+    seats.seat_info(event_id, seat_id)
+    released = seats.release(event_id, web_session.user_id(), seat_id)
+    return _after_action(event_id, "Seat released." if released else "You do not hold this seat.",
+                         "info" if released else "error")
+
+
+@bp.route("/events/<int:event_id>/checkout", methods=["GET", "POST"])
+@page_login_required
+@limited("checkout")
+def checkout_page(event_id):
+    event = events.get(event_id)
+    user_id, session_id = web_session.user_id(), web_session.session_id()
+    try:
+        holds = seats.my_holds(event_id, user_id, session_id)
+    except AppError as e:
+        flash(e.message, "error")
+        return redirect(url_for("pages.event", event_id=event_id))
+    if request.method == "POST":
+        # The tokens are the ones this session holds now (read from Redis), so
+        # a stale page cannot buy seats it no longer holds.
+        try:
+            receipt, _ = checkout.checkout(
+                event_id, user_id, session_id, [(s.id, h.token) for s, h in holds],
+                request.form.get("idempotency_key", "")[:100] or uuid.uuid4().hex)
+        except AppError as e:
+            flash(e.message, "error")
+            return redirect(url_for("booking.checkout_page", event_id=event_id))
+        return redirect(url_for("booking.confirmation", booking_id=receipt.booking_id))
+    if not holds:
+        flash("Pick a seat first.", "info")
+        return redirect(url_for("booking.seats", event_id=event_id))
+    user = User.get_by_id(user_id)
+    total = sum(s.price for s, _ in holds)
+    return render_template("booking/checkout.html", event=event, holds=holds, total=total,
+                           points=user.points, idempotency_key=uuid.uuid4().hex)
+
+
+@bp.get("/bookings/<int:booking_id>")
+@page_login_required
+def confirmation(booking_id):
+    booking = Booking.get_or_none(Booking.id == booking_id,
+                                  Booking.user == web_session.user_id())
+    if booking is None:
+        abort(404)
+    return render_template("booking/confirmation.html", booking=booking,
+                           receipt=checkout.receipt_for(booking),
+                           event=events.get(booking.event_id))
+
+
+@bp.get("/bookings")
+@page_login_required
+def my_bookings():
+    return render_template("booking/bookings.html",
+                           bookings=bookings.for_user(web_session.user_id()))
+
+
+def _after_action(event_id: int, message: str, category: str):
+    """htmx: the refreshed panel with the message in it; without JavaScript:
+    back to the seat page with the message flashed."""
+    if request.headers.get("HX-Request") == "true":
+        return _render_panel(event_id, message=message, category=category)
+    flash(message, category)
+    return redirect(url_for("booking.seats", event_id=event_id))
+
+
+def _render_panel(event_id: int, **extra):
+    try:
+        context = _panel_context(event_id)
+    except AppError as e:
+        if e.status != 403:
+            raise
+        context = {"over": True}
+    response = make_response(render_template("booking/_panel.html", event_id=event_id,
+                                             **context, **extra))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _panel_context(event_id: int) -> dict:
+    user_id = web_session.user_id()
+    catalogue = seats.catalogue(event_id)
+    now_ms, active_until_ms, states = seats.live_states(event_id, user_id,
+                                                        web_session.session_id())
+    cells = []
+    for seat in catalogue.values():
+        state = states.get(seat.id)
+        kind = state.public if state else "available"
+        if kind == "held" and state.holder == user_id and state.kind == "held":
+            kind = "mine"
+        cells.append({"seat": seat, "state": kind,
+                      "expires_in": (state.until_ms - now_ms) // 1000 if kind == "mine" else 0})
+    layout = [(section, [(row, list(row_cells)) for row, row_cells
+                         in groupby(section_cells, key=lambda c: c["seat"].row)])
+              for section, section_cells in groupby(cells, key=lambda c: c["seat"].section)]
+    mine = [c for c in cells if c["state"] == "mine"]
+    return {"layout": layout, "mine": mine, "total": sum(c["seat"].price for c in mine),
+            "window_left": max(0, (active_until_ms - now_ms) // 1000), "words": STATE_WORDS}
