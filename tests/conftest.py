@@ -120,9 +120,11 @@ def clean_state(request, redis_url, database_url):
         yield
         return
     app = request.getfixturevalue("app")
+    from app import seats
     from app.extensions import db, redis_store
     from app.models import MODELS
 
+    seats._load_catalogue.cache_clear()  # SQLite reuses ids once tables are emptied
     with app.app_context():
         redis_store.client.flushdb()
         for model in reversed(MODELS):
