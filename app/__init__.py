@@ -39,15 +39,18 @@ def init_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.extensions import csrf
-    from app.web import api, auth, booking, health, openapi, pages
+    from app.web import admin, admin_api, api, auth, booking, health, openapi, pages
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(booking.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin_api.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
     csrf.exempt(api.bp)  # JSON bodies only: see api.json_bodies_only
+    csrf.exempt(admin_api.bp)
 
     @app.after_request
     def security_headers(response):

@@ -44,3 +44,22 @@ def report(waiting: int, tiers: list[dict], fixed_interval: float = 3.0) -> str:
               f"{f'fixed {fixed_interval:g} s polling':<46}{fixed:>14,.1f}",
               f"tiered polling sends {cut:.1f} % fewer requests"]
     return "\n".join(lines)
+
+
+def time_to_admit(waiting: int, rate: float, cap: int, active_ttl: float,
+                  active_now: int = 0) -> dict:
+    """How long until everyone waiting now has been let in.
+
+    The free slots fill at `rate`; after that people get in only as others
+    leave. A window lasts at most `active_ttl`, so the cap sustains at least
+    cap / active_ttl admissions per second: the estimate is an upper bound
+    (buyers who finish early free their slots sooner)."""
+    free = max(0, cap - active_now)
+    sustained = min(rate, cap / active_ttl) if active_ttl else rate
+    first = min(waiting, free)
+    seconds = first / rate if rate else float("inf")
+    rest = waiting - first
+    if rest:
+        seconds += rest / sustained if sustained else float("inf")
+    return {"seconds": seconds, "sustained_rate": sustained,
+            "limited_by": "rate" if rate <= sustained else "cap"}

@@ -5,18 +5,17 @@ hash, which is what the Lua scripts read. `sync_config` writes that copy and
 is called whenever the settings change or Redis turns out to have lost it.
 """
 
-import json
 import string
 from datetime import UTC, datetime
 
 import peewee
 from peewee import fn
 
-from app import keys, seats
+from app import audit, keys, seats
 from app.config import EVENT_DEFAULTS
 from app.errors import AppError, not_found
 from app.extensions import db, redis_store
-from app.models import AuditLog, Event, Seat
+from app.models import Event, Seat
 
 ADMISSION_STATES = ("open", "paused", "closed")
 
@@ -53,13 +52,14 @@ def _create_with_seats(name, sections, sale_opens_at, values, actor_id) -> Event
         ]
         for start in range(0, len(rows), 500):
             Seat.insert_many(rows[start:start + 500]).execute()
-        audit(actor_id, "event.create", event, None, describe(event))
+        audit.record(actor_id, "event.create", f"event:{event.id}", None, describe(event))
     return event
 
 
 def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
     """Open, pause or close admission and change max_active / admit_rate live."""
-    changes = {k: v for k, v in changes.items() if v is not None}
+    # None means "unchanged", except for sale_opens_at where it means "no set time".
+    changes = {k: v for k, v in changes.items() if v is not None or k == "sale_opens_at"}
     if "admission" in changes and changes["admission"] not in ADMISSION_STATES:
         raise AppError(422, "invalid", "admission must be open, paused or closed.")
     with db.atomic():
@@ -68,7 +68,7 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
         for field, value in changes.items():
             setattr(event, field, value)
         event.save()
-        audit(actor_id, "event.update", event, before, describe(event))
+        audit.record(actor_id, "event.update", f"event:{event.id}", before, describe(event))
     if event.admission != before["admission"]:
         # Restart the admission clock: reopening must not release the time
         # the event spent paused or closed all at once.
@@ -120,8 +120,8 @@ def stats(event_id: int) -> dict:
     pipe = redis_store.client.pipeline(transaction=False)
     pipe.zcard(k.queue)
     pipe.zcard(k.active)
-    pipe.hmget(k.tick, "admitted_total", "rate_obs")
-    waiting, active, (admitted_total, rate_obs) = pipe.execute()
+    pipe.hmget(k.tick, "admitted_total", "rate_obs", "cleanup_removed")
+    waiting, active, (admitted_total, rate_obs, removed) = pipe.execute()
     in_db = dict(Seat.select(Seat.status, fn.COUNT(Seat.id))
                  .where(Seat.event == event.id).group_by(Seat.status).tuples())
     held = seats.counts(event.id)["held"]  # holds live in Redis only
@@ -134,6 +134,7 @@ def stats(event_id: int) -> dict:
         "admit_rate": event.admit_rate,
         "admitted_total": int(admitted_total or 0),
         "admit_rate_observed": round(float(rate_obs or 0), 1),
+        "cleanup_removed": int(removed or 0),
         "held": held,
         "booked": in_db.get("booked", 0),
         "available": max(0, in_db.get("available", 0) - held),
@@ -156,12 +157,6 @@ def describe(event: Event, waiting: int | None = None, active: int | None = None
     if waiting is not None:
         data.update(waiting=waiting, active=active)
     return data
-
-
-def audit(actor_id: int | None, action: str, event: Event, before, after) -> None:
-    AuditLog.create(actor=actor_id, action=action, target=f"event:{event.id}",
-                    before=json.dumps(before) if before is not None else None,
-                    after=json.dumps(after) if after is not None else None)
 
 
 def row_label(index: int) -> str:

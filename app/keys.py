@@ -36,6 +36,10 @@ class EventKeys:
     def tick(self) -> str:  # hash: last tick, carry, admitted_total, observed rate
         return f"{self.tag}:tick"
 
+    @property
+    def samples(self) -> str:  # list: "ms waiting active admitted_total", for the chart
+        return f"{self.tag}:samples"
+
     def admission(self, user_id: int) -> str:  # hash: token id, expiry, who used it
         return f"{self.tag}:adm:{int(user_id)}"
 

@@ -235,3 +235,47 @@ def counts(event_id: int) -> dict[str, int]:
         tally[states[seat_id].public if seat_id in states else "available"] += 1
     return tally
 
+
+
+# Staff controls. Each returns (before, after) states for the audit log.
+
+def block(event_id: int, seat_id: int) -> tuple[str, str]:
+    """Block a free seat: Redis first (no new holds from this instant), then MySQL."""
+    seat_info(event_id, seat_id)
+    result = redis_store.scripts.block(keys=[keys.event(event_id).seats], args=[seat_id])
+    if result[0] != "blocked":
+        reason = {"held": "someone is holding it", "paying": "someone is paying for it",
+                  "booked": "it is sold"}[result[0]]
+        raise AppError(409, f"seat_{result[0]}", f"This seat cannot be blocked: {reason}.")
+    updated = (Seat.update(status="blocked", version=Seat.version + 1)
+               .where(Seat.id == seat_id, Seat.status.in_(["available", "blocked"])).execute())
+    if not updated:
+        reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
+        raise AppError(409, "seat_booked", "This seat cannot be blocked: it is sold.")
+    return "available", "blocked"
+
+
+def unblock(event_id: int, seat_id: int) -> tuple[str, str]:
+    """Put a blocked seat back on sale: MySQL first, then Redis."""
+    seat_info(event_id, seat_id)
+    updated = (Seat.update(status="available", version=Seat.version + 1)
+               .where(Seat.id == seat_id, Seat.status == "blocked").execute())
+    if not updated:
+        raise AppError(409, "not_blocked", "This seat is not blocked.")
+    k = keys.event(event_id)
+    if redis_store.client.hget(k.seats, seat_id) == "blocked":
+        redis_store.client.hdel(k.seats, seat_id)
+    return "blocked", "available"
+
+
+def release_any(event_id: int, seat_id: int) -> tuple[str, str]:
+    """Staff: end whoever's hold is on a seat."""
+    seat_info(event_id, seat_id)
+    _, _, states = live_states(event_id)
+    state = states.get(seat_id)
+    if state is None or state.kind != "held":
+        raise AppError(409, "not_held", "This seat is not held (a payment in progress is "
+                       "left to finish).")
+    if not release(event_id, state.holder, seat_id, state.token):
+        raise AppError(409, "not_held", "The hold ended meanwhile.")
+    return f"held by user {state.holder} (token {state.token})", "available"

@@ -76,11 +76,16 @@ def leave(event_id: int, user_id: int) -> bool:
         keys=[k.queue, k.heartbeat, k.active, k.admission(user_id)], args=[user_id]))
 
 
+# The staff chart: one sample every 5 s, the last 15 minutes.
+SAMPLE_EVERY_MS, SAMPLES_KEPT = 5_000, 180
+
+
 def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -> dict:
     """One admission tick for one event (called every second by the RQ job)."""
     k = keys.event(event_id)
     admitted, expired, active, status = _with_config(event_id, lambda: redis_store.scripts.admit(
-        keys=[k.config, k.queue, k.active, k.heartbeat, k.tick], args=[max_batch, max_catch_up_ms]))
+        keys=[k.config, k.queue, k.active, k.heartbeat, k.tick, k.samples],
+        args=[max_batch, max_catch_up_ms, SAMPLE_EVERY_MS, SAMPLES_KEPT]))
     return {"admitted": admitted, "expired": expired, "active": active, "status": status}
 
 
@@ -89,7 +94,7 @@ def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
     k = keys.event(event_id)
     removed = 0
     while True:
-        stale = redis_store.scripts.clean_up(keys=[k.heartbeat, k.queue],
+        stale = redis_store.scripts.clean_up(keys=[k.heartbeat, k.queue, k.tick],
                                              args=[timeout_s * 1000, batch])
         removed += len(stale)
         if len(stale) < batch:

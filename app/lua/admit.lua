@@ -3,10 +3,14 @@
 -- head of the queue into the active set. The tick time and the fractional
 -- remainder live in Redis, so several workers or a late tick neither over-
 -- nor under-admit. Settings come from the config hash (written from MySQL).
+-- It also samples waiting / active / admitted_total into a short list for the
+-- staff chart, at most once per sample interval.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] active  KEYS[4] heartbeat  KEYS[5] tick
+-- KEYS[6] samples (list of "ms waiting active admitted_total")
 -- ARGV[1] most people to move in this call (keeps one call short)
 -- ARGV[2] longest gap to catch up on, ms (a scheduler down for an hour
 --         must not release an hour's worth at once)
+-- ARGV[3] sample interval, ms  ARGV[4] samples kept
 -- Returns {admitted, expired, active_now, status} where status is "ok",
 -- "paused" (admission not open, or before the sale opens) or "no_event".
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
@@ -15,10 +19,21 @@ if not cfg[1] then return {0, 0, 0, 'no_event'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+local function sample()
+  local last = tonumber(redis.call('HGET', KEYS[5], 'sampled_ms') or '0')
+  if now - last < tonumber(ARGV[3]) then return end
+  redis.call('HSET', KEYS[5], 'sampled_ms', now)
+  redis.call('RPUSH', KEYS[6], now .. ' ' .. redis.call('ZCARD', KEYS[2]) .. ' '
+             .. redis.call('ZCARD', KEYS[3]) .. ' '
+             .. (redis.call('HGET', KEYS[5], 'admitted_total') or '0'))
+  redis.call('LTRIM', KEYS[6], -tonumber(ARGV[4]), -1)
+end
+
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if cfg[1] ~= 'open' or now < (tonumber(cfg[5]) or 0) then
   -- Restart the clock so reopening does not release the paused time at once.
   redis.call('HDEL', KEYS[5], 'last_ms', 'carry')
+  sample()
   return {0, expired, redis.call('ZCARD', KEYS[3]), 'paused'}
 end
 
@@ -64,4 +79,5 @@ end
 redis.call('HSET', KEYS[5], 'last_ms', now, 'carry', tostring(carry),
            'rate_obs', string.format('%.3f', observed or 0))
 redis.call('HINCRBY', KEYS[5], 'admitted_total', admitted)
+sample()
 return {admitted, expired, redis.call('ZCARD', KEYS[3]), 'ok'}

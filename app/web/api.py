@@ -8,8 +8,8 @@ from app.errors import AppError
 from app.models import Event
 from app.web import session as web_session
 from app.web.limits import limited
-from app.web.schemas import Checkout, CreateEvent, Login, Register, Release, UpdateEvent, parse
-from app.web.session import api_login_required, staff_required
+from app.web.schemas import Checkout, Login, Register, Release, parse
+from app.web.session import api_login_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -162,38 +162,3 @@ def checkout_seats(event_id):
         event_id, web_session.user_id(), web_session.session_id(),
         [(item.seat_id, item.token) for item in body.seats], key)
     return jsonify(receipt.to_json()), 201 if created else 200
-
-
-# Staff
-
-@bp.post("/admin/events")
-@staff_required
-def create_event():
-    body = parse(CreateEvent, json_body())
-    event = events.create(
-        body.name, [s.model_dump() for s in body.sections], actor_id=web_session.user_id(),
-        sale_opens_at=body.sale_opens_at, max_active=body.max_active, admit_rate=body.admit_rate,
-        active_ttl=body.active_ttl, hold_ttl=body.hold_ttl)
-    return jsonify(events.describe(event, 0, 0)), 201
-
-
-@bp.patch("/admin/events/<int:event_id>")
-@staff_required
-def update_event(event_id):
-    body = parse(UpdateEvent, json_body())
-    event = events.update(event_id, actor_id=web_session.user_id(), **body.model_dump())
-    return jsonify(events.describe(event, *events.queue_counts([event.id])[event.id]))
-
-
-@bp.get("/admin/events/<int:event_id>/stats")
-@staff_required
-def event_stats(event_id):
-    return jsonify(events.stats(event_id))
-
-
-@bp.delete("/admin/events/<int:event_id>/queue/<int:user_id>")
-@staff_required
-def remove_from_queue(event_id, user_id):
-    events.get(event_id)
-    waiting_room.leave(event_id, user_id)
-    return "", 204

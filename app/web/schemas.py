@@ -8,6 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.errors import AppError
 
 
+def _in_utc(cls, value: datetime | None) -> datetime | None:
+    """Times are stored as naive UTC; one that cannot be expressed in UTC is refused."""
+    if value is None or value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
 class Body(BaseModel):
     model_config = ConfigDict(strict=True, str_strip_whitespace=True)
 
@@ -49,22 +59,18 @@ class CreateEvent(Body):
             raise ValueError("every section needs its own name")
         return sections
 
-    @field_validator("sale_opens_at")
-    @classmethod
-    def in_utc(cls, value: datetime | None) -> datetime | None:
-        """Stored as naive UTC; a time that cannot be expressed in UTC is refused."""
-        if value is None or value.tzinfo is None:
-            return value
-        try:
-            return value.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError:
-            raise ValueError("the time is out of range") from None
+    in_utc = field_validator("sale_opens_at")(classmethod(_in_utc))
 
 
 class UpdateEvent(Body):
     admission: Literal["open", "paused", "closed"] | None = None
     max_active: int | None = Field(default=None, ge=1, le=1_000_000)
     admit_rate: int | None = Field(default=None, ge=1, le=100_000)
+    active_ttl: int | None = Field(default=None, ge=10, le=86_400)
+    hold_ttl: int | None = Field(default=None, ge=1, le=86_400)
+    sale_opens_at: datetime | None = Field(default=None, strict=False)
+
+    in_utc = field_validator("sale_opens_at")(classmethod(_in_utc))
 
 
 class HeldSeat(Body):

@@ -15,6 +15,7 @@ def login(user: User) -> None:
     session["uid"] = user.id
     session["sid"] = secrets.token_urlsafe(16)  # names this session at the entrance
     session["email"] = user.email
+    session["staff"] = user.is_staff  # only to show the Staff link; access is checked in MySQL
     session.permanent = True
 
 
@@ -53,15 +54,20 @@ def page_login_required(view):
     return wrapped
 
 
-def staff_required(view):
-    """401 for nobody logged in, 403 for a customer (checked in the database,
-    so that revoking the staff flag takes effect at once)."""
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        user = current_user()
-        if user is None:
-            raise AppError(401, "login_required", "Please log in first.")
-        if not user.is_staff:
-            raise AppError(403, "forbidden", "Staff only.")
-        return view(*args, **kwargs)
-    return wrapped
+def require_staff_json():
+    """Guard of the staff JSON API: 401 for nobody logged in, 403 for a
+    customer (checked in the database: revoking the flag takes effect at once)."""
+    user = current_user()
+    if user is None:
+        raise AppError(401, "login_required", "Please log in first.")
+    if not user.is_staff:
+        raise AppError(403, "forbidden", "Staff only.")
+
+
+def require_staff_page():
+    """Guard of the staff pages: the login page for nobody, 403 for a customer."""
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.full_path))
+    if not user.is_staff:
+        raise AppError(403, "forbidden", "This page is for staff only.")
