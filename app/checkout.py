@@ -207,7 +207,8 @@ def _locked(query) -> list:
 
 
 def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: int) -> None:
-    if time.time() * 1000 > lease_until_ms - 1000:
+    margin_ms = min(1000, current_app.config["CHECKOUT_LEASE"] * 100)  # for clock skew
+    if time.time() * 1000 > lease_until_ms - margin_ms:
         # Stalled past the lease: someone else may hold these seats by now.
         raise AppError(409, "lease_expired",
                        "Your checkout took too long and your seats were released; "

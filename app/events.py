@@ -80,7 +80,10 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
 
 
 def sync_config(event: Event) -> None:
-    """Copy the event's settings into its Redis config hash."""
+    """Copy the event's settings into its Redis config hash. If the hash is
+    missing, Redis lost the event: bring its seats back from MySQL first."""
+    if not redis_store.client.exists(keys.event(event.id).config):
+        seats.reconcile(event.id)
     opens_at_ms = 0
     if event.sale_opens_at:
         opens_at_ms = int(event.sale_opens_at.replace(tzinfo=UTC).timestamp() * 1000)
@@ -97,9 +100,7 @@ def sync_config(event: Event) -> None:
 def reload_config(event_id: int) -> None:
     """Redis lost an event's config (restart, flush): write it again from MySQL,
     with the booked and blocked seats and the fencing tokens MySQL knows."""
-    event = get(event_id)
-    seats.reconcile(event.id)
-    sync_config(event)
+    sync_config(get(event_id))
 
 
 def queue_counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:

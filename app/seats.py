@@ -124,7 +124,7 @@ def seat_list(event_id: int, user_id: int, session_id: str) -> list[dict]:
         state = states.get(seat.id, available)
         item = {"id": seat.id, "label": seat.label, "section": seat.section, "row": seat.row,
                 "number": seat.number, "price": seat.price, "status": state.public,
-                "held_by_me": state.kind == "held" and state.holder == user_id}
+                "held_by_me": state.kind in ("held", "paying") and state.holder == user_id}
         if item["held_by_me"]:
             item["token"] = state.token
             item["expires_in"] = max(0, (state.until_ms - now_ms) // 1000)

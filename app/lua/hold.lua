@@ -53,7 +53,8 @@ end
 if mine >= tonumber(ARGV[4]) then return {'limit'} end
 
 local token = redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-local hold_until = now + tonumber(cfg[2])
+-- A hold never outlives the holder's window: after it they could not pay.
+local hold_until = math.min(now + tonumber(cfg[2]), tonumber(active_until))
 redis.call('HSET', KEYS[2], ARGV[3], 'held:' .. ARGV[1] .. ':' .. token .. ':' .. hold_until)
 redis.call('SADD', KEYS[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], tonumber(cfg[2]) + 60000)

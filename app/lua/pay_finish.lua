@@ -1,5 +1,7 @@
 -- Checkout, step 3. After the database committed: mark the seats booked (no
--- expiry) and free the buyer's active slot. After it refused: give the
+-- expiry), free the buyer's active slot, and put any other seats the buyer
+-- still holds back on sale (with the window gone they could not pay for
+-- them, and nobody else could have them). After it refused: give the
 -- seats back to the buyer's hold (if the hold has not run out meanwhile).
 -- Only seats still in this payment (same buyer, same token) are touched.
 -- KEYS[1] seats  KEYS[2] the person's holds (set)  KEYS[3] admission record  KEYS[4] active
@@ -29,6 +31,13 @@ for i = 3, #ARGV, 2 do
   end
 end
 if ARGV[2] == 'booked' then
+  for _, seat in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local state = redis.call('HGET', KEYS[1], seat)
+    if state and string.find(state, 'held:' .. ARGV[1] .. ':', 1, true) == 1 then
+      redis.call('HDEL', KEYS[1], seat)
+    end
+  end
+  redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('DEL', KEYS[3])
 end
