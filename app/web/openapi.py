@@ -109,6 +109,9 @@ def document() -> dict:
             415, 422, body="UpdateEvent", params=EVENT)},
         "/api/admin/events/{event_id}/stats": {"get": _op(
             "Live numbers (staff)", (200, "ok", OBJECT), 401, 403, 404, params=EVENT)},
+        **{f"/api/admin/events/{{event_id}}/seats/{{seat_id}}/{action}": {"post": _op(
+            f"{action.capitalize()} a seat (staff)", (200, "ok", OBJECT), 401, 403, 404, 409,
+            415, params=SEAT)} for action in ("release", "block", "unblock")},
         "/api/admin/events/{event_id}/queue/{user_id}": {"delete": _op(
             "Remove a person from the queue (staff)", (204, "removed", None), 401, 403, 404,
             415, params=("event_id", "user_id"))},
