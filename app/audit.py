@@ -18,8 +18,9 @@ def recent(target_prefix: str | None = None, limit: int = 50) -> list[dict]:
     query = (AuditLog.select(AuditLog, User.email).join(User, on=(AuditLog.actor == User.id),
                                                         join_type=JOIN.LEFT_OUTER)
              .order_by(AuditLog.id.desc()).limit(limit))
-    if target_prefix:
-        query = query.where(AuditLog.target.startswith(target_prefix))
+    if target_prefix:  # "event:1" means event 1 and its parts, not event 12
+        query = query.where((AuditLog.target == target_prefix)
+                            | AuditLog.target.startswith(target_prefix + ":"))
     return [{"at": entry.created_at, "actor": getattr(entry.actor, "email", None),
              "action": entry.action, "target": entry.target,
              "before": _load(entry.before), "after": _load(entry.after)} for entry in query]

@@ -12,7 +12,7 @@ def for_event(event_id: int, admit_rate: int) -> list[dict]:
     samples = [tuple(int(float(v)) for v in line.split())
                for line in redis_store.client.lrange(keys.event(event_id).samples, 0, -1)]
     times = [s[0] for s in samples]
-    admitted_per_s = [0.0] + [
+    admitted_per_s = [0.0] * min(1, len(samples)) + [
         (b[3] - a[3]) * 1000 / (b[0] - a[0]) if b[0] > a[0] else 0.0
         for a, b in zip(samples, samples[1:], strict=False)]
     return [

@@ -31,8 +31,9 @@ end
 
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if cfg[1] ~= 'open' or now < (tonumber(cfg[5]) or 0) then
-  -- Restart the clock so reopening does not release the paused time at once.
-  redis.call('HDEL', KEYS[5], 'last_ms', 'carry')
+  -- Restart the clock so reopening does not release the paused time at once;
+  -- nobody is let in, so there is no observed rate (the first tick reseeds it).
+  redis.call('HDEL', KEYS[5], 'last_ms', 'carry', 'rate_obs')
   sample()
   return {0, expired, redis.call('ZCARD', KEYS[3]), 'paused'}
 end

@@ -161,9 +161,12 @@ def _emails(user_ids: set[int]) -> dict[int, str]:
 
 
 def _clear_in(stats: dict) -> float | None:
-    rate = stats["admit_rate_observed"] or (stats["admit_rate"]
-                                            if stats["admission"] == "open" else 0)
-    return stats["waiting"] / rate if rate and stats["waiting"] else None
+    """Seconds until everyone waiting is in, at the observed rate (None while
+    admission is not open: then the queue does not move)."""
+    if stats["admission"] != "open" or not stats["waiting"]:
+        return None
+    rate = stats["admit_rate_observed"] or stats["admit_rate"]
+    return stats["waiting"] / rate
 
 
 def _bookings_last_minute(event_id: int) -> int:

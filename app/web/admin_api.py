@@ -9,8 +9,8 @@ from app.web.api import json_bodies_only, json_body
 from app.web.schemas import CreateEvent, UpdateEvent, parse
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
-bp.before_request(json_bodies_only)
 bp.before_request(web_session.require_staff_json)
+bp.before_request(json_bodies_only)
 
 
 @bp.post("/events")
@@ -54,7 +54,7 @@ def unblock_seat(event_id, seat_id):
     return jsonify(seat_id=seat_id, status="available")
 
 
-@bp.delete("/events/<int:event_id>/queue/<int:user_id>")
+@bp.delete("/events/<int:event_id>/queue/<int(max=9223372036854775807):user_id>")
 def remove_from_queue(event_id, user_id):
     staff.remove_from_queue(web_session.user_id(), event_id, user_id)
     return "", 204
