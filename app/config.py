@@ -54,7 +54,9 @@ def load(instance_path: str) -> dict:
             "checkout": env("CHECKOUT_LIMIT", "10/minute"),
             "per_ip": env("PER_IP_LIMIT", "3000/minute"),
         },
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit headers on every answer: a 429 gets its Retry-After from
+        # errors.py, and a poll's Retry-After stays the poll interval.
+        "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": "ticketdrop-limits",
         "SESSION_COOKIE_SAMESITE": "Lax",
         # No fresh Set-Cookie on every poll: the hot path stays cheap.

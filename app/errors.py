@@ -11,6 +11,7 @@ import logging
 import peewee
 import redis.exceptions
 from flask import Flask, jsonify, render_template, request
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,13 @@ def register(app: Flask) -> None:
     def http_error(e: HTTPException):
         code = (e.name or "error").lower().replace(" ", "_")
         messages = {413: "The request body is too large (1 MiB at most)."}
-        return respond(e.code or 500, code, messages.get(e.code, e.description or e.name))
+        headers = {}
+        if e.code == 429:
+            from app.web.limits import retry_after
+
+            headers["Retry-After"] = retry_after()
+        return respond(e.code or 500, code, messages.get(e.code, e.description or e.name),
+                       headers)
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
@@ -64,6 +71,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
+    @app.errorhandler(MaxConnectionsExceeded)
     def database_down(e):
         log.error("Database unavailable: %s", e)
         return respond(503, "unavailable", "The service is unavailable right now; "

@@ -39,7 +39,9 @@ def init_db(app):
     if url.startswith("mysql://"):
         # A pool, so that a request reuses a connection instead of dialing one.
         url = "mysql+pool://" + url[len("mysql://") :]
-        database = connect_url(url, charset="utf8mb4", max_connections=32, stale_timeout=300)
+        # A request waits up to 10 s for a free connection, then answers 503.
+        database = connect_url(url, charset="utf8mb4", max_connections=32, stale_timeout=300,
+                               timeout=10)
     else:
         database = connect_url(url, pragmas={"journal_mode": "wal", "busy_timeout": 5000,
                                              "foreign_keys": 1})

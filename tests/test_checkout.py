@@ -445,10 +445,6 @@ def test_body_too_large_is_413(app, event, buyer):
     assert sale_rows(app) == NO_SALE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app/web/api.py json_body(): request.get_json(silent=True) only swallows ValueError; "
-    "deeply nested JSON raises RecursionError in json.loads, which reaches the catch-all "
-    "handler as a 500 instead of 400 bad_json"))
 def test_deeply_nested_json_is_400_not_500(app, event, buyer):
     _, client, _ = buyer
     depth = 100_000

@@ -24,7 +24,10 @@ def json_bodies_only():
 
 
 def json_body() -> dict:
-    data = request.get_json(silent=True) if request.content_length else {}
+    try:
+        data = request.get_json(silent=True) if request.content_length else {}
+    except RecursionError:  # absurdly deep nesting: not a body we accept
+        data = None
     if data is None:
         raise AppError(400, "bad_json", "The body is not valid JSON.")
     return data

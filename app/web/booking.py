@@ -21,6 +21,7 @@ from app.errors import AppError
 from app.models import Booking, User
 from app.web import session as web_session
 from app.web.limits import limited
+from app.web.pages import duration
 from app.web.session import page_login_required
 
 bp = Blueprint("booking", __name__)
@@ -61,7 +62,7 @@ def hold(event_id):
     except AppError as e:
         return _after_action(event_id, e.message, "error")
     label = seats.seat_info(event_id, held.seat_id).label
-    return _after_action(event_id, f"Seat {label} is yours for {held.expires_in // 60} minutes.",
+    return _after_action(event_id, f"Seat {label} is yours for {duration(held.expires_in)}.",
                          "info")
 
 
@@ -81,6 +82,11 @@ def release(event_id):
 def checkout_page(event_id):
     event = events.get(event_id)
     user_id, session_id = web_session.user_id(), web_session.session_id()
+    key = request.form.get("idempotency_key", "")[:100] or uuid.uuid4().hex
+    if request.method == "POST":
+        done = Booking.get_or_none(Booking.user == user_id, Booking.idempotency_key == key)
+        if done:  # the Pay button pressed twice: show the booking the first press made
+            return redirect(url_for("booking.confirmation", booking_id=done.id))
     try:
         holds = seats.my_holds(event_id, user_id, session_id)
     except AppError as e:
@@ -91,8 +97,7 @@ def checkout_page(event_id):
         # a stale page cannot buy seats it no longer holds.
         try:
             receipt, _ = checkout.checkout(
-                event_id, user_id, session_id, [(s.id, h.token) for s, h in holds],
-                request.form.get("idempotency_key", "")[:100] or uuid.uuid4().hex)
+                event_id, user_id, session_id, [(s.id, h.token) for s, h in holds], key)
         except AppError as e:
             flash(e.message, "error")
             return redirect(url_for("booking.checkout_page", event_id=event_id))

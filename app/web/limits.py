@@ -4,6 +4,8 @@ carrier NAT). The poll is deliberately not limited here: it is one Redis
 round trip, as cheap as a refusal; the reverse proxy caps it per IP (README).
 """
 
+import time
+
 from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -18,15 +20,26 @@ def person_key() -> str:
     return f"user:{uid}" if uid else f"ip:{get_remote_address()}"
 
 
+TOO_FAST = "You are going too fast; please wait a moment and try again."
+
+
 def limited(action: str):
-    """Decorate a view: `action`'s per-person limit (shared by its page and its
-    JSON endpoint, through one scope) and the per-IP ceiling."""
+    """Decorate a view: `action`'s per-person limit and the per-IP ceiling,
+    each one count shared by the page and the JSON endpoint (shared scopes)."""
     def decorate(view):
-        view = limiter.limit(lambda: current_app.config["RATE_LIMITS"][action],
-                             key_func=person_key, scope=f"{action}:person")(view)
-        return limiter.limit(lambda: current_app.config["RATE_LIMITS"]["per_ip"],
-                             key_func=get_remote_address, scope=f"{action}:ip")(view)
+        view = limiter.shared_limit(lambda: current_app.config["RATE_LIMITS"][action],
+                                    scope=f"{action}:person", key_func=person_key,
+                                    error_message=TOO_FAST)(view)
+        return limiter.shared_limit(lambda: current_app.config["RATE_LIMITS"]["per_ip"],
+                                    scope=f"{action}:ip", key_func=get_remote_address,
+                                    error_message=TOO_FAST)(view)
     return decorate
+
+
+def retry_after() -> str:
+    """Seconds until the breached limit's window resets (for a 429)."""
+    breached = limiter.current_limit
+    return str(max(1, int(breached.reset_at - time.time())) if breached else 60)
 
 
 def storage_uri(redis_url: str) -> str:
