@@ -802,7 +802,7 @@ def test_openapi_documents_every_api_endpoint(app, client):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/") or rule.rule == "/api/openapi.json":
             continue
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if (path, method.lower()) not in documented:
                 missing.append((method, path))
