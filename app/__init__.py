@@ -51,6 +51,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(openapi.bp)
     csrf.exempt(api.bp)  # JSON bodies only: see api.json_bodies_only
     csrf.exempt(admin_api.bp)
+    if app.config.get("BENCH_ENDPOINTS"):
+        from app.web import bench
+
+        app.register_blueprint(bench.bp)
 
     @app.after_request
     def security_headers(response):

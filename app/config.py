@@ -41,6 +41,7 @@ def load(instance_path: str) -> dict:
         "ADMIT_INTERVAL": int(env("ADMIT_INTERVAL", "1")),
         "CLEANUP_INTERVAL": int(env("CLEANUP_INTERVAL", "30")),
         "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
+        "BENCH_ENDPOINTS": env("BENCH_ENDPOINTS", "0") == "1",  # bench/ only
         "RECONCILE_INTERVAL": int(env("RECONCILE_INTERVAL", "60")),
         "MAX_SEATS_PER_PERSON": int(env("MAX_SEATS_PER_PERSON", "4")),
         # Checkout: how long seats stay "being paid for", and MySQL's patience.

@@ -53,9 +53,13 @@ def join(event_id):
     return redirect(url_for("pages.waiting", event_id=event_id))
 
 
-@bp.post("/events/<int:event_id>/leave")
+@bp.route("/events/<int:event_id>/leave", methods=["GET", "POST"])
 @page_login_required
 def leave(event_id):
+    """GET asks to confirm (so the status fragment, polled often, needs no
+    CSRF token of its own); POST leaves."""
+    if request.method == "GET":
+        return render_template("waiting/leave.html", event=events.get(event_id))
     waiting_room.leave(event_id, web_session.user_id())
     session.pop(f"start:{event_id}", None)
     flash("You left the queue.", "info")

