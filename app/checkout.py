@@ -27,7 +27,7 @@ from flask import current_app
 from app import keys, seats
 from app.errors import AppError
 from app.events import iso
-from app.extensions import db, is_mysql, redis_store
+from app.extensions import db, is_mariadb, is_mysql, redis_store
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
 log = logging.getLogger(__name__)
@@ -157,12 +157,10 @@ def _book_with_retries(event_id, user_id, items, idempotency_key, request_hash,
 def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms) -> Receipt:
     tokens = dict(items)
     try:
-        with _write_transaction():
-            if is_mysql():
-                db.execute_sql("SET SESSION innodb_lock_wait_timeout = %s",
-                               (current_app.config["LOCK_WAIT_TIMEOUT"],))
+        with _write_transaction():  # innodb_lock_wait_timeout: set per connection
             # Lock order for everyone: seats by ascending id, then the user.
-            rows = _locked(Seat.select().where(Seat.id.in_(sorted(tokens))).order_by(Seat.id))
+            rows = _locked(Seat.select().where(Seat.id.in_(sorted(tokens))).order_by(Seat.id),
+                           wait=current_app.config["LOCK_WAIT_TIMEOUT"])
             user = _locked(User.select().where(User.id == user_id))
             if len(rows) != len(tokens) or not user:
                 raise AppError(404, "not_found", "No such seat or person.")
@@ -202,8 +200,15 @@ def _write_transaction():
     return db.atomic() if is_mysql() else db.atomic(lock_type="IMMEDIATE")
 
 
-def _locked(query) -> list:
-    return list(query.for_update() if is_mysql() else query)
+def _locked(query, wait: int | None = None) -> list:
+    """Rows locked FOR UPDATE (MySQL). On MariaDB the seat rows wait at most
+    `wait` seconds, so a contention storm cannot tie up every web worker (the
+    session's innodb_lock_wait_timeout covers the rest)."""
+    if not is_mysql():
+        return list(query)
+    if wait is not None and is_mariadb():
+        return list(query.for_update(f"FOR UPDATE WAIT {int(wait)}"))
+    return list(query.for_update())
 
 
 def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: int) -> None:

@@ -40,8 +40,12 @@ def init_db(app):
         # A pool, so that a request reuses a connection instead of dialing one.
         url = "mysql+pool://" + url[len("mysql://") :]
         # A request waits up to 10 s for a free connection, then answers 503.
-        database = connect_url(url, charset="utf8mb4", max_connections=32, stale_timeout=300,
-                               timeout=10)
+        # InnoDB's lock wait is set once per connection: a stuck lock surfaces
+        # fast (checkout retries it) instead of tying up a web worker.
+        database = connect_url(
+            url, charset="utf8mb4", max_connections=32, stale_timeout=300, timeout=10,
+            init_command=f"SET SESSION innodb_lock_wait_timeout = "
+                         f"{int(app.config['LOCK_WAIT_TIMEOUT'])}")
     else:
         database = connect_url(url, pragmas={"journal_mode": "wal", "busy_timeout": 5000,
                                              "foreign_keys": 1})
@@ -55,3 +59,15 @@ def init_db(app):
 
 def is_mysql() -> bool:
     return isinstance(db.obj, peewee.MySQLDatabase)
+
+
+_flavours: dict[int, bool] = {}
+
+
+def is_mariadb() -> bool:
+    """MariaDB (not MySQL): it has `SELECT ... FOR UPDATE WAIT n`."""
+    if not is_mysql():
+        return False
+    if id(db.obj) not in _flavours:
+        _flavours[id(db.obj)] = "mariadb" in db.connection().get_server_info().lower()
+    return _flavours[id(db.obj)]

@@ -141,10 +141,18 @@ class Stack:
 
     def start_jobs(self) -> None:
         flask = [str(BIN / "flask"), "--app", "wsgi"]
-        for command in (["worker"], ["scheduler", "--interval", "1"]):
-            self.procs.append(subprocess.Popen(
-                [*flask, *command], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True))
+        self.jobs = [subprocess.Popen(
+            [*flask, *command], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+            for command in (["worker"], ["scheduler", "--interval", "1"])]
+        self.procs += self.jobs
+
+    def stop_jobs(self) -> None:
+        for proc in self.jobs:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+            self.procs.remove(proc)
+        self.jobs = []
 
     def __exit__(self, *exc):
         for proc in reversed(self.procs):
@@ -208,3 +216,75 @@ def create_event(stack: Stack, **settings) -> int:
         event = events.create("Bench", settings.pop("sections", [
             {"name": "A", "rows": 10, "seats_per_row": 20, "price": 100}]), **settings)
         return events.update(event.id, admission=admission).id
+
+
+def bulk_people(stack: Stack, count: int, prefix: str = "crowd") -> list[tuple[int, str, str]]:
+    """Create `count` accounts straight in the database (one password hash for
+    all: hashing is deliberately slow) and sign a session cookie for each, as
+    a login would. Returns [(user id, session id, cookie header)]."""
+    import secrets
+
+    from peewee import fn
+
+    from werkzeug.security import generate_password_hash
+
+    from app.extensions import db
+    from app.models import User
+
+    password_hash = generate_password_hash("password123")
+    with stack.app.app_context():
+        start = (User.select(fn.MAX(User.id)).scalar() or 0) + 1
+        rows = [{"email": f"{prefix}{start + i}@example.com", "password_hash": password_hash,
+                 "points": 10_000_000} for i in range(count)]
+        for chunk in range(0, count, 1000):
+            User.insert_many(rows[chunk:chunk + 1000]).execute()
+        ids = [u.id for u in User.select(User.id).where(User.email.startswith(prefix))
+               .order_by(User.id)][-count:]
+        serializer = stack.app.session_interface.get_signing_serializer(stack.app)
+        people = []
+        for user_id in ids:
+            sid = secrets.token_urlsafe(16)
+            cookie = serializer.dumps({"uid": user_id, "sid": sid, "_permanent": True})
+            people.append((user_id, sid, f"session={cookie}"))
+        db.close()
+    return people
+
+
+async def constant_rate(requests: list[tuple[str, dict]], rate: float, seconds: float
+                        ) -> list[float]:
+    """Send requests at a fixed rate whatever the answers do (an open loop, so a
+    slow server cannot hide its tail), cycling through `requests` [(url,
+    headers)]. Latency counts from when each request was due."""
+    import asyncio
+
+    import aiohttp
+
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        async def one(url, headers, due):
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                if response.status == 200:
+                    latencies.append(loop.time() - due)
+
+        start, tasks = loop.time(), []
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            url, headers = requests[i % len(requests)]
+            tasks.append(asyncio.ensure_future(one(url, headers, due)))
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else 0.0
+
+
+def slowlog_durations(client, command: str = "evalsha") -> list[int]:
+    """Microseconds of every logged call of `command` (SLOWLOG set to log all)."""
+    entries = client.slowlog_get(10_000)
+    return [e["duration"] for e in entries
+            if bytes(e["command"]).decode(errors="replace").lower().startswith(command)]
