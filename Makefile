@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PYTHON ?= python3
 
-.PHONY: run test lint services clean
+.PHONY: run test lint services bench clean
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ services:
 
 test: lint services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (not part of make test): figures and PASS/MISS, see BENCHMARKS.md.
+$(VENV)/.bench-deps: $(VENV)/.test-deps requirements-bench.txt
+	$(PIP) install -q --disable-pip-version-check -r requirements-bench.txt
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	touch $@
+
+bench: $(VENV)/.bench-deps services
+	cd bench && ../$(PY) run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -225,7 +225,6 @@ def bulk_people(stack: Stack, count: int, prefix: str = "crowd") -> list[tuple[i
     import secrets
 
     from peewee import fn
-
     from werkzeug.security import generate_password_hash
 
     from app.extensions import db
