@@ -4,7 +4,9 @@
 
 CREATE TABLE IF NOT EXISTS users (
   id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  email         VARCHAR(254) NOT NULL,
+  -- Binary collation: two different addresses are never one account (the app
+  -- lower-cases emails itself; a Unicode collation would fold accents).
+  email         VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   name          VARCHAR(100) NOT NULL DEFAULT '',
   password_hash VARCHAR(255) NOT NULL,
   is_staff      TINYINT(1) NOT NULL DEFAULT 0,

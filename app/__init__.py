@@ -3,7 +3,7 @@
 import logging
 import os
 
-from flask import Flask
+from flask import Flask, request
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -34,12 +34,32 @@ def init_extensions(app: Flask) -> None:
     redis_store.init_app(app)
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app.config["REDIS_URL"]))
+    timeout = app.config.get("REDIS_TIMEOUT", 3)  # as fast a 503 as the app's own client
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": timeout,
+                                                         "socket_connect_timeout": timeout})
     limiter.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from werkzeug.exceptions import RequestEntityTooLarge
+    from werkzeug.routing import IntegerConverter
+
     from app.extensions import csrf
     from app.web import admin, admin_api, api, auth, booking, health, openapi, pages
+
+    class Id(IntegerConverter):
+        """<int:...> ids have at most 18 digits (a BIGINT holds them): a longer
+        one matches no route (404) instead of overflowing the database driver."""
+
+        regex = r"\d{1,18}"
+
+    app.url_map.converters["int"] = Id
+
+    @app.before_request
+    def body_limit():
+        """Also for endpoints that never read their body."""
+        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)

@@ -42,8 +42,12 @@ def init_db(app):
         # A request waits up to 10 s for a free connection, then answers 503.
         # InnoDB's lock wait is set once per connection: a stuck lock surfaces
         # fast (checkout retries it) instead of tying up a web worker.
+        # A silent server (frozen host, partition) must not hang a request:
+        # reads give up a little after the longest lock wait.
+        io_timeout = int(app.config["LOCK_WAIT_TIMEOUT"]) + 2
         database = connect_url(
             url, charset="utf8mb4", max_connections=32, stale_timeout=300, timeout=10,
+            connect_timeout=3, read_timeout=io_timeout, write_timeout=io_timeout,
             init_command=f"SET SESSION innodb_lock_wait_timeout = "
                          f"{int(app.config['LOCK_WAIT_TIMEOUT'])}")
     else:

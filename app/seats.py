@@ -162,7 +162,13 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
             limit = current_app.config["MAX_SEATS_PER_PERSON"]
             raise AppError(422, "seat_limit", f"You can hold at most {limit} seats at a time.")
         token, until_ms, now_ms = (int(x) for x in result[1:4])
-        if status == "yours" or _record_token(seat_id, token):
+        try:
+            recorded = _record_token(seat_id, token, again=status == "yours")
+        except Exception:
+            # MySQL is down: a hold it does not know of must not stand.
+            release(event_id, user_id, seat_id, token)
+            raise
+        if recorded:
             return Hold(seat_id, token, (until_ms - now_ms) // 1000)
         # MySQL refused the token: the seat is sold or blocked there, or Redis
         # lost its counters. Undo the hold, bring Redis in line, try once more.
@@ -189,13 +195,16 @@ def _run_hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> lis
     return result
 
 
-def _record_token(seat_id: int, token: int) -> bool:
+def _record_token(seat_id: int, token: int, again: bool = False) -> bool:
     """Store the hold's token in MySQL; False if the seat is not available
-    there or already knows a newer token."""
+    there or already knows a newer token (`again`: the same token is fine)."""
+    newer_known = Seat.fencing_token > token if again else Seat.fencing_token >= token
     updated = (Seat.update(fencing_token=token)
-               .where(Seat.id == seat_id, Seat.status == "available",
-                      Seat.fencing_token < token)
+               .where(Seat.id == seat_id, Seat.status == "available", ~newer_known)
                .execute())
+    if updated == 0 and again:  # MySQL counts a same-value update as no change
+        return Seat.select().where(Seat.id == seat_id, Seat.status == "available",
+                                   Seat.fencing_token == token).exists()
     return updated == 1
 
 

@@ -156,7 +156,7 @@ def test_fragment_for_a_waiting_person(person, make_event):
     vary = {v.strip() for v in response.headers["Vary"].split(",")}
     assert "HX-Request" in vary
     assert "no-store" in response.headers["Cache-Control"]
-    assert f'action="/events/{event.id}/leave"' in page
+    assert f'href="/events/{event.id}/leave"' in page
 
 
 def test_fragment_delay_follows_every_response(person, make_event):

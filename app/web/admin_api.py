@@ -54,7 +54,7 @@ def unblock_seat(event_id, seat_id):
     return jsonify(seat_id=seat_id, status="available")
 
 
-@bp.delete("/events/<int:event_id>/queue/<int(max=9223372036854775807):user_id>")
+@bp.delete("/events/<int:event_id>/queue/<int:user_id>")
 def remove_from_queue(event_id, user_id):
     staff.remove_from_queue(web_session.user_id(), event_id, user_id)
     return "", 204

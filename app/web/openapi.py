@@ -82,14 +82,15 @@ def document() -> dict:
                                               params=EVENT)},
         "/api/events/{event_id}/queue": {
             "post": _op("Join the waiting room", (200, "queue status", QUEUE_STATUS),
-                        401, 404, 409, 415, params=EVENT),
+                        401, 404, 409, 415, 429, params=EVENT),
             "get": _op("Poll: heartbeat and status", (200, "queue status", QUEUE_STATUS),
                        401, 404, params=EVENT),
-            "delete": _op("Leave", (204, "left", None), 401, 415, params=EVENT),
+            "delete": _op("Leave", (204, "left", None), 401, 404, 415, params=EVENT),
         },
         "/api/events/{event_id}/enter": {"post": _op(
-            "Consume the admission token", (200, "entered", OBJECT), 401, 404, 409, 415,
-            params=EVENT, headers=("Authorization",))},
+            "Consume the admission token (Authorization: Bearer <token>)",
+            (200, "entered", OBJECT), 401, 404, 409, 415, params=EVENT)
+            | {"security": [{"session": [], "admission_token": []}]}},
         "/api/events/{event_id}/seats": {"get": _op(
             "The live seat map (entered, active sessions)", (200, "ok", {"type": "array"}),
             401, 403, 404, params=EVENT)},
@@ -116,10 +117,23 @@ def document() -> dict:
             "Remove a person from the queue (staff)", (204, "removed", None), 401, 403, 404,
             415, params=("event_id", "user_id"))},
     }
+    for ops in paths.values():
+        for method, op in ops.items():
+            # Any request may meet an unavailable Redis or database; any
+            # request with a body may be too large.
+            op["responses"].setdefault("503", _response("error", ERROR))
+            if method in ("post", "patch", "delete"):
+                op["responses"].setdefault("413", _response("error", ERROR))
     return {"openapi": "3.1.0",
             "info": {"title": "Ticket drop API", "version": "1"},
             "paths": paths,
-            "components": {"schemas": components}}
+            "security": [{"session": []}, {}],
+            "components": {"schemas": components, "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                            "description": "Set by POST /api/auth/login."},
+                "admission_token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                    "description": "The token a poll returns once admitted."},
+            }}}
 
 
 @bp.get("/api/openapi.json")

@@ -58,7 +58,7 @@ def join(event_id):
 def leave(event_id):
     """GET asks to confirm (so the status fragment, polled often, needs no
     CSRF token of its own); POST leaves."""
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD change nothing
         return render_template("waiting/leave.html", event=events.get(event_id))
     waiting_room.leave(event_id, web_session.user_id())
     session.pop(f"start:{event_id}", None)
