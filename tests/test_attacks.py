@@ -1117,7 +1117,7 @@ HEAD_LEAVES = (
     "request.method != 'POST':` render the confirm page.")
 
 
-def test_head_on_the_leave_page_leaves_the_queue(app, csrf_app, r, event, make_user):
+def test_head_on_the_leave_page_changes_nothing(app, csrf_app, r, event, make_user):
     person = make_user()
     client = csrf_app.test_client()
     assert client.post("/api/auth/login", json={"email": person.email,
