@@ -75,6 +75,9 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
         redis_store.client.hdel(keys.event(event.id).tick, "last_ms", "carry")
         if event.admission == "open":
             seats.reconcile(event.id)  # a sale opens knowing what is sold
+    elif event.admit_rate != before["admit_rate"]:
+        # A backlog banked at the old rate (a late tick's catch-up) is dropped.
+        redis_store.client.hdel(keys.event(event.id).tick, "carry")
     sync_config(event)  # the next admission tick uses the new values
     return event
 
