@@ -102,10 +102,11 @@ def app(redis_url, database_url):
     from app.extensions import db
     from app.models import MODELS
 
-    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
-                      "SECRET_KEY": "test",
-                      "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long"})
+    settings = {"TESTING": True, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+                "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "SECRET_KEY": "test",
+                "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long"}
+    app = create_app(settings)
+    app.test_settings = settings  # what tests start variant apps from
     with app.app_context():
         db.drop_tables(MODELS, safe=True)
         create_tables()
@@ -207,3 +208,49 @@ def make_event(app):
                 event = events.update(event.id, admission=admission)
             return event
     return make
+
+
+@pytest.fixture
+def rebind(app):
+    """For tests that call create_app() again (another Redis, SQLite, limits on):
+    create_app() rebinds the global db proxy, Redis client and limiter, and a
+    job builds its own app; afterwards all of it points at the session app's
+    servers and settings again."""
+    import signal
+
+    import jobs
+    from app import create_app, seats
+
+    jobs._app = None
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    seats._load_catalogue.cache_clear()
+    yield
+    jobs._app = None
+    for sig, handler in handlers.items():  # rq installs its own
+        signal.signal(sig, handler)
+    seats._load_catalogue.cache_clear()
+    create_app(dict(app.test_settings))
+
+
+@pytest.fixture
+def job_app(app, monkeypatch, rebind):
+    """Let jobs.flask_app() build its own app (from the environment) on the
+    test servers; returns the jobs package."""
+    import jobs
+
+    monkeypatch.setenv("REDIS_URL", app.config["REDIS_URL"])
+    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
+    monkeypatch.setenv("CLEANUP_PAUSE", "0")
+    return jobs
+
+
+@pytest.fixture
+def staff(app, make_user, login):
+    user = make_user(staff=True)
+    return user, login(app.test_client(), user)
+
+
+@pytest.fixture
+def customer(app, make_user, login):
+    user = make_user()
+    return user, login(app.test_client(), user)

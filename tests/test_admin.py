@@ -11,13 +11,13 @@ import html
 import json
 import math
 import re
-import time
 import uuid
 from html.parser import HTMLParser
 from itertools import product
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import admit_and_enter
 from werkzeug.exceptions import MethodNotAllowed
 
 from app import capacity, charts, keys, waiting_room
@@ -159,23 +159,6 @@ def join_directly(app, event_id, user_ids) -> None:
             assert waiting_room.join(event_id, user_id).status == "waiting"
 
 
-def admit_and_enter(app, client, event_id):
-    """Join (HTTP), tick admission until this person is in, enter with the token."""
-    assert client.post(f"/api/events/{event_id}/queue").status_code == 200
-    status = None
-    for _ in range(50):
-        tick(app, event_id)
-        status = client.get(f"/api/events/{event_id}/queue").get_json()
-        if status["status"] == "admitted":
-            break
-        time.sleep(0.02)
-    assert status["status"] == "admitted", status
-    response = client.post(f"/api/events/{event_id}/enter",
-                           headers={"Authorization": f"Bearer {status['token']}"})
-    assert response.status_code == 200, response.get_json()
-    return client
-
-
 def listing(client, event_id) -> dict[int, dict]:
     response = client.get(f"/api/events/{event_id}/seats")
     assert response.status_code == 200, response.get_json()
@@ -208,23 +191,13 @@ def assert_json_error(response, status, code=None) -> dict:
 
 
 @pytest.fixture
-def staff(app, make_user, login):
-    user = make_user(staff=True)
-    return user, login(app.test_client(), user)
-
-
-@pytest.fixture
-def customer(app, make_user, login):
-    user = make_user()
-    return user, login(app.test_client(), user)
-
-
-@pytest.fixture
 def entered(app, make_user, login):
     """Make a logged-in person who came through the waiting room: (user, client)."""
     def make(event, email=None):
         user = make_user(email=email)
-        return user, admit_and_enter(app, login(app.test_client(), user), event.id)
+        client = login(app.test_client(), user)
+        admit_and_enter(app, client, event.id)
+        return user, client
     return make
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from app import events, keys, waiting_room
-from app.extensions import db, redis_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,24 +338,6 @@ def test_four_workers_never_exceed_max_active_while_slots_expire(app, ctx, r, ma
 
 
 # The RQ job
-
-
-@pytest.fixture
-def job_app(app, monkeypatch):
-    """Let jobs.flask_app() build its own app on the test servers, then put
-    the test app's Redis client and database back."""
-    import jobs
-
-    saved = (redis_store.client, redis_store.scripts, db.obj)
-    monkeypatch.setenv("REDIS_URL", app.config["REDIS_URL"])
-    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
-    jobs._app = None
-    yield jobs
-    jobs._app = None
-    if not db.is_closed():
-        db.close()
-    redis_store.client, redis_store.scripts = saved[0], saved[1]
-    db.initialize(saved[2])
 
 
 def test_admission_job_ticks_every_event_that_is_not_closed(app, r, make_event, job_app):

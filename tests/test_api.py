@@ -25,18 +25,6 @@ def assert_error(response, status=None):
     return body
 
 
-@pytest.fixture
-def staff(app, make_user, login):
-    user = make_user(staff=True)
-    return user, login(app.test_client(), user)
-
-
-@pytest.fixture
-def customer(app, make_user, login):
-    user = make_user()
-    return user, login(app.test_client(), user)
-
-
 SECTIONS = [{"name": "Floor", "rows": 3, "seats_per_row": 4, "price": 12000},
             {"name": "Balcony", "rows": 2, "seats_per_row": 5, "price": 8000}]
 

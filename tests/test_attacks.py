@@ -20,6 +20,7 @@ from html.parser import HTMLParser
 
 import jwt
 import pytest
+from helpers import admit_and_enter
 from markupsafe import escape
 from werkzeug.security import check_password_hash
 
@@ -31,8 +32,6 @@ pytestmark = [pytest.mark.attacks,
               pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
 
 HOSTILE = {"inputs": 0}
-SESSION_KEYS = ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET",
-                "WTF_CSRF_ENABLED", "RATELIMIT_ENABLED")
 SECTIONS = [{"name": "Floor", "rows": 1, "seats_per_row": 6, "price": 1000}]
 HX = {"HX-Request": "true"}
 
@@ -111,24 +110,6 @@ def quick_passwords(request, monkeypatch):
 
 
 # People and events
-
-def admit_and_enter(app, client, event_id) -> str:
-    """Join through the API, tick until admitted, enter; returns the token."""
-    assert client.post(f"/api/events/{event_id}/queue").status_code == 200
-    status = {}
-    for _ in range(50):
-        with app.app_context():
-            waiting_room.admit(event_id)
-        status = client.get(f"/api/events/{event_id}/queue").get_json()
-        if status["status"] == "admitted":
-            break
-        time.sleep(0.01)
-    assert status["status"] == "admitted", status
-    response = client.post(f"/api/events/{event_id}/enter",
-                           headers={"Authorization": f"Bearer {status['token']}"})
-    assert response.status_code == 200, response.get_json()
-    return status["token"]
-
 
 @pytest.fixture
 def event(make_event):
@@ -659,13 +640,13 @@ def sqlite_app(app, tmp_path):
     from app.cli import create_tables
 
     seats._load_catalogue.cache_clear()
-    lite = create_app({**{k: app.config[k] for k in SESSION_KEYS},
+    lite = create_app({**dict(app.test_settings),
                        "DATABASE_URL": f"sqlite:///{tmp_path / 'attacks.sqlite3'}"})
     with lite.app_context():
         create_tables()
     yield lite
     seats._load_catalogue.cache_clear()
-    create_app({k: app.config[k] for k in SESSION_KEYS})
+    create_app(dict(app.test_settings))
 
 
 def test_absurd_ids_on_sqlite_are_4xx_never_500(sqlite_app):
@@ -749,8 +730,8 @@ def test_the_8_mib_walk_covers_every_endpoint_that_takes_a_body(app):
 def csrf_app(app):
     """Production settings for the pages: CSRF on (the shared test app has it off).
     flask-wtf reads the form for the token, which is where a page meets the limit."""
-    yield create_app({**{k: app.config[k] for k in SESSION_KEYS}, "WTF_CSRF_ENABLED": True})
-    create_app({k: app.config[k] for k in SESSION_KEYS})
+    yield create_app({**app.test_settings, "WTF_CSRF_ENABLED": True})
+    create_app(dict(app.test_settings))
 
 
 @pytest.mark.parametrize("endpoint", [
@@ -879,7 +860,7 @@ def test_the_plain_password_is_never_logged_stored_or_echoed(app, r, caplog, eve
 def rebound(app):
     """create_app() rebinds the global database, Redis client and limiter."""
     yield
-    create_app({k: app.config[k] for k in SESSION_KEYS})
+    create_app(dict(app.test_settings))
 
 
 def cookie_flags(response) -> set[str]:
@@ -890,7 +871,7 @@ def cookie_flags(response) -> set[str]:
 
 @pytest.mark.parametrize("how", ["config", "environment"])
 def test_the_session_cookie_is_secure_behind_https(app, rebound, make_user, monkeypatch, how):
-    settings = {k: app.config[k] for k in SESSION_KEYS}
+    settings = dict(app.test_settings)
     if how == "config":
         secure_app = create_app({**settings, "SESSION_COOKIE_SECURE": True})
     else:

@@ -17,8 +17,9 @@ import peewee
 import pymysql
 import pytest
 from conftest import MYSQL, MYSQL_DB
+from helpers import admit_and_enter
 
-from app import checkout, create_app, keys, seats, waiting_room
+from app import checkout, create_app, keys
 from app.errors import AppError
 from app.extensions import db
 from app.models import Booking, BookingSeat, Payment, Seat, User
@@ -28,8 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 
 SECTIONS = [{"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 1000},
             {"name": "Balcony", "rows": 1, "seats_per_row": 4, "price": 2500}]
-SESSION_KEYS = ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET",
-                "WTF_CSRF_ENABLED", "RATELIMIT_ENABLED")
 
 
 # Helpers
@@ -46,30 +45,12 @@ def assert_error(response, status, code=None):
     return body
 
 
-def admit_and_enter(app, client, event_id):
-    """Join (HTTP), run admission ticks until this person is in, poll for the
-    token and enter with it: the person may now hold seats and pay."""
-    assert client.post(f"/api/events/{event_id}/queue").status_code == 200
-    status = None
-    for _ in range(50):
-        with app.app_context():
-            waiting_room.admit(event_id)
-        status = client.get(f"/api/events/{event_id}/queue").get_json()
-        if status["status"] == "admitted":
-            break
-        time.sleep(0.02)
-    assert status["status"] == "admitted", status
-    response = client.post(f"/api/events/{event_id}/enter",
-                           headers={"Authorization": f"Bearer {status['token']}"})
-    assert response.status_code == 200, response.get_json()
-    return client
-
-
 def entered(app, make_user, login, event, points=None):
     """A new, logged-in person who came through the waiting room: (user, client)."""
     user = make_user(points=points)
     client = login(app.test_client(), user)
-    return user, admit_and_enter(app, client, event.id)
+    admit_and_enter(app, client, event.id)
+    return user, client
 
 
 def seat_ids(app, event_id) -> list[int]:
@@ -770,22 +751,12 @@ def test_a_real_deadlock_is_retried_and_the_sale_goes_through(app, mysql, event,
 # SQLite fallback: the same checkout, one writer at a time (BEGIN IMMEDIATE)
 
 @pytest.fixture
-def rebind(app):
-    """create_app() rebinds the global db proxy, Redis client and limiter:
-    bind them back to the session app's settings after the test."""
-    seats._load_catalogue.cache_clear()
-    yield
-    seats._load_catalogue.cache_clear()
-    create_app({k: app.config[k] for k in SESSION_KEYS})
-
-
-@pytest.fixture
 def sqlite_app(app, database_url, tmp_path, rebind):
     if database_url.startswith("sqlite"):
         return app  # the session app already runs on SQLite
     from app.cli import create_tables
 
-    settings = {k: app.config[k] for k in SESSION_KEYS}
+    settings = dict(app.test_settings)
     lite = create_app({**settings, "DATABASE_URL": f"sqlite:///{tmp_path / 'lite.sqlite3'}"})
     with lite.app_context():
         create_tables()
@@ -811,7 +782,8 @@ def test_sqlite_checkout_happy_path(sqlite_app, r):
         response = client.post("/api/auth/login",
                                json={"email": person.email, "password": "password123"})
         assert response.status_code == 200
-        clients.append(admit_and_enter(lite, client, event.id))
+        admit_and_enter(lite, client, event.id)
+        clients.append(client)
     client, poor_client = clients
 
     items = [(ids[0], hold(client, event.id, ids[0])), (ids[4], hold(client, event.id, ids[4]))]

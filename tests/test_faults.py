@@ -42,6 +42,7 @@ import pytest
 import redis
 from conftest import MYSQL, MYSQL_DB, start_redis_server
 from flask.testing import FlaskClient
+from helpers import in_background
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from werkzeug.security import generate_password_hash
@@ -59,8 +60,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SESSION_KEYS = ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET",
-                "WTF_CSRF_ENABLED")
 PRICE = 1000
 QUICK = 8.0  # "answers within a few seconds": generous on a busy 2-core machine
 
@@ -150,26 +149,11 @@ def quick_passwords(monkeypatch):
 
 
 @pytest.fixture
-def rebind(app):
-    """create_app() rebinds the global db proxy, Redis client, limiter and the
-    jobs' app: bind them back to the session app's settings afterwards."""
-    jobs._app = None
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    seats._load_catalogue.cache_clear()
-    yield
-    jobs._app = None
-    for sig, handler in handlers.items():  # rq installs its own
-        signal.signal(sig, handler)
-    seats._load_catalogue.cache_clear()
-    create_app({**{k: app.config[k] for k in SESSION_KEYS}, "RATELIMIT_ENABLED": False})
-
-
-@pytest.fixture
 def make_app(app, mysql, rebind):
     """The app on other servers (a private Redis, a proxy): the session settings
     with some replaced."""
     def make(**overrides):
-        settings = {k: app.config[k] for k in SESSION_KEYS}
+        settings = dict(app.test_settings)
         return create_app({**settings, "RATELIMIT_ENABLED": False, **overrides})
     return make
 
@@ -455,21 +439,6 @@ def assert_error(response, status, code=None) -> dict:
     if code is not None:
         assert body["error"] == code, body
     return body
-
-
-def in_background(call):
-    """Run call() in a thread; returns (thread, result dict with 'value' or 'error')."""
-    result = {}
-
-    def run():
-        try:
-            result["value"] = call()
-        except Exception as e:  # pragma: no cover - reported by the test
-            result["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result
 
 
 def finished(thread, result, timeout=30.0):

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import pytest
 from flask.testing import FlaskClient
+from helpers import in_background
 from werkzeug.security import generate_password_hash
 
 from app import accounts, checkout, entrance, events, keys, seats, waiting_room
 from app.errors import AppError
-from app.extensions import db, redis_store
+from app.extensions import redis_store
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
@@ -195,21 +196,6 @@ def stall(monkeypatch):
     monkeypatch.setattr(checkout, "_book_with_retries", stalled)
     yield gate
     gate["go"].set()  # never leave a thread waiting
-
-
-def in_background(call):
-    """Run call() in a thread; returns (thread, result dict with 'value' or 'error')."""
-    result = {}
-
-    def run():
-        try:
-            result["value"] = call()
-        except Exception as e:  # pragma: no cover - reported by the test
-            result["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result
 
 
 # One winner per seat
@@ -723,24 +709,6 @@ def test_reconcile_brings_redis_in_line_with_the_database(app, r, sale, people, 
                                                       "fence_raised": 3}
     assert r.hgetall(k.seats) == {str(booked): f"booked:{a.id}:7", str(blocked): "blocked"}
     assert r.hgetall(k.fence) == {str(booked): "7", str(fenced): "43", str(live): str(t_live)}
-
-
-@pytest.fixture
-def job_app(app, monkeypatch):
-    """Let jobs.flask_app() build its own app on the test servers, then put
-    the test app's Redis client and database back (as in test_admission.py)."""
-    import jobs
-
-    saved = (redis_store.client, redis_store.scripts, db.obj)
-    monkeypatch.setenv("REDIS_URL", app.config["REDIS_URL"])
-    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
-    jobs._app = None
-    yield jobs
-    jobs._app = None
-    if not db.is_closed():
-        db.close()
-    redis_store.client, redis_store.scripts = saved[0], saved[1]
-    db.initialize(saved[2])
 
 
 def test_the_reconcile_job_covers_every_event_that_is_not_closed(

@@ -8,7 +8,6 @@ to the session app's settings afterwards, so later tests are unaffected.
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,15 +20,12 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-import jobs
 from app import accounts, create_app, events, keys, waiting_room
 from app.models import Event, User
 from jobs import JSONJob
 from jobs.schedule import PERIODIC, ensure_schedules, make_scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
-SESSION_KEYS = ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET",
-                "WTF_CSRF_ENABLED")
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -39,18 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def rebind(app):
-    """Restore the global db proxy, Redis client and jobs' app after the test."""
-    jobs._app = None
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    jobs._app = None
-    for sig, handler in handlers.items():  # rq installs its own
-        signal.signal(sig, handler)
-    create_app({k: app.config[k] for k in SESSION_KEYS})
 
 
 class PrivateRedis:
@@ -81,7 +65,7 @@ def private_redis(tmp_path):
 def private_app(app, private_redis, database_url, monkeypatch, rebind):
     """The app on the private Redis; jobs.flask_app() builds the same from the
     environment inside the worker."""
-    settings = {k: app.config[k] for k in SESSION_KEYS}
+    settings = dict(app.test_settings)
     for name in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET"):
         monkeypatch.setenv(name, {**settings, "REDIS_URL": private_redis.url}[name])
     return create_app({**settings, "REDIS_URL": private_redis.url})
@@ -296,7 +280,7 @@ def test_init_db_twice_on_sqlite(app, tmp_path, rebind):
     import sqlite3
 
     path = tmp_path / "fresh.sqlite3"
-    sqlite_app = create_app({**{k: app.config[k] for k in SESSION_KEYS},
+    sqlite_app = create_app({**dict(app.test_settings),
                              "DATABASE_URL": f"sqlite:///{path}"})
     cli = sqlite_app.test_cli_runner()
     for _ in range(2):

@@ -19,24 +19,15 @@ from app.models import Booking, Seat
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
-SESSION_KEYS = ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET",
-                "WTF_CSRF_ENABLED")
 LIMITS = {"join": "3/minute", "hold": "3/minute", "checkout": "2/minute",
           "per_ip": "1000/minute"}
-
-
-@pytest.fixture
-def rebind(app):
-    """Restore the global db proxy, Redis client and limiter after the test."""
-    yield
-    create_app({**{k: app.config[k] for k in SESSION_KEYS}, "RATELIMIT_ENABLED": False})
 
 
 @pytest.fixture
 def limited_app(app, rebind):
     """Build an app on the session's Redis and database with rate limits on."""
     def make(**limits):
-        settings = {k: app.config[k] for k in SESSION_KEYS}
+        settings = dict(app.test_settings)
         return create_app({**settings, "RATELIMIT_ENABLED": True,
                            "RATE_LIMITS": {**LIMITS, **limits}})
     return make

@@ -18,7 +18,7 @@ import redis
 from app import events, keys, waiting_room
 from app.config import DEFAULT_POLL_TIERS
 from app.errors import AppError
-from app.extensions import db, redis_store
+from app.extensions import redis_store
 
 TIER_INTERVALS = [tier["interval"] for tier in DEFAULT_POLL_TIERS]  # 1, 5, 10, 30, 60
 SLOWEST = TIER_INTERVALS[-1]
@@ -527,25 +527,6 @@ def test_clean_up_keeps_people_who_polled_within_the_timeout(r, make_event, reco
     seed_queue(r, event.id, [3], heartbeat_ms=now - 350_000)  # 350 s ago: a ghost
     assert waiting_room.clean_up(event.id, timeout_s=300, batch=1_000, pause_s=0) == 1
     assert members(r, keys.event(event.id).queue) == [1, 2]
-
-
-@pytest.fixture
-def job_app(app, monkeypatch):
-    """Let jobs.flask_app() build its own app on the test servers, then put
-    the test app's Redis client and database back."""
-    import jobs
-
-    saved = (redis_store.client, redis_store.scripts, db.obj)
-    monkeypatch.setenv("REDIS_URL", app.config["REDIS_URL"])
-    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
-    monkeypatch.setenv("CLEANUP_PAUSE", "0")
-    jobs._app = None
-    yield jobs
-    jobs._app = None
-    if not db.is_closed():
-        db.close()
-    redis_store.client, redis_store.scripts = saved[0], saved[1]
-    db.initialize(saved[2])
 
 
 def test_cleanup_job_returns_and_logs_the_count_per_event(app, r, make_event, job_app, caplog):
