@@ -85,7 +85,8 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
 def sync_config(event: Event) -> None:
     """Copy the event's settings into its Redis config hash. If the hash is
     missing, Redis lost the event: bring its seats back from MySQL first."""
-    if not redis_store.client.exists(keys.event(event.id).config):
+    # 'state' rather than the hash: a sold-out update may have recreated it alone.
+    if not redis_store.client.hexists(keys.event(event.id).config, "state"):
         seats.reconcile(event.id)
     opens_at_ms = 0
     if event.sale_opens_at:
@@ -97,6 +98,7 @@ def sync_config(event: Event) -> None:
         "active_ttl_ms": event.active_ttl * 1000,
         "hold_ttl_ms": event.hold_ttl * 1000,
         "opens_at_ms": opens_at_ms,
+        "sold_out": int(event.id in seats.sold_out([event.id])),
     })
 
 
@@ -146,7 +148,8 @@ def stats(event_id: int) -> dict:
     }
 
 
-def describe(event: Event, waiting: int | None = None, active: int | None = None) -> dict:
+def describe(event: Event, waiting: int | None = None, active: int | None = None,
+             sold_out: bool | None = None) -> dict:
     """The event as the JSON API shows it."""
     data = {
         "id": event.id,
@@ -160,6 +163,8 @@ def describe(event: Event, waiting: int | None = None, active: int | None = None
     }
     if waiting is not None:
         data.update(waiting=waiting, active=active)
+    if sold_out is not None:
+        data["sold_out"] = sold_out
     return data
 
 

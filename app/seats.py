@@ -232,7 +232,33 @@ def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500
             args += [seat_id, status, holder or 0, token]
         c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
         changed, raised = changed + c, raised + r
+    if seat_ids is None:
+        update_sold_out(event_id)
     return {"seats": len(rows), "changed": changed, "fence_raised": raised}
+
+
+# Sold out: MySQL has no seat left on sale (every one booked or blocked; a
+# held seat is still on sale, as its hold may lapse). The waiting room reads
+# the flag from the event's config hash: join refuses, poll tells everyone
+# waiting, admission stops.
+
+def sold_out(event_ids: list[int]) -> set[int]:
+    """The events among these with no seat left on sale, in MySQL's view."""
+    on_sale = (Seat.select(Seat.event).distinct()
+               .where(Seat.event.in_(event_ids), Seat.status == "available"))
+    return set(event_ids) - {event_id for (event_id,) in on_sale.tuples()}
+
+
+def update_sold_out(event_id: int, may_clear: bool = True) -> bool:
+    """Copy the sold-out state from MySQL to Redis. Checkouts pass
+    may_clear=False: they only take seats away, so a slow one must not clear
+    the flag that a later one set; unblock and reconcile may clear it."""
+    gone = event_id in sold_out([event_id])
+    if gone or may_clear:
+        redis_store.client.hset(keys.event(event_id).config, "sold_out", int(gone))
+    if gone:
+        log.info("event %s: sold out", event_id)
+    return gone
 
 
 def counts(event_id: int) -> dict[str, int]:
@@ -261,6 +287,7 @@ def block(event_id: int, seat_id: int) -> tuple[str, str]:
     if not updated:
         reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
         raise AppError(409, "seat_booked", "This seat cannot be blocked: it is sold.")
+    update_sold_out(event_id, may_clear=False)
     return "available", "blocked"
 
 
@@ -274,6 +301,7 @@ def unblock(event_id: int, seat_id: int) -> tuple[str, str]:
     k = keys.event(event_id)
     if redis_store.client.hget(k.seats, seat_id) == "blocked":
         redis_store.client.hdel(k.seats, seat_id)
+    update_sold_out(event_id)
     return "blocked", "available"
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class QueueStatus:
-    status: str  # waiting | admitted
+    status: str  # waiting | admitted | sold_out
     position: int | None = None  # 1 = next in; exact tiers only
     position_band: dict | None = None  # {from, to} in banded tiers (to None = and beyond)
     waiting_total: int = 0
@@ -49,6 +49,8 @@ def join(event_id: int, user_id: int) -> QueueStatus:
         keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick], args=[user_id]))
     if result[0] == "closed":
         raise AppError(409, "event_closed", "This event's waiting room is closed.")
+    if result[0] == "sold_out":
+        raise AppError(409, "sold_out", "Sold out: every seat has been sold.")
     if result[0] == "admitted":
         return poll(event_id, user_id)
     return _waiting_status(*result[1:])
@@ -60,6 +62,8 @@ def poll(event_id: int, user_id: int) -> QueueStatus:
     result = _with_config(event_id, lambda: redis_store.scripts.poll(
         keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.admission(user_id)],
         args=[user_id, uuid.uuid4().hex]))
+    if result[0] == "sold_out":
+        return QueueStatus("sold_out")  # poll_after None: nothing left to wait for
     if result[0] == "not_in_queue":
         raise AppError(404, "not_in_queue", "You are not in this event's queue; join it first.")
     if result[0] == "admitted":

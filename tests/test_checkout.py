@@ -17,7 +17,7 @@ import peewee
 import pymysql
 import pytest
 from conftest import MYSQL, MYSQL_DB
-from helpers import admit_and_enter
+from helpers import admit_and_enter, entered, hold, pay, seat_ids
 
 from app import checkout, create_app, keys
 from app.errors import AppError
@@ -45,30 +45,12 @@ def assert_error(response, status, code=None):
     return body
 
 
-def entered(app, make_user, login, event, points=None):
-    """A new, logged-in person who came through the waiting room: (user, client)."""
-    user = make_user(points=points)
-    client = login(app.test_client(), user)
-    admit_and_enter(app, client, event.id)
-    return user, client
 
 
-def seat_ids(app, event_id) -> list[int]:
-    with app.app_context():
-        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)
-                .order_by(Seat.id)]
 
 
-def hold(client, event_id, seat_id) -> int:
-    response = client.post(f"/api/events/{event_id}/seats/{seat_id}/hold")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["token"]
 
 
-def pay(client, event_id, items, key=None):
-    return client.post(f"/api/events/{event_id}/checkout",
-                       json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-                       headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
 
 def seat_listing(client, event_id) -> dict[int, dict]:

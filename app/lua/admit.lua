@@ -12,9 +12,10 @@
 --         must not release an hour's worth at once)
 -- ARGV[3] sample interval, ms  ARGV[4] samples kept
 -- Returns {admitted, expired, active_now, status} where status is "ok",
--- "paused" (admission not open, or before the sale opens) or "no_event".
+-- "paused" (admission not open, or before the sale opens), "sold_out" (every
+-- seat booked or blocked: letting people in would be for nothing) or "no_event".
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
-                       'opens_at_ms')
+                       'opens_at_ms', 'sold_out')
 if not cfg[1] then return {0, 0, 0, 'no_event'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -30,12 +31,12 @@ local function sample()
 end
 
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if cfg[1] ~= 'open' or now < (tonumber(cfg[5]) or 0) then
+if cfg[1] ~= 'open' or now < (tonumber(cfg[5]) or 0) or cfg[6] == '1' then
   -- Restart the clock so reopening does not release the paused time at once;
   -- nobody is let in, so there is no observed rate (the first tick reseeds it).
   redis.call('HDEL', KEYS[5], 'last_ms', 'carry', 'rate_obs')
   sample()
-  return {0, expired, redis.call('ZCARD', KEYS[3]), 'paused'}
+  return {0, expired, redis.call('ZCARD', KEYS[3]), cfg[6] == '1' and 'sold_out' or 'paused'}
 end
 
 local max_active, rate = tonumber(cfg[2]), tonumber(cfg[3])

@@ -4,9 +4,10 @@
 -- KEYS[6] tick
 -- ARGV[1] user id
 -- Returns {"waiting", rank (0-based), waiting_total, paused (0/1), observed rate}
---      or {"admitted"} (already in the active set), {"closed"} or
+--      or {"admitted"} (already in the active set), {"closed"}, {"sold_out"}
+--      (every seat booked or blocked: nobody is queued for nothing) or
 --      {"no_event"} (no config in Redis: the caller reloads it and retries).
-local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms')
+local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms', 'sold_out')
 if not cfg[1] then return {'no_event'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -14,6 +15,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local active_until = tonumber(redis.call('ZSCORE', KEYS[5], ARGV[1]))
 if active_until and active_until > now then return {'admitted'} end
 if cfg[1] == 'closed' then return {'closed'} end
+if cfg[3] == '1' then return {'sold_out'} end
 
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   redis.call('ZADD', KEYS[2], 'NX', redis.call('INCR', KEYS[3]), ARGV[1])

@@ -6,8 +6,10 @@
 -- ARGV[1] user id  ARGV[2] a fresh token id, used if the window has none yet
 -- Returns {"waiting", rank (0-based), waiting_total, paused (0/1), observed rate}
 --      or {"admitted", active_until_ms, token id}
+--      or {"sold_out"} (every seat booked or blocked: stop waiting; people
+--      already admitted still get "admitted")
 --      or {"not_in_queue"} or {"no_event"} (no config: reload and retry).
-local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms')
+local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms', 'sold_out')
 if not cfg[1] then return {'no_event'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -24,6 +26,8 @@ if active_until and tonumber(active_until) > now then
   end
   return {'admitted', active_until, record[1]}
 end
+
+if cfg[3] == '1' then return {'sold_out'} end
 
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
 if not rank then return {'not_in_queue'} end

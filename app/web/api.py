@@ -86,14 +86,16 @@ def my_bookings():
 def list_events():
     rows = list(Event.select().order_by(Event.id))
     counts = events.queue_counts([e.id for e in rows])
-    return jsonify([events.describe(e, *counts[e.id]) for e in rows])
+    sold_out = seats.sold_out([e.id for e in rows])
+    return jsonify([events.describe(e, *counts[e.id], e.id in sold_out) for e in rows])
 
 
 @bp.get("/events/<int:event_id>")
 def get_event(event_id):
     event = events.get(event_id)
-    counts = events.queue_counts([event.id])
-    return jsonify(events.describe(event, *counts[event.id]))
+    waiting, active = events.queue_counts([event.id])[event.id]
+    sold_out = event.id in seats.sold_out([event.id])
+    return jsonify(events.describe(event, waiting, active, sold_out))
 
 
 @bp.post("/events/<int:event_id>/queue")

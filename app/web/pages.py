@@ -13,7 +13,7 @@ from flask import (
     url_for,
 )
 
-from app import entrance, events, waiting_room
+from app import entrance, events, seats, waiting_room
 from app.errors import AppError
 from app.models import Event
 from app.web import session as web_session
@@ -27,14 +27,16 @@ bp = Blueprint("pages", __name__)
 def index():
     rows = list(Event.select().where(Event.admission != "closed").order_by(Event.id))
     counts = events.queue_counts([e.id for e in rows])
-    return render_template("events/index.html", events=rows, counts=counts)
+    return render_template("events/index.html", events=rows, counts=counts,
+                           sold_out=seats.sold_out([e.id for e in rows]))
 
 
 @bp.get("/events/<int:event_id>")
 def event(event_id):
     event = events.get(event_id)
     waiting, active = events.queue_counts([event.id])[event.id]
-    return render_template("events/event.html", event=event, waiting=waiting, active=active)
+    return render_template("events/event.html", event=event, waiting=waiting, active=active,
+                           sold_out=event.id in seats.sold_out([event.id]))
 
 
 @bp.post("/events/<int:event_id>/join")
