@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PYTHON ?= python3
 
-.PHONY: run test lint services bench clean
+.PHONY: run test lint services bench clean screenshots
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,21 @@ lint: $(VENV)/.test-deps
 services:
 	bin/services
 
-test: lint services
+# Browser tests (tests/test_e2e_*.py): Debian's Chromium and a Korean font,
+# with apt-get when missing (browsers cannot be downloaded here), and axe-core
+# from npm.
+$(VENV)/.e2e-deps: tests/e2e/package.json tests/e2e/package-lock.json
+	(test -x /usr/bin/chromium && fc-list :lang=ko | grep -q .) || \
+	  (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+	cd tests/e2e && npm ci --no-audit --no-fund --silent
+	touch $@
+
+test: lint services $(VENV)/.e2e-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests again, saving their screenshots into docs/screenshots/.
+screenshots: $(VENV)/.test-deps $(VENV)/.e2e-deps services
+	E2E_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # Benchmarks (not part of make test): figures and PASS/MISS, see BENCHMARKS.md.
 $(VENV)/.bench-deps: $(VENV)/.test-deps requirements-bench.txt

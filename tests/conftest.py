@@ -27,6 +27,9 @@ MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
 MYSQL_DB = os.environ.get("TEST_MYSQL_DATABASE", "ticketdrop_test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# The browser tests' fixtures (test_e2e_*.py): the stack, Chromium, contexts.
+pytest_plugins = ["e2e_support"]
+
 _tmp = Path(tempfile.mkdtemp(prefix="ticketdrop-tests-"))
 os.environ["INSTANCE_PATH"] = str(_tmp / "instance")
 

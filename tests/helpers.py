@@ -1,8 +1,13 @@
 """Small helpers shared by the test files (fixtures live in conftest.py)."""
 
+import json
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from http.cookiejar import CookieJar
 
 from app import waiting_room
 from app.models import Seat
@@ -67,3 +72,41 @@ def pay(client, event_id, items, key=None):
     return client.post(f"/api/events/{event_id}/checkout",
                        json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
                        headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Browser:
+    """Just enough of an HTTP client with cookies, from the standard library."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data
+                                         else {})
+        try:
+            with self.opener.open(request, timeout=5) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def wait_ready(self, seconds: float) -> bool:
+        """Poll /readyz until it answers 200 (True) or the time is up (False)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if self.call("GET", "/readyz")[0] == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.5)
+        return False

@@ -1,46 +1,17 @@
 """`make run` end to end: bin/run on embedded Redis and SQLite, in a fresh
 instance folder, serves the demo and admits a person with no manual step."""
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
+from helpers import Browser, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Browser:
-    """Just enough of an HTTP client with cookies, from the standard library."""
-
-    def __init__(self, base: str):
-        self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data
-                                         else {})
-        try:
-            with self.opener.open(request, timeout=5) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else {}
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
 
 
 @pytest.mark.slow
@@ -53,15 +24,7 @@ def test_run_serves_the_demo_and_the_worker_admits_a_person(tmp_path):
                             start_new_session=True)
     try:
         browser = Browser(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if browser.call("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        else:
+        if not browser.wait_ready(60):
             pytest.fail("bin/run did not become ready within 60 s")
 
         assert browser.call("POST", "/api/auth/register",
