@@ -11,6 +11,7 @@ registered by tests/conftest.py (pytest_plugins); the tests are test_e2e_*.py.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,40 @@ class Stack:
             assert status == 200, body
         return event["id"]
 
+    def buyer(self, event_id: int) -> Browser:
+        """A new person through the JSON API: joined, admitted by the worker,
+        entered; ready to hold and pay."""
+        client = self.api(self.new_user("buyer"))
+        status, body = client.call("POST", f"/api/events/{event_id}/queue")
+        deadline = time.monotonic() + 30
+        while body.get("status") != "admitted" and time.monotonic() < deadline:
+            time.sleep(min(body.get("poll_after") or 0.5, 0.5))
+            status, body = client.call("GET", f"/api/events/{event_id}/queue")
+        assert body.get("status") == "admitted", body
+        status, body = client.call("POST", f"/api/events/{event_id}/enter",
+                                   headers={"Authorization": f"Bearer {body['token']}"})
+        assert status == 200, body
+        return client
+
+    def buy(self, event_id: int, seat_ids: list[int], pay: bool = True) -> None:
+        """Someone else holds these seats, and pays for them when `pay`."""
+        client = self.buyer(event_id)
+        items = []
+        for seat_id in seat_ids:
+            status, body = client.call("POST", f"/api/events/{event_id}/seats/{seat_id}/hold")
+            assert status == 201, body
+            items.append({"seat_id": seat_id, "token": body["token"]})
+        if pay:
+            status, body = client.call("POST", f"/api/events/{event_id}/checkout",
+                                       {"seats": items},
+                                       headers={"Idempotency-Key": uuid.uuid4().hex})
+            assert status == 201, body
+
+    def seat_ids(self, event_id: int) -> list[int]:
+        status, seats = self.buyer(event_id).call("GET", f"/api/events/{event_id}/seats")
+        assert status == 200, seats
+        return [seat["id"] for seat in seats]
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
@@ -179,6 +214,13 @@ def log_in(page, email: str, password: str = PASSWORD) -> None:
     page.fill("input[name=password]", password)
     page.click("form.stack button[type=submit]")
     page.wait_for_load_state()
+
+
+def enter_through_queue(page, event_id: int) -> None:
+    """Join from the event page and wait until the browser is on the seat map."""
+    page.goto(f"/events/{event_id}")
+    page.click(f"form[action$='/events/{event_id}/join'] button")
+    page.wait_for_url(re.compile(rf"/events/{event_id}/seats$"), timeout=30_000)
 
 
 def shot(page, screenshots: Path, name: str, full_page: bool = True) -> None:

@@ -87,11 +87,12 @@ class Browser:
         self.base = base
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
 
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    def call(self, method: str, path: str, body: dict | None = None,
+             headers: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
+        headers = {**({"Content-Type": "application/json"} if data else {}), **(headers or {})}
         request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data
-                                         else {})
+                                         headers=headers)
         try:
             with self.opener.open(request, timeout=5) as response:
                 raw = response.read()

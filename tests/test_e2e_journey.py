@@ -84,6 +84,6 @@ def test_register_queue_hold_pay(stack, new_context, screenshots):
     assert booking_id in page.locator("main [role=status]").inner_text()
     shot(page, screenshots, "05-confirmation")
 
-    page.click(f"a[href$='/bookings']")
+    page.click("a[href$='/bookings']")
     assert page.locator(f"a[href$='/bookings/{booking_id}']").count() == 1
     shot(page, screenshots, "06-my-bookings")
