@@ -127,9 +127,11 @@ class Stack:
         assert status == 200, body
         return client
 
-    def buy(self, event_id: int, seat_ids: list[int], pay: bool = True) -> None:
-        """Someone else holds these seats, and pays for them when `pay`."""
-        client = self.buyer(event_id)
+    def buy(self, event_id: int, seat_ids: list[int], pay: bool = True,
+            client: Browser | None = None) -> None:
+        """Someone else (`client`, else a new buyer) holds these seats, and pays
+        for them when `pay`."""
+        client = client or self.buyer(event_id)
         items = []
         for seat_id in seat_ids:
             status, body = client.call("POST", f"/api/events/{event_id}/seats/{seat_id}/hold")
@@ -141,8 +143,9 @@ class Stack:
                                        headers={"Idempotency-Key": uuid.uuid4().hex})
             assert status == 201, body
 
-    def seat_ids(self, event_id: int) -> list[int]:
-        status, seats = self.buyer(event_id).call("GET", f"/api/events/{event_id}/seats")
+    def seat_ids(self, event_id: int, client: Browser | None = None) -> list[int]:
+        status, seats = (client or self.buyer(event_id)).call("GET",
+                                                              f"/api/events/{event_id}/seats")
         assert status == 200, seats
         return [seat["id"] for seat in seats]
 

@@ -147,7 +147,8 @@ def test_motion_respects_reduced_motion(stack, new_context):
     page.goto(f"/events/{event_id}")
     page.click(f"form[action$='/events/{event_id}/join'] button")
     page.wait_for_selector("#queue-status .progress-fill")
-    duration = page.eval_on_selector(".progress-fill", "e => getComputedStyle(e).transitionDuration")
+    duration = page.eval_on_selector(".progress-fill",
+                                     "e => getComputedStyle(e).transitionDuration")
     assert duration == "0s"
     moving = page.evaluate("""() => [...document.querySelectorAll('*')].filter(e => {
         const s = getComputedStyle(e);

@@ -1,0 +1,36 @@
+"""Sold out, seen in the browser: the people still waiting are told on their
+next poll and their page stops polling; the event page says so."""
+
+import pytest
+from e2e_support import log_in, shot, wait_for
+
+pytestmark = pytest.mark.e2e
+
+TINY = [{"name": "Box", "rows": 1, "seats_per_row": 2, "price": 3000}]
+
+
+def test_waiting_people_hear_it_is_sold_out(stack, new_context, screenshots):
+    event_id = stack.new_event("Tiny gig", TINY, admit_rate=50, max_active=1)
+    buyer = stack.buyer(event_id)  # takes the one place for booking...
+    ids = stack.seat_ids(event_id, buyer)
+    page = new_context().new_page()
+    log_in(page, stack.new_user("hopeful"))
+    page.goto(f"/events/{event_id}")
+    page.click(f"form[action$='/events/{event_id}/join'] button")
+    page.wait_for_selector("#queue-status [role=progressbar]")  # ...so this one waits
+
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if "/waiting/status" in r.url else None)
+    stack.buy(event_id, ids, client=buyer)  # ...and buys every seat
+
+    assert wait_for(lambda: page.locator("#queue-status.sold-out").count() == 1, seconds=20), \
+        page.locator("#queue-status").inner_text()
+    assert "hx-trigger" not in page.locator("#queue-status").evaluate("e => e.outerHTML")
+    shot(page, screenshots, "11-sold-out-waiting")
+    seen = len(polls)
+    page.wait_for_timeout(3000)  # the top tier polls every second: now nothing
+    assert len(polls) == seen, "the page kept polling after the sale sold out"
+
+    page.goto(f"/events/{event_id}")
+    assert page.locator(".notice.sold-out").is_visible()
+    assert page.locator(f"form[action$='/events/{event_id}/join']").count() == 0
