@@ -109,9 +109,12 @@ def test_waiting_page_is_the_same_for_everyone(app, client, make_event, make_use
     for page in pages:
         assert "public" in page.headers["Cache-Control"]
         assert "max-age" in page.headers["Cache-Control"]
-        # Nothing per person may ride along with a publicly cacheable page.
+        # Nothing per person may ride along with a publicly cacheable page;
+        # it varies only with the language (Accept-Language or the `lang`
+        # cookie: test_i18n.py), never with the session.
         assert "Set-Cookie" not in page.headers
-        assert "Cookie" not in page.headers.get("Vary", "")
+        assert {v.strip() for v in page.headers["Vary"].split(",")} == {"Accept-Language",
+                                                                        "Cookie"}
 
 
 def test_waiting_page_loads_the_status_fragment(client, make_event):
