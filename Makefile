@@ -1,11 +1,14 @@
-# make run   installs into .venv/ and starts web, worker and scheduler
-# make test  installs the test tools, lints, and runs the suite
+# make run       installs into .venv/ and starts web, worker and scheduler
+# make test      installs the test tools, lints, and runs the suite
+# make messages  extracts the strings to translate into each messages.po
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PYTHON ?= python3
+POT    := app/translations/messages.pot
+MO     := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint services bench clean screenshots
+.PHONY: run test lint services bench clean screenshots translations messages
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +19,20 @@ $(VENV)/.test-deps: $(VENV)/.run-deps requirements-dev.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.run-deps
+# The compiled catalogs (.mo) are not in git: built from each .po when it changes.
+translations: $(MO)
+
+$(MO): %.mo: %.po $(VENV)/.run-deps
+	$(VENV)/bin/pybabel compile --statistics -i $< -o $@
+
+# After adding or changing a string: extract them all, merge into each
+# messages.po, then translate the new entries (tests/test_i18n.py insists).
+messages: $(VENV)/.run-deps
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -w 100 --project=ticketdrop -o $(POT) .
+	$(VENV)/bin/pybabel -q update -i $(POT) -d app/translations -w 100 \
+		--no-fuzzy-matching --ignore-obsolete
+
+run: $(VENV)/.run-deps translations
 	$(PY) bin/run
 
 lint: $(VENV)/.test-deps
@@ -37,7 +53,7 @@ $(VENV)/.e2e-deps: tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	touch $@
 
-test: lint services $(VENV)/.e2e-deps
+test: lint services translations $(VENV)/.e2e-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The browser tests again, saving their screenshots into docs/screenshots/.

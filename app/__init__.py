@@ -10,6 +10,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None)
     configure(app, test_config)
     init_extensions(app)
+    init_languages(app)
     register_blueprints(app)
     register_errors(app)
     register_cli(app)
@@ -40,12 +41,18 @@ def init_extensions(app: Flask) -> None:
     limiter.init_app(app)
 
 
+def init_languages(app: Flask) -> None:
+    from app import i18n
+
+    i18n.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from werkzeug.exceptions import RequestEntityTooLarge
     from werkzeug.routing import IntegerConverter
 
     from app.extensions import csrf
-    from app.web import admin, admin_api, api, auth, booking, health, openapi, pages
+    from app.web import admin, admin_api, api, auth, booking, health, lang, openapi, pages
 
     class Id(IntegerConverter):
         """<int:...> ids have at most 18 digits (a BIGINT holds them): a longer
@@ -64,6 +71,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(lang.bp)
     app.register_blueprint(booking.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin_api.bp)

@@ -2,6 +2,7 @@
 
 import peewee
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import AppError
@@ -22,13 +23,14 @@ def register(email: str, password: str, name: str = "", is_staff: bool = False,
             return User.create(email=normalize_email(email), name=name, is_staff=is_staff,
                                password_hash=generate_password_hash(password), points=points)
     except peewee.IntegrityError:
-        raise AppError(409, "email_taken", "An account with this email already exists.") from None
+        raise AppError(409, "email_taken",
+                       _l("An account with this email already exists.")) from None
 
 
 def authenticate(email: str, password: str) -> User:
     user = User.get_or_none(User.email == normalize_email(email))
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or not user:
-        raise AppError(401, "invalid_credentials", "Wrong email or password.")
+        raise AppError(401, "invalid_credentials", _l("Wrong email or password."))
     return user
 
 

@@ -2,6 +2,8 @@
 waiting, active and admissions per second over the last 15 minutes, from the
 samples the admission job keeps in Redis."""
 
+from flask_babel import gettext
+
 from app import keys
 from app.extensions import redis_store
 
@@ -16,9 +18,9 @@ def for_event(event_id: int, admit_rate: int) -> list[dict]:
         (b[3] - a[3]) * 1000 / (b[0] - a[0]) if b[0] > a[0] else 0.0
         for a, b in zip(samples, samples[1:], strict=False)]
     return [
-        series("Waiting", times, [s[1] for s in samples]),
-        series("Active", times, [s[2] for s in samples]),
-        series("Admitted per second", times, admitted_per_s, reference=admit_rate),
+        series(gettext("Waiting"), times, [s[1] for s in samples]),
+        series(gettext("Active"), times, [s[2] for s in samples]),
+        series(gettext("Admitted per second"), times, admitted_per_s, reference=admit_rate),
     ]
 
 

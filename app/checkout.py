@@ -23,23 +23,33 @@ from dataclasses import asdict, dataclass
 
 import peewee
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from app import keys, seats
-from app.errors import AppError
+from app.errors import AppError, not_found
 from app.events import iso
 from app.extensions import db, is_mariadb, is_mysql, redis_store
+from app.i18n import lazy_number
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
 log = logging.getLogger(__name__)
 
 DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
-MISMATCH_MESSAGES = {
-    "expired": "Your hold on seat {label} expired; please pick it again.",
-    "taken": "Someone else is holding seat {label} now.",
-    "stale": "Your hold on seat {label} was replaced; please pick it again.",
-    "booked": "Seat {label} is already sold.",
-    "blocked": "Seat {label} is not for sale.",
-}
+
+
+def _mismatch(kind: str, label: str):
+    """Why a held seat cannot be paid for (pay_begin.lua's verdict)."""
+    return {
+        "expired": _l("Your hold on seat %(label)s expired; please pick it again.", label=label),
+        "taken": _l("Someone else is holding seat %(label)s now.", label=label),
+        "stale": _stale(label),
+        "booked": _l("Seat %(label)s is already sold.", label=label),
+        "blocked": _l("Seat %(label)s is not for sale.", label=label),
+    }[kind]
+
+
+def _stale(label: str):
+    return _l("Your hold on seat %(label)s was replaced; please pick it again.", label=label)
 
 
 @dataclass
@@ -105,16 +115,16 @@ def _replay(user_id: int, idempotency_key: str, request_hash: str) -> Receipt | 
         return None
     if booking.request_hash != request_hash:
         raise AppError(422, "idempotency_key_reused",
-                       "This Idempotency-Key was already used for a different checkout.")
+                       _l("This Idempotency-Key was already used for a different checkout."))
     return receipt_for(booking)
 
 
 def _validate(event_id: int, items: list[tuple[int, int]]) -> None:
     limit = current_app.config["MAX_SEATS_PER_PERSON"]
     if not 1 <= len(items) <= limit:
-        raise AppError(422, "invalid", f"Check out between 1 and {limit} seats.")
+        raise AppError(422, "invalid", _l("Check out between 1 and %(limit)s seats.", limit=limit))
     if len({seat_id for seat_id, _ in items}) != len(items):
-        raise AppError(422, "invalid", "A seat appears twice.")
+        raise AppError(422, "invalid", _l("A seat appears twice."))
     for seat_id, _ in items:
         seats.seat_info(event_id, seat_id)  # 404 for a seat of another event
 
@@ -130,7 +140,7 @@ def _begin_payment(event_id: int, user_id: int, session_id: str,
         return int(result[1])
     if result[0] == "mismatch":
         label = seats.seat_info(event_id, int(result[1])).label
-        raise AppError(409, f"hold_{result[2]}", MISMATCH_MESSAGES[result[2]].format(label=label))
+        raise AppError(409, f"hold_{result[2]}", _mismatch(result[2], label))
     raise AppError(*seats.HOLD_REFUSALS["not_entered"])  # not entered, or no config (lost)
 
 
@@ -155,8 +165,8 @@ def _book_with_retries(event_id, user_id, items, idempotency_key, request_hash,
             return _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms)
         except Retry as e:
             if attempt + 1 == attempts:
-                raise AppError(503, "busy", "So many people are buying right now that your "
-                               "checkout could not finish; please try again.",
+                raise AppError(503, "busy", _l("So many people are buying right now that your "
+                                               "checkout could not finish; please try again."),
                                {"Retry-After": "1"}) from e
             log.info("checkout for user %s: %s, retrying (attempt %s)", user_id, e, attempt + 2)
             time.sleep(0.02 * 2 ** attempt * random.uniform(0.5, 1.5))
@@ -172,12 +182,13 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_m
                            wait=current_app.config["LOCK_WAIT_TIMEOUT"])
             user = _locked(User.select().where(User.id == user_id))
             if len(rows) != len(tokens) or not user:
-                raise AppError(404, "not_found", "No such seat or person.")
+                raise AppError(404, "not_found", _l("No such seat or person."))
             _check_seats(event_id, rows, tokens, lease_until_ms)
             amount = sum(seat.price for seat in rows)
             if user[0].points < amount:
                 raise AppError(402, "not_enough_points",
-                               f"This costs {amount:,} points and you have {user[0].points:,}.")
+                               _l("This costs %(amount)s points and you have %(points)s.",
+                                  amount=lazy_number(amount), points=lazy_number(user[0].points)))
             for seat in rows:
                 updated = (Seat.update(status="booked", holder=user_id,
                                        fencing_token=tokens[seat.id], version=Seat.version + 1)
@@ -199,7 +210,7 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_m
     except peewee.IntegrityError as e:
         # A unique key said no: the seat has a live booking (the last line of
         # defence) or this Idempotency-Key was just used by a concurrent request.
-        raise AppError(409, "seat_booked", "One of these seats is already sold.") from e
+        raise AppError(409, "seat_booked", _l("One of these seats is already sold.")) from e
     return receipt_for(booking, rows)
 
 
@@ -225,19 +236,18 @@ def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: 
     if time.time() * 1000 > lease_until_ms - margin_ms:
         # Stalled past the lease: someone else may hold these seats by now.
         raise AppError(409, "lease_expired",
-                       "Your checkout took too long and your seats were released; "
-                       "please pick them again.")
+                       _l("Your checkout took too long and your seats were released; "
+                          "please pick them again."))
     for seat in rows:
         if seat.event_id != event_id:
-            raise AppError(404, "not_found", "No such seat.")
+            raise not_found("seat")
         if seat.status != "available":
             raise AppError(409, "seat_booked" if seat.status == "booked" else "seat_blocked",
-                           f"Seat {seat.label} is no longer for sale.")
+                           _l("Seat %(label)s is no longer for sale.", label=seat.label))
         if seat.fencing_token > tokens[seat.id]:
             # A newer hold exists: this buyer is stale (a paused process, a
             # lost lease). The database refuses even if Redis was wrong.
-            raise AppError(409, "hold_stale",
-                           f"Your hold on seat {seat.label} was replaced; please pick it again.")
+            raise AppError(409, "hold_stale", _stale(seat.label))
 
 
 def receipt_for(booking: Booking, rows: list[Seat] | None = None) -> Receipt:

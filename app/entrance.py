@@ -8,12 +8,15 @@ token; the entrance does, atomically in Lua, and binds it to one session.
 
 import jwt
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from app import keys
 from app.errors import AppError
 from app.extensions import redis_store
 
 ALGORITHM = "HS256"
+NOT_ENTERED = (403, "not_entered",
+               _l("You need to come through the waiting room first, or your time is over."))
 
 
 def mint_token(event_id: int, user_id: int, jti: str, active_until: int) -> str:
@@ -28,11 +31,12 @@ def verify_token(token: str, event_id: int, user_id: int) -> dict:
                             options={"require": ["exp", "sub", "jti", "evt"]})
     except jwt.ExpiredSignatureError:
         raise _unauthorized(
-            "Your admission token has expired; please join the queue again.") from None
+            _l("Your admission token has expired; please join the queue again.")) from None
     except jwt.InvalidTokenError:
-        raise _unauthorized("This admission token is not valid.") from None
+        raise _unauthorized(_l("This admission token is not valid.")) from None
     if claims["evt"] != event_id or claims["sub"] != str(user_id):
-        raise _unauthorized("This admission token is for another event or another person.")
+        raise _unauthorized(
+            _l("This admission token is for another event or another person."))
     return claims
 
 
@@ -45,11 +49,11 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
                                        args=[user_id, claims["jti"], session_id])
     if result[0] == "used_elsewhere":
         raise AppError(409, "token_used",
-                       "This admission token was already used in another session.")
+                       _l("This admission token was already used in another session."))
     if result[0] == "unknown":
-        raise _unauthorized("This admission token was not issued by the waiting room.")
+        raise _unauthorized(_l("This admission token was not issued by the waiting room."))
     if result[0] == "expired":
-        raise _unauthorized("Your time to book is over; please join the queue again.")
+        raise _unauthorized(_l("Your time to book is over; please join the queue again."))
     return int(result[1]) // 1000
 
 
@@ -64,10 +68,9 @@ def require_entered(event_id: int, user_id: int, session_id: str) -> int:
     """Every booking endpoint starts here: 403 unless entered and still active."""
     until = active_until(event_id, user_id, session_id)
     if not until:
-        raise AppError(403, "not_entered",
-                       "You need to come through the waiting room first, or your time is over.")
+        raise AppError(*NOT_ENTERED)
     return until
 
 
-def _unauthorized(message: str) -> AppError:
+def _unauthorized(message) -> AppError:
     return AppError(401, "invalid_token", message)

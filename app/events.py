@@ -9,6 +9,7 @@ import string
 from datetime import UTC, datetime
 
 import peewee
+from flask_babel import lazy_gettext as _l
 from peewee import fn
 
 from app import audit, keys, seats
@@ -34,8 +35,8 @@ def create(name: str, sections: list[dict], actor_id: int | None = None,
     try:
         event = _create_with_seats(name, sections, sale_opens_at, values, actor_id)
     except peewee.IntegrityError:
-        raise AppError(422, "invalid", "Two seats would have the same section, row and "
-                       "number: give every section its own name.") from None
+        raise AppError(422, "invalid", _l("Two seats would have the same section, row and "
+                                          "number: give every section its own name.")) from None
     sync_config(event)
     return event
 
@@ -61,7 +62,7 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
     # None means "unchanged", except for sale_opens_at where it means "no set time".
     changes = {k: v for k, v in changes.items() if v is not None or k == "sale_opens_at"}
     if "admission" in changes and changes["admission"] not in ADMISSION_STATES:
-        raise AppError(422, "invalid", "admission must be open, paused or closed.")
+        raise AppError(422, "invalid", _l("admission must be open, paused or closed."))
     with db.atomic():
         event = get(event_id)
         before = describe(event)

@@ -1,6 +1,7 @@
 """Unbound singletons, bound to one app by create_app()."""
 
 import peewee
+from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from playhouse.db_url import connect as connect_url
 from redis import Redis
@@ -9,6 +10,7 @@ from app import scripts as lua
 
 db = peewee.DatabaseProxy()
 csrf = CSRFProtect()
+babel = Babel()  # app/i18n.py binds it with the locale selector
 
 
 class RedisStore:

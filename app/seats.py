@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from app import keys
+from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
 from app.extensions import redis_store
 from app.models import Event, Seat
@@ -104,8 +106,7 @@ def live_states(event_id: int, user_id: int | None = None, session_id: str | Non
         args=[user_id or 0, session_id or ""] if user_id else [0, ""])
     now_ms, active_until = int(result[0]), int(result[1])
     if user_id and not active_until:
-        raise AppError(403, "not_entered",
-                       "You need to come through the waiting room first, or your time is over.")
+        raise AppError(*NOT_ENTERED)
     states = {}
     for i in range(2, len(result), 2):
         state = SeatState.parse(result[i + 1], now_ms)
@@ -142,11 +143,10 @@ def my_holds(event_id: int, user_id: int, session_id: str) -> list[tuple[SeatInf
 
 
 HOLD_REFUSALS = {
-    "not_entered": (403, "not_entered",
-                    "You need to come through the waiting room first, or your time is over."),
-    "taken": (409, "seat_taken", "Someone else is holding this seat."),
-    "booked": (409, "seat_booked", "This seat is already sold."),
-    "blocked": (409, "seat_blocked", "This seat is not for sale."),
+    "not_entered": NOT_ENTERED,
+    "taken": (409, "seat_taken", _l("Someone else is holding this seat.")),
+    "booked": (409, "seat_booked", _l("This seat is already sold.")),
+    "blocked": (409, "seat_blocked", _l("This seat is not for sale.")),
 }
 
 
@@ -160,7 +160,8 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
             raise AppError(*HOLD_REFUSALS[status])
         if status == "limit":
             limit = current_app.config["MAX_SEATS_PER_PERSON"]
-            raise AppError(422, "seat_limit", f"You can hold at most {limit} seats at a time.")
+            raise AppError(422, "seat_limit", _l("You can hold at most %(limit)s seats at a time.",
+                                                 limit=limit))
         token, until_ms, now_ms = (int(x) for x in result[1:4])
         try:
             recorded = _record_token(seat_id, token, again=status == "yours")
@@ -177,7 +178,7 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
         log.warning("event %s seat %s: hold %s refused by the database; reconciled",
                     event_id, seat_id, token)
         if attempt:
-            raise AppError(409, "seat_taken", "This seat is no longer available.")
+            raise AppError(409, "seat_taken", _l("This seat is no longer available."))
     raise AssertionError("unreachable")
 
 
@@ -206,6 +207,9 @@ def _record_token(seat_id: int, token: int, again: bool = False) -> bool:
         return Seat.select().where(Seat.id == seat_id, Seat.status == "available",
                                    Seat.fencing_token == token).exists()
     return updated == 1
+
+
+NOT_YOUR_HOLD = (404, "not_your_hold", _l("You do not hold this seat."))
 
 
 def release(event_id: int, user_id: int, seat_id: int, token: int | None = None) -> bool:
@@ -279,14 +283,16 @@ def block(event_id: int, seat_id: int) -> tuple[str, str]:
     seat_info(event_id, seat_id)
     result = redis_store.scripts.block(keys=[keys.event(event_id).seats], args=[seat_id])
     if result[0] != "blocked":
-        reason = {"held": "someone is holding it", "paying": "someone is paying for it",
-                  "booked": "it is sold"}[result[0]]
-        raise AppError(409, f"seat_{result[0]}", f"This seat cannot be blocked: {reason}.")
+        raise AppError(409, f"seat_{result[0]}", {
+            "held": _l("This seat cannot be blocked: someone is holding it."),
+            "paying": _l("This seat cannot be blocked: someone is paying for it."),
+            "booked": _l("This seat cannot be blocked: it is sold."),
+        }[result[0]])
     updated = (Seat.update(status="blocked", version=Seat.version + 1)
                .where(Seat.id == seat_id, Seat.status.in_(["available", "blocked"])).execute())
     if not updated:
         reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
-        raise AppError(409, "seat_booked", "This seat cannot be blocked: it is sold.")
+        raise AppError(409, "seat_booked", _l("This seat cannot be blocked: it is sold."))
     update_sold_out(event_id, may_clear=False)
     return "available", "blocked"
 
@@ -297,7 +303,7 @@ def unblock(event_id: int, seat_id: int) -> tuple[str, str]:
     updated = (Seat.update(status="available", version=Seat.version + 1)
                .where(Seat.id == seat_id, Seat.status == "blocked").execute())
     if not updated:
-        raise AppError(409, "not_blocked", "This seat is not blocked.")
+        raise AppError(409, "not_blocked", _l("This seat is not blocked."))
     k = keys.event(event_id)
     if redis_store.client.hget(k.seats, seat_id) == "blocked":
         redis_store.client.hdel(k.seats, seat_id)
@@ -311,8 +317,8 @@ def release_any(event_id: int, seat_id: int) -> tuple[str, str]:
     _, _, states = live_states(event_id)
     state = states.get(seat_id)
     if state is None or state.kind != "held":
-        raise AppError(409, "not_held", "This seat is not held (a payment in progress is "
-                       "left to finish).")
+        raise AppError(409, "not_held", _l("This seat is not held (a payment in progress is "
+                                           "left to finish)."))
     if not release(event_id, state.holder, seat_id, state.token):
-        raise AppError(409, "not_held", "The hold ended meanwhile.")
+        raise AppError(409, "not_held", _l("The hold ended meanwhile."))
     return f"held by user {state.holder} (token {state.token})", "available"

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from app import events, keys
 from app.entrance import mint_token
@@ -48,9 +49,9 @@ def join(event_id: int, user_id: int) -> QueueStatus:
     result = _with_config(event_id, lambda: redis_store.scripts.join(
         keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick], args=[user_id]))
     if result[0] == "closed":
-        raise AppError(409, "event_closed", "This event's waiting room is closed.")
+        raise AppError(409, "event_closed", _l("This event's waiting room is closed."))
     if result[0] == "sold_out":
-        raise AppError(409, "sold_out", "Sold out: every seat has been sold.")
+        raise AppError(409, "sold_out", _l("Sold out: every seat has been sold."))
     if result[0] == "admitted":
         return poll(event_id, user_id)
     return _waiting_status(*result[1:])
@@ -65,7 +66,8 @@ def poll(event_id: int, user_id: int) -> QueueStatus:
     if result[0] == "sold_out":
         return QueueStatus("sold_out")  # poll_after None: nothing left to wait for
     if result[0] == "not_in_queue":
-        raise AppError(404, "not_in_queue", "You are not in this event's queue; join it first.")
+        raise AppError(404, "not_in_queue",
+                       _l("You are not in this event's queue; join it first."))
     if result[0] == "admitted":
         active_until = int(result[1]) // 1000
         return QueueStatus("admitted", token=mint_token(event_id, user_id, result[2], active_until),

@@ -112,12 +112,14 @@ def post_forms(page: str) -> list[dict]:
 def audit_table(page: str) -> list[dict]:
     """The audit log table of an event page, as shown (newest first)."""
     section = page.split('id="audit-h"', 1)[1]
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>\s*"
+    rows = re.findall(r'<tr><td><time datetime="(.*?)">(.*?)</time></td><td>(.*?)</td>\s*'
+                      r"<td>(.*?) <code>(.*?)</code></td>\s*"
                       r"<td><code>(.*?)</code> → <code>(.*?)</code></td></tr>", section, re.S)
-    return [{"at": at, "actor": html.unescape(actor), "what": html.unescape(what),
+    return [{"at": at, "shown_at": shown_at, "actor": html.unescape(actor),
+             "action": html.unescape(action), "what": html.unescape(what),
              "before": json.loads(html.unescape(before)),
              "after": json.loads(html.unescape(after))}
-            for at, actor, what, before, after in rows]
+            for at, shown_at, actor, action, what, before, after in rows]
 
 
 def audit_rows(app, **where) -> list[AuditLog]:
@@ -467,7 +469,7 @@ def test_create_an_event_with_the_form(app, staff):
 @pytest.mark.parametrize("changes, says", [
     ({"sections": "Floor, 3, 5"}, "section line 1 needs: name, rows, seats per row, price"),
     ({"sections": "Floor, 3, 5, 100\nBalcony 2 4 50"}, "section line 2 needs"),
-    ({"sections": "Floor, three, 5, 100"}, "invalid literal"),
+    ({"sections": "Floor, three, 5, 100"}, "section line 1: three is not a whole number"),
     ({"sections": "Floor, 0, 5, 100"}, "sections.0.rows"),
     ({"sections": "Floor, 101, 5, 100"}, "sections.0.rows"),
     ({"sections": "Floor, 3, 5, -1"}, "sections.0.price"),
@@ -475,7 +477,7 @@ def test_create_an_event_with_the_form(app, staff):
     ({"sections": "Floor, 1, 1, 1\nfloor, 1, 1, 1"}, "every section needs its own name"),
     ({"sections": "  \n "}, "sections"),
     ({"name": ""}, "name"),
-    ({"max_active": "many"}, "invalid literal"),
+    ({"max_active": "many"}, "max_active: many is not a whole number"),
     ({"hold_ttl": "0"}, "hold_ttl"),
     ({"sale_opens_at": "next tuesday"}, "sale_opens_at"),
 ], ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else None)
@@ -776,7 +778,7 @@ def test_the_live_fragment(app, staff, entered, make_user, make_event):
 
     numbers = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", page))
     assert numbers["Held"] == "1" and numbers["Blocked"] == "1" and numbers["Available"] == "3"
-    assert numbers["Booked"].startswith("1 ") and "(1 bookings in the last minute)" in \
+    assert numbers["Booked"].startswith("1 ") and "(1 booking in the last minute)" in \
         numbers["Booked"]
     assert numbers["Admitted in all"] == "2" and numbers["Removed by cleanup"] == "0"
     assert numbers["Active / cap"].endswith("/ 10,000")
@@ -994,7 +996,12 @@ def test_the_event_page_shows_the_audit_log_newest_first(app, staff, entered, ma
     assert shown[6]["before"] is None and shown[6]["after"]["name"] == "Test event"
     stamps = [row["at"] for row in shown]
     assert stamps == sorted(stamps, reverse=True)
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", at) for at in stamps), stamps
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", at) for at in stamps), stamps
+    # Shown the locale's way (English here: "Jan 5, 2030, 3:04:05 PM"; test_i18n.py: Korean).
+    assert all(re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M",
+                            row["shown_at"]) for row in shown), shown
+    assert [row["action"] for row in shown][:2] == ["removed someone from the queue",
+                                                     "released a hold"]
     with app.app_context():
         assert AuditLog.select().where(AuditLog.actor == staff_user.id).count() == 5
 

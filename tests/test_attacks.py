@@ -1064,7 +1064,7 @@ def test_no_get_changes_anything(app, r, event, seat_ids, entered, make_user, lo
                "waiter": waiter_client, "buyer": buyer_client, "staff": staff[1]}
     values = {"event_id": event.id, "seat_id": seat_ids[0], "user_id": customer.id,
               "booking_id": booking["booking_id"], "filename": "style.css",
-              "action": "release"}
+              "action": "release", "code": "ko"}
     before = [snapshot(app, r, e) for e in (event.id, paused.id)]
     checked = 0
     with app.test_request_context():

@@ -117,7 +117,7 @@ def test_taken_seats_are_labelled_and_inert(stack, new_context):
 def test_announcements_are_polite(stack, new_context):
     event_id = stack.new_event("Announce night", HALL, admit_rate=1, max_active=100,
                                hold_ttl=13)
-    for _ in range(2):
+    for _ in range(5):
         stack.api(stack.new_user("ahead")).call("POST", f"/api/events/{event_id}/queue")
     page = new_context().new_page()
     log_in(page, stack.new_user("listen"))

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.e2e
 SECTIONS = [{"name": "Floor", "rows": 4, "seats_per_row": 12, "price": 2000},
             {"name": "Balcony", "rows": 3, "seats_per_row": 10, "price": 1200}]
 
-CLICK_AT = """([selector, at]) => new Promise(resolve => setTimeout(() => {
-    document.querySelector(selector).click(); resolve(Date.now());
-}, Math.max(0, at - Date.now())))"""
+# Scheduled in each page, then left to run: both fire at the same wall-clock instant.
+CLICK_AT = """([selector, at]) => { setTimeout(() => document.querySelector(selector).click(),
+                                             Math.max(0, at - Date.now())); }"""
 
 
 def test_two_browsers_race_for_one_seat_and_staff_watch(stack, new_context, screenshots):
@@ -49,7 +49,7 @@ def test_two_browsers_race_for_one_seat_and_staff_watch(stack, new_context, scre
     selector = f"#seat-{target}"
     at = int(time.time() * 1000) + 800
     for page in fans:
-        page.evaluate(f"([s, t]) => ({CLICK_AT})([s, t])", [selector, at])
+        page.evaluate(CLICK_AT, [selector, at])
     states = wait_for(lambda: sorted(p.get_attribute(selector, "data-state") for p in fans)
                       if all(p.get_attribute(selector, "data-state") != "available" for p in fans)
                       else None, seconds=10)
@@ -57,7 +57,8 @@ def test_two_browsers_race_for_one_seat_and_staff_watch(stack, new_context, scre
     winner, loser = fans if fans[0].get_attribute(selector, "data-state") == "mine" else fans[::-1]
 
     message = loser.locator("#booking-message [role=alert], #messages [role=alert]")
-    assert message.count() == 1 and message.first.is_visible()
+    assert wait_for(lambda: message.count() == 1, seconds=5), "the loser was told nothing"
+    assert message.first.is_visible()
     assert re.search(r"taken|held|someone", message.first.inner_text(), re.I), \
         message.first.inner_text()
     assert loser.locator(selector).is_disabled() or \

@@ -1317,7 +1317,7 @@ COUNTDOWN_JS = ROOT / "app" / "static" / "countdown.js"
 FAKE_BROWSER = r"""
 const fs = require("fs");
 const element = (value) => ({
-  attrs: {"data-countdown": value}, textContent: "",
+  attrs: {"data-countdown": value, "data-expired": "expired"}, textContent: "",
   getAttribute(name) { return this.attrs[name]; },
   setAttribute(name, value) { this.attrs[name] = String(value); },
 });

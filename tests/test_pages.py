@@ -109,9 +109,12 @@ def test_waiting_page_is_the_same_for_everyone(app, client, make_event, make_use
     for page in pages:
         assert "public" in page.headers["Cache-Control"]
         assert "max-age" in page.headers["Cache-Control"]
-        # Nothing per person may ride along with a publicly cacheable page.
+        # Nothing per person may ride along with a publicly cacheable page;
+        # it varies only with the language (Accept-Language or the `lang`
+        # cookie: test_i18n.py), never with the session.
         assert "Set-Cookie" not in page.headers
-        assert "Cookie" not in page.headers.get("Vary", "")
+        assert {v.strip() for v in page.headers["Vary"].split(",")} == {"Accept-Language",
+                                                                        "Cookie"}
 
 
 def test_waiting_page_loads_the_status_fragment(client, make_event):
@@ -151,7 +154,10 @@ def test_fragment_for_a_waiting_person(person, make_event):
     assert 'hx-swap="outerHTML"' in page
     assert 0 <= progress(page) <= 100
     assert 'aria-valuemin="0"' in page and 'aria-valuemax="100"' in page
-    assert 'aria-live="polite"' in page
+    assert 'class="status-text"' in page  # what live.js reads out on change
+    # ...through the waiting page's own polite live region, which outlives the swaps.
+    assert re.search(r'id="announcer"[^>]*aria-live="polite"',
+                     html(client.get(f"/events/{event.id}/waiting")))
     assert re.search(r"number <strong>1</strong>", page)
     vary = {v.strip() for v in response.headers["Vary"].split(",")}
     assert "HX-Request" in vary

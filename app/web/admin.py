@@ -3,19 +3,34 @@ live seat map, numbers, chart, controls, what-if and audit log. One guard
 for the whole blueprint; every form carries a CSRF token; every action is
 audited (app/staff.py)."""
 
+import json
 from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import format_time, gettext
+from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
 from app import audit, charts, events, seats, staff
 from app.errors import AppError
+from app.i18n import admission, number
 from app.models import Booking, BookingSeat, Event, User, utcnow
 from app.web import session as web_session
-from app.web.schemas import CreateEvent, UpdateEvent
+from app.web.schemas import CreateEvent, UpdateEvent, first_problem
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(web_session.require_staff_page)
+
+# The live settings as the forms name them.
+SETTINGS = {"admission": _l("Admission"), "max_active": _l("Most people booking at once"),
+            "admit_rate": _l("Let in per second")}
+
+
+@bp.app_template_filter("json_text")
+def json_text(value) -> str:
+    """An audit entry's before/after as readable JSON: a Korean event name
+    stays Korean (tojson would spell it \\ubd04...). Escaped like any text."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 @bp.get("/")
@@ -32,17 +47,19 @@ def create_event():
             "name": form.get("name", ""),
             "sale_opens_at": form.get("sale_opens_at") or None,
             "sections": _parse_sections(form.get("sections", "")),
-            **{field: int(form[field]) for field in ("max_active", "admit_rate", "active_ttl",
-                                                      "hold_ttl") if form.get(field)},
+            **{field: _whole(form[field], field) for field in ("max_active", "admit_rate",
+                                                                "active_ttl", "hold_ttl")
+               if form.get(field)},
         })
     except (ValueError, ValidationError) as e:
-        flash(f"The event was not created: {_first_error(e)}", "error")
+        flash(gettext("The event was not created: %(problem)s", problem=_first_error(e)),
+              "error")
         return redirect(url_for("admin.index"))
     event = events.create(body.name, [s.model_dump() for s in body.sections],
                           actor_id=web_session.user_id(), sale_opens_at=body.sale_opens_at,
                           max_active=body.max_active, admit_rate=body.admit_rate,
                           active_ttl=body.active_ttl, hold_ttl=body.hold_ttl)
-    flash(f"Created {event.name} (admission paused).", "info")
+    flash(gettext("Created %(name)s (admission paused).", name=event.name), "info")
     return redirect(url_for("admin.event", event_id=event.id))
 
 
@@ -65,14 +82,17 @@ def settings(event_id):
     try:
         changes = UpdateEvent.model_validate({
             **({"admission": form["admission"]} if form.get("admission") else {}),
-            **{field: int(form[field]) for field in ("max_active", "admit_rate")
+            **{field: _whole(form[field], field) for field in ("max_active", "admit_rate")
                if form.get(field)},
         }).model_dump(exclude_unset=True)
     except (ValueError, ValidationError) as e:
-        flash(f"Nothing changed: {_first_error(e)}", "error")
+        flash(gettext("Nothing changed: %(problem)s", problem=_first_error(e)), "error")
     else:
         staff.update_event(web_session.user_id(), event_id, **changes)
-        flash("Saved: " + ", ".join(f"{k} = {v}" for k, v in changes.items()), "info")
+        saved = ", ".join(
+            f"{SETTINGS.get(k, k)} = {admission(v) if k == 'admission' else number(v)}"
+            for k, v in changes.items())
+        flash(gettext("Saved: %(changes)s", changes=saved), "info")
     return redirect(url_for("admin.event", event_id=event_id))
 
 
@@ -88,8 +108,9 @@ def seat_action(event_id, seat_id, action):
         flash(e.message, "error")
     else:
         label = seats.seat_info(event_id, seat_id).label
-        flash(f"Seat {label}: {action}ed." if action != "release" else
-              f"Seat {label}: hold released.", "info")
+        flash({"block": gettext("Seat %(label)s: blocked.", label=label),
+               "unblock": gettext("Seat %(label)s: unblocked.", label=label),
+               "release": gettext("Seat %(label)s: hold released.", label=label)}[action], "info")
     return redirect(url_for("admin.event", event_id=event_id, seat=seat_id))
 
 
@@ -97,11 +118,11 @@ def seat_action(event_id, seat_id, action):
 def remove_from_queue(event_id):
     user = staff.find_user(request.form.get("person", ""))
     if user is None:
-        flash("No such person (give an email or a user id).", "error")
+        flash(gettext("No such person (give an email or a user id)."), "error")
     elif staff.remove_from_queue(web_session.user_id(), event_id, user.id):
-        flash(f"{user.email} was removed from the queue.", "info")
+        flash(gettext("%(email)s was removed from the queue.", email=user.email), "info")
     else:
-        flash(f"{user.email} was not in the queue.", "info")
+        flash(gettext("%(email)s was not in the queue.", email=user.email), "info")
     return redirect(url_for("admin.event", event_id=event_id))
 
 
@@ -113,7 +134,7 @@ def what_if(event_id):
         if not (1 <= rate <= 100_000 and 1 <= cap <= 1_000_000):
             raise ValueError
     except ValueError:
-        flash("What-if needs a rate (1-100,000/s) and a cap (1-1,000,000).", "error")
+        flash(gettext("What-if needs a rate (1-100,000/s) and a cap (1-1,000,000)."), "error")
         return redirect(url_for("admin.event", event_id=event_id))
     return render_template("admin/event.html", **_live_context(event_id),
                            log=audit.recent(f"event:{event_id}"),
@@ -131,20 +152,29 @@ def _live_context(event_id: int) -> dict:
     for seat in seats.catalogue(event_id).values():
         state = states.get(seat.id)
         kind = state.kind if state else "available"
-        tip = kind.replace("paying", "being paid for")
-        if state and kind in ("held", "paying"):
-            tip += f" by {people.get(state.holder, state.holder)}, " \
-                   f"{max(0, (state.until_ms - now_ms) // 1000)} s left"
-        elif state and kind == "booked":
-            when = sold_at.get(seat.id)
-            tip += f" by {people.get(state.holder, state.holder)}" + \
-                   (f" at {when:%H:%M:%S} UTC" if when else "")
-        cells.append({"seat": seat, "state": kind, "tip": tip})
+        cells.append({"seat": seat, "state": kind,
+                      "tip": _tip(kind, state, people, sold_at.get(seat.id), now_ms)})
     selected = request.args.get("seat", type=int)
     return {"event": event, "stats": stats, "layout": _rows(cells),
             "selected": next((c for c in cells if c["seat"].id == selected), None),
             "chart": charts.for_event(event_id, event.admit_rate),
             "clear_in": _clear_in(stats), "bookings_per_minute": _bookings_last_minute(event_id)}
+
+
+def _tip(kind: str, state, people: dict, sold_at, now_ms: int) -> str:
+    """A seat's state as staff read it on hover: who holds it, for how long."""
+    if kind in ("held", "paying"):
+        who = people.get(state.holder, state.holder)
+        left = max(0, (state.until_ms - now_ms) // 1000)
+        return (gettext("held by %(who)s, %(seconds)s s left", who=who, seconds=left)
+                if kind == "held" else
+                gettext("being paid for by %(who)s, %(seconds)s s left", who=who, seconds=left))
+    if kind == "booked":
+        who = people.get(state.holder, state.holder)
+        return gettext("booked by %(who)s at %(time)s UTC", who=who,
+                       time=format_time(sold_at, "HH:mm:ss")) if sold_at else \
+            gettext("booked by %(who)s", who=who)
+    return gettext("blocked") if kind == "blocked" else gettext("available")
 
 
 def _rows(cells: list[dict]) -> list:
@@ -177,18 +207,28 @@ def _bookings_last_minute(event_id: int) -> int:
 def _parse_sections(text: str) -> list[dict]:
     """One section a line: name, rows, seats per row, price."""
     sections = []
-    for number, line in enumerate(filter(str.strip, text.splitlines()), 1):
+    for line_number, line in enumerate(filter(str.strip, text.splitlines()), 1):
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 4:
-            raise ValueError(f"section line {number} needs: name, rows, seats per row, price")
+            raise ValueError(gettext("section line %(number)s needs: name, rows, seats per row, "
+                                     "price", number=line_number))
         name, rows, per_row, price = parts
-        sections.append({"name": name, "rows": int(rows), "seats_per_row": int(per_row),
-                         "price": int(price)})
+        where = gettext("section line %(number)s", number=line_number)
+        sections.append({"name": name, "rows": _whole(rows, where),
+                         "seats_per_row": _whole(per_row, where), "price": _whole(price, where)})
     return sections
+
+
+def _whole(text: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(gettext("%(where)s: %(text)s is not a whole number", where=where,
+                                 text=text)) from None
 
 
 def _first_error(e: Exception) -> str:
     if isinstance(e, ValidationError):
-        first = e.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        where, what = first_problem(e)
+        return f"{where}: {what}"
     return str(e)

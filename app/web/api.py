@@ -2,6 +2,7 @@
 call a module, answer."""
 
 from flask import Blueprint, jsonify, request
+from flask_babel import lazy_gettext as _l
 
 from app import accounts, bookings, checkout, entrance, events, seats, waiting_room
 from app.errors import AppError
@@ -20,7 +21,7 @@ def json_bodies_only():
     sends another content type, so this also stops cross-site form posts."""
     unsafe = request.method in ("POST", "PUT", "PATCH", "DELETE")
     if unsafe and request.mimetype and request.mimetype != "application/json":
-        raise AppError(415, "unsupported_media_type", "Send a JSON body (application/json).")
+        raise AppError(415, "unsupported_media_type", _l("Send a JSON body (application/json)."))
 
 
 def json_body() -> dict:
@@ -29,7 +30,7 @@ def json_body() -> dict:
     except RecursionError:  # absurdly deep nesting: not a body we accept
         data = None
     if data is None:
-        raise AppError(400, "bad_json", "The body is not valid JSON.")
+        raise AppError(400, "bad_json", _l("The body is not valid JSON."))
     return data
 
 
@@ -69,7 +70,7 @@ def me():
     user = web_session.current_user()
     if user is None:  # the account was deleted under a live session
         web_session.logout()
-        raise AppError(401, "login_required", "Please log in first.")
+        raise AppError(*web_session.LOGIN_REQUIRED)
     return jsonify(id=user.id, email=user.email, name=user.name, points=user.points,
                    is_staff=user.is_staff)
 
@@ -124,7 +125,7 @@ def enter(event_id):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise AppError(401, "invalid_token",
-                       "Send the admission token as 'Authorization: Bearer <token>'.")
+                       _l("Send the admission token as 'Authorization: Bearer <token>'."))
     until = entrance.enter(event_id, web_session.user_id(), web_session.session_id(), token.strip())
     return jsonify(status="entered", active_until=until)
 
@@ -151,7 +152,7 @@ def release_seat(event_id, seat_id):
     body = parse(Release, json_body())
     seats.seat_info(event_id, seat_id)
     if not seats.release(event_id, web_session.user_id(), seat_id, body.token):
-        raise AppError(404, "not_your_hold", "You do not hold this seat.")
+        raise AppError(*seats.NOT_YOUR_HOLD)
     return "", 204
 
 
@@ -161,7 +162,7 @@ def release_seat(event_id, seat_id):
 def checkout_seats(event_id):
     key = request.headers.get("Idempotency-Key", "").strip()
     if not 1 <= len(key) <= 100:
-        raise AppError(422, "invalid", "Send an Idempotency-Key header (1-100 characters).")
+        raise AppError(422, "invalid", _l("Send an Idempotency-Key header (1-100 characters)."))
     body = parse(Checkout, json_body())
     receipt, created = checkout.checkout(
         event_id, web_session.user_id(), web_session.session_id(),

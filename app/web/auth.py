@@ -3,12 +3,14 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
 from app import accounts
 from app.errors import AppError
 from app.web import session as web_session
-from app.web.schemas import Login, Register
+from app.web.schemas import Login, Register, first_problem
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -25,7 +27,7 @@ def register():
             flash(e.message, "error")
         else:
             web_session.login(user)
-            flash("Welcome! Your account is ready.", "info")
+            flash(gettext("Welcome! Your account is ready."), "info")
             return redirect(_safe_next())
     return render_template("auth/register.html", next=request.args.get("next", ""))
 
@@ -37,7 +39,7 @@ def login():
             body = Login.model_validate(request.form.to_dict())
             user = accounts.authenticate(body.email, body.password)
         except ValidationError:
-            flash("Wrong email or password.", "error")
+            flash(gettext("Wrong email or password."), "error")
         except AppError as e:
             flash(e.message, "error")
         else:
@@ -50,21 +52,30 @@ def login():
 def logout():
     if request.method == "POST":
         web_session.logout()
-        flash("You are logged out.", "info")
+        flash(gettext("You are logged out."), "info")
         return redirect(url_for("pages.index"))
     return render_template("auth/logout.html")
 
 
 def _safe_next() -> str:
-    """Only same-site paths, so a crafted link cannot send people elsewhere."""
-    target = request.form.get("next") or request.args.get("next") or ""
+    return same_site_path(request.form.get("next") or request.args.get("next") or "")
+
+
+def same_site_path(target: str) -> str:
+    """Only same-site paths, so a crafted link cannot send people elsewhere:
+    no scheme or host, and no "//" or "/\\" that a browser reads as another
+    host; anything else is the home page."""
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (parts.scheme or parts.netloc or not target.startswith("/")
+            or target[1:2] in ("/", "\\") or any(ord(c) < 32 for c in target)):
         return url_for("pages.index")
     return target
 
 
+FIELDS = {"email": _l("Email"), "password": _l("Password"), "name": _l("Name")}
+
+
 def _form_error(e: ValidationError) -> str:
-    first = e.errors()[0]
-    field = first["loc"][0] if first["loc"] else "form"
-    return f"{str(field).capitalize()}: {first['msg']}."
+    where, what = first_problem(e)
+    field = where.split(".")[0]
+    return gettext("%(field)s: %(problem)s.", field=FIELDS.get(field, field), problem=what)

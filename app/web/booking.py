@@ -15,20 +15,17 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 
 from app import bookings, checkout, events, seats
 from app.errors import AppError
+from app.i18n import duration
 from app.models import Booking, User
 from app.web import session as web_session
 from app.web.limits import limited
-from app.web.pages import duration
 from app.web.session import page_login_required
 
 bp = Blueprint("booking", __name__)
-
-STATE_WORDS = {"available": "available", "held": "held by someone else", "mine": "held by you",
-               "booked": "sold", "blocked": "not for sale"}
-
 
 @bp.get("/events/<int:event_id>/seats", endpoint="seats")
 @page_login_required
@@ -62,8 +59,8 @@ def hold(event_id):
     except AppError as e:
         return _after_action(event_id, e.message, "error")
     label = seats.seat_info(event_id, held.seat_id).label
-    return _after_action(event_id, f"Seat {label} is yours for {duration(held.expires_in)}.",
-                         "info")
+    return _after_action(event_id, gettext("Seat %(label)s is yours for %(time)s.", label=label,
+                                           time=duration(held.expires_in)), "info")
 
 
 @bp.post("/events/<int:event_id>/seats/release")
@@ -72,8 +69,8 @@ def release(event_id):
     seat_id = request.form.get("seat", type=int) or 0
     seats.seat_info(event_id, seat_id)
     released = seats.release(event_id, web_session.user_id(), seat_id)
-    return _after_action(event_id, "Seat released." if released else "You do not hold this seat.",
-                         "info" if released else "error")
+    return _after_action(event_id, gettext("Seat released.") if released
+                         else str(seats.NOT_YOUR_HOLD[2]), "info" if released else "error")
 
 
 @bp.route("/events/<int:event_id>/checkout", methods=["GET", "POST"])
@@ -103,7 +100,7 @@ def checkout_page(event_id):
             return redirect(url_for("booking.checkout_page", event_id=event_id))
         return redirect(url_for("booking.confirmation", booking_id=receipt.booking_id))
     if not holds:
-        flash("Pick a seat first.", "info")
+        flash(gettext("Pick a seat first."), "info")
         return redirect(url_for("booking.seats", event_id=event_id))
     user = User.get_by_id(user_id)
     total = sum(s.price for s, _ in holds)
@@ -170,4 +167,4 @@ def _panel_context(event_id: int) -> dict:
               for section, section_cells in groupby(cells, key=lambda c: c["seat"].section)]
     mine = [c for c in cells if c["state"] == "mine"]
     return {"layout": layout, "mine": mine, "total": sum(c["seat"].price for c in mine),
-            "window_left": max(0, (active_until_ms - now_ms) // 1000), "words": STATE_WORDS}
+            "window_left": max(0, (active_until_ms - now_ms) // 1000)}

@@ -20,19 +20,15 @@ def person_key() -> str:
     return f"user:{uid}" if uid else f"ip:{get_remote_address()}"
 
 
-TOO_FAST = "You are going too fast; please wait a moment and try again."
-
-
 def limited(action: str):
     """Decorate a view: `action`'s per-person limit and the per-IP ceiling,
-    each one count shared by the page and the JSON endpoint (shared scopes)."""
+    each one count shared by the page and the JSON endpoint (shared scopes).
+    The 429's message is app/errors.py's, in the reader's language."""
     def decorate(view):
         view = limiter.shared_limit(lambda: current_app.config["RATE_LIMITS"][action],
-                                    scope=f"{action}:person", key_func=person_key,
-                                    error_message=TOO_FAST)(view)
+                                    scope=f"{action}:person", key_func=person_key)(view)
         return limiter.shared_limit(lambda: current_app.config["RATE_LIMITS"]["per_ip"],
-                                    scope=f"{action}:ip", key_func=get_remote_address,
-                                    error_message=TOO_FAST)(view)
+                                    scope=f"{action}:ip", key_func=get_remote_address)(view)
     return decorate
 
 

@@ -12,6 +12,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 
 from app import entrance, events, seats, waiting_room
 from app.errors import AppError
@@ -64,17 +65,20 @@ def leave(event_id):
         return render_template("waiting/leave.html", event=events.get(event_id))
     waiting_room.leave(event_id, web_session.user_id())
     session.pop(f"start:{event_id}", None)
-    flash("You left the queue.", "info")
+    flash(gettext("You left the queue."), "info")
     return redirect(url_for("pages.event", event_id=event_id))
 
 
 @bp.get("/events/<int:event_id>/waiting")
 def waiting(event_id):
-    """The waiting page is the same for everyone (cacheable); only the status
-    fragment it loads is per person."""
+    """The waiting page is the same for everyone who reads the same language
+    (cacheable, one copy per language); only the status fragment it loads
+    is per person."""
     event = events.get(event_id)
     response = make_response(render_template("waiting/page.html", event=event))
     response.headers["Cache-Control"] = "public, max-age=60"
+    # The language comes from Accept-Language or the `lang` cookie (app/i18n.py).
+    response.vary.update(("Accept-Language", "Cookie"))
     return response
 
 
@@ -127,18 +131,6 @@ def _start_position(event_id: int, status: waiting_room.QueueStatus) -> int:
     if key not in session and status.status == "waiting":
         session[key] = status.position or status.position_band["from"]
     return session.get(key, 1)
-
-
-@bp.app_template_filter("duration")
-def duration(seconds) -> str:
-    """Seconds as people say them: "45 s", "3 min", "1 h 20 min"."""
-    seconds = int(seconds or 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
 
 
 @bp.app_template_filter("mmss")

@@ -3,9 +3,11 @@
 from datetime import UTC, datetime
 from typing import Literal
 
+from flask_babel import gettext, ngettext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.errors import AppError
+from app.i18n import number
 
 
 def _in_utc(cls, value: datetime | None) -> datetime | None:
@@ -15,7 +17,7 @@ def _in_utc(cls, value: datetime | None) -> datetime | None:
     try:
         return value.astimezone(UTC).replace(tzinfo=None)
     except OverflowError:
-        raise ValueError("the time is out of range") from None
+        raise ValueError(gettext("the time is out of range")) from None
 
 
 class Body(BaseModel):
@@ -53,10 +55,11 @@ class CreateEvent(Body):
     @classmethod
     def sections_fit(cls, sections):
         if sum(s.rows * s.seats_per_row for s in sections) > 100_000:
-            raise ValueError("an event has at most 100,000 seats")
+            raise ValueError(gettext("an event has at most %(count)s seats",
+                                     count=number(100_000)))
         names = [s.name.casefold() for s in sections]
         if len(set(names)) != len(names):
-            raise ValueError("every section needs its own name")
+            raise ValueError(gettext("every section needs its own name"))
         return sections
 
     in_utc = field_validator("sale_opens_at")(classmethod(_in_utc))
@@ -89,10 +92,56 @@ class Release(Body):
 def parse(model: type[Body], data) -> Body:
     """Validate a decoded JSON body; 422 with the first problem spelled out."""
     if not isinstance(data, dict):
-        raise AppError(422, "invalid", "The body must be a JSON object.")
+        raise AppError(422, "invalid", gettext("The body must be a JSON object."))
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise AppError(422, "invalid", f"{where}: {first['msg']}") from None
+        where, what = first_problem(e)
+        raise AppError(422, "invalid", f"{where or 'body'}: {what}") from None
+
+
+def first_problem(e: ValidationError) -> tuple[str, str]:
+    """(where, what) of a validation error's first problem: the field's path
+    ("sections.0.rows") and what is wrong, in the reader's language."""
+    first = e.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), explain(first)
+
+
+def explain(error: dict) -> str:
+    """One pydantic error in words (pydantic's own are English only)."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "value_error":  # raised by a validator above, already in words
+        return str(ctx.get("error", error["msg"]))
+    if kind in ("string_too_short", "string_too_long", "too_short", "too_long"):
+        size = ctx.get("min_length", ctx.get("max_length"))
+        return {
+            "string_too_short": ngettext("should have at least %(num)s character",
+                                         "should have at least %(num)s characters", size),
+            "string_too_long": ngettext("should have at most %(num)s character",
+                                        "should have at most %(num)s characters", size),
+            "too_short": ngettext("should have at least %(num)s item",
+                                  "should have at least %(num)s items", size),
+            "too_long": ngettext("should have at most %(num)s item",
+                                 "should have at most %(num)s items", size),
+        }[kind]
+    if kind == "greater_than_equal":
+        return gettext("should be %(limit)s or more", limit=number(ctx["ge"]))
+    if kind == "less_than_equal":
+        return gettext("should be %(limit)s or less", limit=number(ctx["le"]))
+    if kind == "literal_error":
+        return gettext("should be one of: %(choices)s", choices=ctx["expected"].replace(
+            " or ", ", "))
+    words = {
+        "missing": gettext("is required"),
+        "string_type": gettext("should be text"),
+        "string_pattern_mismatch": gettext("is not in the right form"),
+        "int_type": gettext("should be a whole number"),
+        "list_type": gettext("should be a list"),
+        "model_type": gettext("should be an object"),
+        "dict_type": gettext("should be an object"),
+    }
+    if kind in words:
+        return words[kind]
+    if kind.startswith("datetime"):
+        return gettext("should be a date and time such as 2030-01-31T19:00:00Z")
+    return error["msg"]  # a kind these bodies cannot produce today: pydantic's English

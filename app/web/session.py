@@ -4,9 +4,12 @@ import secrets
 from functools import wraps
 
 from flask import redirect, request, session, url_for
+from flask_babel import lazy_gettext as _l
 
 from app.errors import AppError
 from app.models import User
+
+LOGIN_REQUIRED = (401, "login_required", _l("Please log in first."))
 
 
 def login(user: User) -> None:
@@ -40,7 +43,7 @@ def api_login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not user_id():
-            raise AppError(401, "login_required", "Please log in first.")
+            raise AppError(*LOGIN_REQUIRED)
         return view(*args, **kwargs)
     return wrapped
 
@@ -59,9 +62,9 @@ def require_staff_json():
     customer (checked in the database: revoking the flag takes effect at once)."""
     user = current_user()
     if user is None:
-        raise AppError(401, "login_required", "Please log in first.")
+        raise AppError(*LOGIN_REQUIRED)
     if not user.is_staff:
-        raise AppError(403, "forbidden", "Staff only.")
+        raise AppError(403, "forbidden", _l("Staff only."))
 
 
 def require_staff_page():
@@ -70,4 +73,4 @@ def require_staff_page():
     if user is None:
         return redirect(url_for("auth.login", next=request.full_path))
     if not user.is_staff:
-        raise AppError(403, "forbidden", "This page is for staff only.")
+        raise AppError(403, "forbidden", _l("This page is for staff only."))

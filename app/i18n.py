@@ -1,0 +1,158 @@
+"""Languages: English (the default) and Korean.
+
+The locale of a request is the `lang` cookie that the language switcher
+(/lang/<code>, app/web/lang.py) sets, else the best match of the browser's
+Accept-Language, else English. Outside a request (RQ jobs, the command line)
+it is English.
+
+Strings are marked with gettext / `_l` (lazy_gettext: for messages made
+before anyone knows who will read them, such as AppError's) and extracted
+with babel.cfg into app/translations. Numbers, times and durations go
+through the filters below, so they follow the locale too.
+"""
+
+import logging
+import os
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.units import format_unit
+from flask import Flask, g, has_request_context, request
+from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+from app.extensions import babel
+
+log = logging.getLogger(__name__)
+
+# Each language named in its own language, as the switcher shows it.
+LANGUAGES = {"en": "English", "ko": "한국어"}
+DEFAULT = "en"
+COOKIE = "lang"
+
+ADMISSION = {"open": _l("open"), "paused": _l("paused"), "closed": _l("closed")}
+
+
+def select_locale() -> str | None:
+    """The switcher's cookie, else Accept-Language, else None (the default)."""
+    if not has_request_context():
+        return None
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES))
+
+
+def init_app(app: Flask) -> None:
+    compile_catalogs(Path(app.root_path) / "translations")
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")  # times are stored in UTC
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
+    app.jinja_env.filters.update(number=number, duration=duration, when=when,
+                                 admission=admission)
+
+    @app.context_processor
+    def languages():
+        return {"languages": LANGUAGES, "current_language": language}
+
+    @app.after_request
+    def vary_on_language(response):
+        """An answer put into words for a locale depends on Accept-Language
+        and on the `lang` cookie: say so to caches."""
+        if hasattr(getattr(g, "_flask_babel", None), "babel_locale"):
+            response.vary.update(("Accept-Language", "Cookie"))
+        return response
+
+
+def compile_catalogs(directory: Path) -> None:
+    """Compile each messages.po whose .mo is missing or older, as `make`
+    does with pybabel, so that an app started without make (flask, gunicorn,
+    an IDE) still speaks Korean. Fuzzy entries are left out, as pybabel does."""
+    for po in directory.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as source:
+            catalog = read_po(source, locale=po.parent.parent.name)
+        partial = mo.with_suffix(f".{os.getpid()}.tmp")  # workers may start at once
+        try:
+            with partial.open("wb") as target:
+                write_mo(target, catalog)
+            partial.replace(mo)
+        except OSError as e:  # a read-only install: run `make translations` when building
+            log.warning("could not compile %s: %s", po, e)
+            partial.unlink(missing_ok=True)
+
+
+def language() -> str:
+    """The current language code: "en" or "ko"."""
+    return str(get_locale() or DEFAULT)
+
+
+def _locale() -> Locale:
+    return get_locale() or Locale.parse(DEFAULT)  # no app context at all: English
+
+
+def number(value, pattern: str | None = None) -> str:
+    """12345 -> "12,345", 12.5 -> "12.5", with the locale's separators; a CLDR
+    pattern such as "@##" (up to three significant digits) if given."""
+    return _number(value, pattern, _locale())
+
+
+@lru_cache(maxsize=4096)
+def _number(value, pattern: str | None, locale: Locale) -> str:
+    # Cached: a seat map shows the same few prices thousands of times.
+    return format_decimal(value, pattern, locale=locale)
+
+
+def lazy_number(value) -> LazyString:
+    """A number inside a lazy message: formatted when the message is read."""
+    return LazyString(number, value)
+
+
+def duration(seconds) -> str:
+    """Seconds as people say them: "45 sec", "5 min", "1 hr 20 min"; in
+    Korean "45초", "5분", "1시간 20분"."""
+    seconds = max(0, int(seconds or 0))
+    locale = _locale()
+
+    def unit(value: int, name: str) -> str:
+        return format_unit(value, f"duration-{name}", length="short", locale=locale)
+
+    if seconds < 60:
+        return unit(seconds, "second")
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return unit(minutes, "minute")
+    hours, minutes = divmod(minutes, 60)
+    return f"{unit(hours, 'hour')} {unit(minutes, 'minute')}" if minutes else unit(hours, "hour")
+
+
+def when(value: datetime | str | None, time: str = "medium") -> str:
+    """A date and time (UTC) the locale's way: "Jan 5, 2030, 3:04:05 PM",
+    "2030. 1. 5. 오후 3:04:05" (time="short": without the seconds). Takes a
+    datetime or an ISO 8601 string."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    locale = _locale()
+    # The locale's own patterns, with AM/PM in full words: CLDR abbreviates
+    # Korean's 오후 to "PM".
+    clock = re.sub(r"\ba\b", "aaaa", locale.time_formats[time].pattern)
+    pattern = str(locale.datetime_formats["medium"]).format(clock,
+                                                            locale.date_formats["medium"].pattern)
+    return format_datetime(value, pattern)
+
+
+def admission(state: str) -> str:
+    """An event's admission state (open, paused, closed) in words."""
+    return str(ADMISSION.get(state, state))
