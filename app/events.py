@@ -146,6 +146,7 @@ def stats(event_id: int) -> dict:
         "booked": in_db.get("booked", 0),
         "available": max(0, in_db.get("available", 0) - held),
         "blocked": in_db.get("blocked", 0),
+        "sold_out": in_db.get("available", 0) == 0,
     }
 
 

@@ -143,17 +143,17 @@ def test_seat_map_and_hold_messages_in_korean(app, event, customer, make_user, l
     first = first_seat
     page = text(client.get(f"/events/{event.id}/seats", headers=KO))
     assert html_lang(page) == "ko" and "<h1>Test event: 좌석 선택</h1>" in page
-    assert 'aria-label="Floor A열 1번, 12,000포인트, 예매 가능"' in page
+    assert 'aria-label="Floor A열 좌석 1, 12,000포인트, 예매 가능"' in page
     assert "좌석 배치도에서 최대 4석까지 선택할 수 있습니다." in page
     assert 'data-expired="만료"' in page  # the word countdown.js shows at zero
 
     panel = text(client.post(f"/events/{event.id}/seats/hold", data={"seat": str(first)},
                              headers={**HX, **KO}))
     assert re.search(r"Floor-A1 좌석을 [45]분 동안 확보했습니다\.", panel), panel
-    assert 'aria-label="Floor A열 1번, 12,000포인트, 내가 선택한 좌석: 누르면 선택이 취소됩니다"' \
-        in panel
+    assert ('aria-label="Floor A열 좌석 1, 12,000포인트, 내가 선택한 좌석: '
+            '누르면 선택이 취소됩니다"') in panel
     assert "합계 12,000포인트." in panel and ">결제하기</a>" in panel
-    assert 'aria-label="Floor A열 1번 선택 취소"' in panel
+    assert 'aria-label="Floor A열 좌석 1 선택 취소"' in panel
 
     # A refusal from the seats module, put into Korean when it is shown.
     other = login(app.test_client(), make_user())
@@ -169,7 +169,7 @@ def test_checkout_confirmation_and_bookings_in_korean(app, event, customer, firs
     client.post(f"/events/{event.id}/seats/hold", data={"seat": str(first_seat)}, headers=HX)
     page = text(client.get(f"/events/{event.id}/checkout", headers=KO))
     assert "<h1>결제: Test event</h1>" in page
-    assert "<td>Floor A열 1번</td>" in page
+    assert "<td>Floor A열 좌석 1</td>" in page
     assert "보유 포인트: 100,000포인트, 결제 후 남는 포인트: 88,000." in page
     assert "12,000포인트 결제하기" in page and 'data-expired="만료"' in page
     key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)

@@ -81,6 +81,9 @@ def test_admission_stops_and_join_is_refused(app, make_user, login, event, staff
     assert response.status_code == 409
     assert response.get_json()["error"] == "sold_out"
     assert late.get(f"/api/events/{event.id}").get_json()["sold_out"] is True
+    assert staff_client.get(f"/api/admin/events/{event.id}/stats").get_json()["sold_out"] is True
+    assert "Sold out: nobody is let in" in staff_client.get(f"/admin/events/{event.id}").get_data(
+        as_text=True)
 
 
 def test_unblocking_a_seat_puts_the_sale_back(app, make_user, login, event, staff):
