@@ -248,14 +248,18 @@ def axe_audit(page, name: str, screenshots: Path) -> list[dict]:
     if not AXE.exists():
         _missing("axe-core", "make test runs npm install in tests/e2e")
     page.evaluate(AXE.read_text())  # evaluated, not a <script>: the CSP forbids inline scripts
-    result = page.evaluate("""async () => {
+    report = page.evaluate("""async () => {
         const r = await axe.run(document, {resultTypes: ['violations']});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                       nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}));
+        return {version: axe.version, passes: r.passes.length, incomplete: r.incomplete.length,
+                violations: r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))};
     }""")
+    result = report["violations"]
     counts = {impact: sum(1 for v in result if v["impact"] == impact)
               for impact in ("minor", "moderate", "serious", "critical")}
-    AXE_RESULTS[name] = {"counts": counts, "violations": result}
+    AXE_RESULTS[name] = {"axe": report["version"], "rules_passed": report["passes"],
+                         "needs_review": report["incomplete"], "violations_by_impact": counts,
+                         "violations": result}
     (screenshots / "axe-results.json").write_text(json.dumps(AXE_RESULTS, indent=2))
     return [v for v in result if v["impact"] in ("serious", "critical")]
 

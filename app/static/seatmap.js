@@ -4,12 +4,18 @@
 // or release, as a click would). One seat is in the Tab order at a time (a
 // "roving tabindex"), so Tab leaves the map in one step instead of hundreds.
 // Without JavaScript every seat is a plain button and Tab reaches each one.
+// The staff map (links instead of buttons) moves the same way.
+//
+// The map refreshes itself (the panel every 3 s, the staff map every 2 s):
+// where it was panned to, on a phone, is put back after each refresh.
 (function () {
   var MOVES = ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End"];
-  var lastFocused = null;  // kept across the panel's refreshes (same ids)
+  var SEAT = "button.seat, a.seat";
+  var lastFocused = null;  // kept across the refreshes (same ids)
+  var panned = [];  // [scrollLeft, scrollTop] of each map before a refresh
 
   function seatsOf(row) {
-    return Array.prototype.slice.call(row.querySelectorAll("button.seat"));
+    return Array.prototype.slice.call(row.querySelectorAll(SEAT));
   }
 
   function target(seat, key) {
@@ -28,11 +34,11 @@
   }
 
   function rove(map) {
-    var seats = map.querySelectorAll("button.seat");
+    var seats = map.querySelectorAll(".row .seat");
     if (!seats.length) return;
     var current = (lastFocused && document.getElementById(lastFocused)) ||
-      map.querySelector("button.seat[data-state=mine]") ||
-      map.querySelector("button.seat[data-state=available]") || seats[0];
+      map.querySelector(".seat[data-state=mine]") ||
+      map.querySelector(".seat[data-state=available]") || seats[0];
     seats.forEach(function (seat) { seat.tabIndex = seat === current ? 0 : -1; });
   }
 
@@ -41,7 +47,7 @@
   }
 
   document.addEventListener("keydown", function (e) {
-    var seat = e.target.closest && e.target.closest(".seat-map button.seat");
+    var seat = e.target.closest && e.target.closest(".seat-map .row .seat");
     if (!seat || MOVES.indexOf(e.key) < 0 || e.altKey || e.ctrlKey || e.metaKey) return;
     e.preventDefault();  // arrows must not scroll the page
     var next = target(seat, e.key);
@@ -53,7 +59,19 @@
   });
 
   document.addEventListener("focusin", function (e) {
-    if (e.target.matches && e.target.matches(".seat-map button.seat")) lastFocused = e.target.id;
+    if (e.target.matches && e.target.matches(".seat-map .row .seat")) lastFocused = e.target.id;
+  });
+
+  document.addEventListener("htmx:beforeSwap", function () {
+    panned = Array.prototype.map.call(document.querySelectorAll(".seat-map"), function (map) {
+      return [map.scrollLeft, map.scrollTop];
+    });
+  });
+
+  document.addEventListener("htmx:afterSwap", function () {
+    document.querySelectorAll(".seat-map").forEach(function (map, i) {
+      if (panned[i]) { map.scrollLeft = panned[i][0]; map.scrollTop = panned[i][1]; }
+    });
   });
 
   // Taken seats stay focusable (so they can be reached and heard) but do nothing.
