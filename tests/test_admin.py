@@ -20,7 +20,7 @@ import pytest
 from helpers import admit_and_enter
 from werkzeug.exceptions import MethodNotAllowed
 
-from app import capacity, charts, keys, waiting_room
+from app import capacity, charts, i18n, keys, waiting_room
 from app.models import AuditLog, Booking, Event, Seat, User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
@@ -929,7 +929,7 @@ def test_what_if_matches_time_to_admit(app, staff, make_event, rate, cap, limite
     page = text(response)
     expected = capacity.time_to_admit(12, rate, cap, 100, 0)
     assert expected["limited_by"] == limited_by
-    duration = app.jinja_env.filters["duration"](int(round(expected["seconds"])))
+    duration = i18n.duration(int(round(expected["seconds"])))
     said = prediction(page)
     assert said.startswith(f"Letting in all 12 people waiting takes about {duration}:"), said
     assert f"the cap sustains {expected['sustained_rate']:.3g} people/s" in said
