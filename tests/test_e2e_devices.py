@@ -52,6 +52,8 @@ def test_phone_sized_screen(stack, new_context, screenshots):
     page.goto("/auth/login")
     assert fits()
     log_in(page, stack.new_user("phone"))
+    page.goto(f"/events/{event_id}/waiting")
+    assert fits(), "the waiting page is wider than the phone"
     page.goto(f"/events/{event_id}")
     assert fits()
     enter_through_queue(page, event_id)
@@ -74,3 +76,6 @@ def test_phone_sized_screen(stack, new_context, screenshots):
     assert fits()
     page.locator(".my-holds").scroll_into_view_if_needed()
     shot(page, screenshots, "10-phone-seat-map", full_page=False)
+    page.click(".my-holds a[href$='/checkout']")
+    page.wait_for_url(re.compile(rf"/events/{event_id}/checkout$"))
+    assert fits(), "the checkout page is wider than the phone"
