@@ -146,3 +146,15 @@ def test_pages_say_sold_out(app, make_user, login, event, staff):
     assert "sold out" in text.lower() and "hx-trigger" not in text  # no further polls
     framed = waiting.get(f"/events/{event.id}/waiting/status").get_data(as_text=True)
     assert "sold out" in framed.lower() and 'http-equiv="refresh"' not in framed
+
+
+def test_a_checkout_never_clears_the_flag(app, event, r):
+    """Checkouts only take seats away: a slow one that counted before a later
+    sale must not clear the flag that sale set. Only unblock and reconcile may."""
+    config = keys.event(event.id).config
+    r.hset(config, "sold_out", 1)  # set by the later checkout that sold the last seat
+    with app.app_context():
+        assert seats.update_sold_out(event.id, may_clear=False) is False  # seats remain...
+        assert r.hget(config, "sold_out") == "1"  # ...but a checkout leaves the flag alone
+        seats.update_sold_out(event.id)
+    assert r.hget(config, "sold_out") == "0"
