@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 
 import jwt
 import pytest
-from helpers import admit_and_enter
+from helpers import admit_and_enter, hold, pay
 from markupsafe import escape
 from werkzeug.security import check_password_hash
 
@@ -138,17 +138,6 @@ def staff(app, make_user, login):
     user = make_user(staff=True)
     return user, login(app.test_client(), user)
 
-
-def hold(client, event_id, seat_id) -> int:
-    response = client.post(f"/api/events/{event_id}/seats/{seat_id}/hold")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["token"]
-
-
-def pay(client, event_id, items, key=None):
-    return client.post(f"/api/events/{event_id}/checkout",
-                       json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-                       headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
 
 def snapshot(app, r, event_id) -> dict:

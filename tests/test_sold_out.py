@@ -25,6 +25,18 @@ def waiting_person(app, make_user, login, event_id):
     return client
 
 
+def blocked_out(app, make_user, login, event, staff_client):
+    """Someone waits (they joined while admission was paused), admission
+    opens, and staff block every seat: sold out. Returns the waiting client."""
+    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "paused"})
+    waiting = waiting_person(app, make_user, login, event.id)
+    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "open"})
+    for seat in seat_ids(app, event.id):
+        response = staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block")
+        assert response.status_code == 200, response.get_json()
+    return waiting
+
+
 def sell_everything(app, make_user, login, event):
     _, buyer = entered(app, make_user, login, event)
     items = [(seat, hold(buyer, event.id, seat)) for seat in seat_ids(app, event.id)]
@@ -48,13 +60,7 @@ def test_selling_the_last_seat_tells_everyone_waiting(app, make_user, login, mak
 
 
 def test_poll_says_sold_out_without_retry_after(app, make_user, login, event, staff):
-    _, staff_client = staff
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "paused"})
-    waiting = waiting_person(app, make_user, login, event.id)
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "open"})
-    for seat in seat_ids(app, event.id):
-        assert staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block").status_code \
-            == 200
+    waiting = blocked_out(app, make_user, login, event, staff[1])
 
     response = waiting.get(f"/api/events/{event.id}/queue")
     assert response.status_code == 200
@@ -65,11 +71,7 @@ def test_poll_says_sold_out_without_retry_after(app, make_user, login, event, st
 
 def test_admission_stops_and_join_is_refused(app, make_user, login, event, staff):
     _, staff_client = staff
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "paused"})
-    waiting = waiting_person(app, make_user, login, event.id)
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "open"})
-    for seat in seat_ids(app, event.id):
-        staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block")
+    waiting = blocked_out(app, make_user, login, event, staff_client)
 
     with app.app_context():
         tick = waiting_room.admit(event.id)
@@ -88,12 +90,8 @@ def test_admission_stops_and_join_is_refused(app, make_user, login, event, staff
 
 def test_unblocking_a_seat_puts_the_sale_back(app, make_user, login, event, staff):
     _, staff_client = staff
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "paused"})
-    waiting = waiting_person(app, make_user, login, event.id)
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "open"})
-    first, second = seat_ids(app, event.id)
-    for seat in (first, second):
-        staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block")
+    waiting = blocked_out(app, make_user, login, event, staff_client)
+    first = seat_ids(app, event.id)[0]
     assert waiting.get(f"/api/events/{event.id}/queue").get_json()["status"] == "sold_out"
 
     assert staff_client.post(f"/api/admin/events/{event.id}/seats/{first}/unblock").status_code \
@@ -131,11 +129,7 @@ def test_reconcile_clears_a_stale_flag(app, event, r):
 
 
 def test_pages_say_sold_out(app, make_user, login, event, staff):
-    _, staff_client = staff
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "paused"})
-    waiting = waiting_person(app, make_user, login, event.id)
-    for seat in seat_ids(app, event.id):
-        staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block")
+    waiting = blocked_out(app, make_user, login, event, staff[1])
 
     page = waiting.get(f"/events/{event.id}").get_data(as_text=True)
     assert "Sold out" in page and "Join the queue" not in page
