@@ -59,6 +59,44 @@ def start_redis_server(directory: Path, port: int = 0) -> tuple[subprocess.Popen
     raise RuntimeError("the embedded redis-server did not start")
 
 
+class PrivateRedis:
+    """A redis-server of the test's own on its own port: the test may FLUSHALL,
+    stop and restart it (no persistence: a restart forgets everything)."""
+
+    def __init__(self, directory: Path):
+        from helpers import free_port
+
+        self.directory, self.port = directory, free_port()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc, self.url = start_redis_server(self.directory, self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def client(self, **kwargs) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kwargs)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path / "private-redis")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     url = os.environ.get("TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"

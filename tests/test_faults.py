@@ -40,9 +40,9 @@ from pathlib import Path
 import pymysql
 import pytest
 import redis
-from conftest import MYSQL, MYSQL_DB, start_redis_server
+from conftest import MYSQL, MYSQL_DB
 from flask.testing import FlaskClient
-from helpers import in_background
+from helpers import free_port, in_background
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from werkzeug.security import generate_password_hash
@@ -156,43 +156,6 @@ def make_app(app, mysql, rebind):
         settings = dict(app.test_settings)
         return create_app({**settings, "RATELIMIT_ENABLED": False, **overrides})
     return make
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of our own on its own port: ours to FLUSHALL and restart."""
-
-    def __init__(self, directory: Path):
-        self.directory, self.port = directory, free_port()
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc, self.url = start_redis_server(self.directory, self.port)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def client(self, **kwargs) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kwargs)
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path / "redis")
-    yield server
-    server.stop()
 
 
 def _hard_close(sock: socket.socket, reset: bool = False) -> None:

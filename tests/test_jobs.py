@@ -8,14 +8,12 @@ to the session app's settings afterwards, so later tests are unaffected.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import zlib
 from pathlib import Path
 
 import pytest
-from conftest import start_redis_server
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
@@ -29,36 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of our own, which the test may FLUSHALL and restart."""
-
-    def __init__(self, directory: Path):
-        self.directory, self.port = directory, free_port()
-        self.proc, self.url = start_redis_server(directory, self.port)
-
-    def restart(self):
-        self.stop()
-        self.proc, url = start_redis_server(self.directory, self.port)
-        assert url == self.url
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path / "r")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
