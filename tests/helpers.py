@@ -7,10 +7,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from http.cookiejar import CookieJar
 
+from flask.testing import FlaskClient
+
 from app import waiting_room
-from app.models import Seat
+from app.models import Seat, User
 
 
 def in_background(call):
@@ -111,3 +114,48 @@ class Browser:
                 pass
             time.sleep(0.5)
         return False
+
+
+@dataclass
+class Person:
+    """A logged-in account and its test client, with the JSON API calls the
+    tests make as that person."""
+
+    user: User
+    client: FlaskClient
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def sid(self) -> str:
+        """The session id the app put in this client's session cookie at login."""
+        with self.client.session_transaction() as session:
+            return session["sid"]
+
+    def join(self, event_id):
+        return self.client.post(f"/api/events/{event_id}/queue")
+
+    def poll(self, event_id):
+        return self.client.get(f"/api/events/{event_id}/queue")
+
+    def enter(self, event_id, token):
+        return self.client.post(f"/api/events/{event_id}/enter",
+                                headers={"Authorization": f"Bearer {token}"})
+
+    def hold(self, event_id, seat_id):
+        return self.client.post(f"/api/events/{event_id}/seats/{seat_id}/hold")
+
+    def release(self, event_id, seat_id, token=None):
+        body = {} if token is None else {"token": token}
+        return self.client.delete(f"/api/events/{event_id}/seats/{seat_id}/hold", json=body)
+
+    def checkout(self, event_id, items, key=None):
+        return self.client.post(
+            f"/api/events/{event_id}/checkout",
+            json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
+            headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+    def seat_map(self, event_id):
+        return self.client.get(f"/api/events/{event_id}/seats")

@@ -33,8 +33,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
@@ -42,7 +40,7 @@ import pytest
 import redis
 from conftest import MYSQL, MYSQL_DB
 from flask.testing import FlaskClient
-from helpers import free_port, in_background
+from helpers import Person, free_port, in_background
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from werkzeug.security import generate_password_hash
@@ -51,7 +49,7 @@ import jobs
 from app import accounts, checkout, create_app, events, keys, seats, waiting_room
 from app.errors import AppError
 from app.extensions import redis_store
-from app.models import Seat, User
+from app.models import Seat
 from jobs import JSONJob
 from jobs.schedule import PERIODIC, ensure_schedules, make_scheduler
 
@@ -310,38 +308,6 @@ def wait_for(condition, timeout: float, what: str, step: float = 0.02):
 
 
 # People (in-process test clients) and the sale
-
-@dataclass
-class Person:
-    user: User
-    client: FlaskClient
-
-    @property
-    def id(self) -> int:
-        return self.user.id
-
-    def join(self, event_id):
-        return self.client.post(f"/api/events/{event_id}/queue")
-
-    def poll(self, event_id):
-        return self.client.get(f"/api/events/{event_id}/queue")
-
-    def enter(self, event_id, token):
-        return self.client.post(f"/api/events/{event_id}/enter",
-                                headers={"Authorization": f"Bearer {token}"})
-
-    def hold(self, event_id, seat_id):
-        return self.client.post(f"/api/events/{event_id}/seats/{seat_id}/hold")
-
-    def checkout(self, event_id, items, key=None):
-        return self.client.post(
-            f"/api/events/{event_id}/checkout",
-            json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-            headers={"Idempotency-Key": key or uuid.uuid4().hex})
-
-    def seat_map(self, event_id):
-        return self.client.get(f"/api/events/{event_id}/seats")
-
 
 @pytest.fixture
 def people(make_user, login):

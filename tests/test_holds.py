@@ -9,12 +9,9 @@ the `mysql` fixture, which skips them (with the reason) on SQLite.
 
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 
 import pytest
-from flask.testing import FlaskClient
-from helpers import in_background
+from helpers import Person, in_background
 from werkzeug.security import generate_password_hash
 
 from app import accounts, checkout, entrance, events, keys, seats, waiting_room
@@ -47,38 +44,6 @@ def fresh_catalogue():
 
 
 # People, events, seats
-
-@dataclass
-class Person:
-    user: User
-    client: FlaskClient
-
-    @property
-    def id(self) -> int:
-        return self.user.id
-
-    @property
-    def sid(self) -> str:
-        """The session id the app put in this client's session cookie at login."""
-        with self.client.session_transaction() as session:
-            return session["sid"]
-
-    def hold(self, event_id, seat_id):
-        return self.client.post(f"/api/events/{event_id}/seats/{seat_id}/hold")
-
-    def release(self, event_id, seat_id, token=None):
-        body = {} if token is None else {"token": token}
-        return self.client.delete(f"/api/events/{event_id}/seats/{seat_id}/hold", json=body)
-
-    def checkout(self, event_id, items, key=None):
-        return self.client.post(
-            f"/api/events/{event_id}/checkout",
-            json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-            headers={"Idempotency-Key": key or uuid.uuid4().hex})
-
-    def seat_map(self, event_id):
-        return self.client.get(f"/api/events/{event_id}/seats")
-
 
 @pytest.fixture
 def people(app, make_user, login):
