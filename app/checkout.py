@@ -89,18 +89,10 @@ def checkout(event_id: int, user_id: int, session_id: str, items: list[tuple[int
             return earlier, False
         raise
     _finish_payment(event_id, user_id, items, "booked")
-    _note_if_sold_out(event_id)
+    seats.note_sold_out(event_id, may_clear=False)
     log.info("booking %s: user %s bought %s seats of event %s for %s points",
              receipt.booking_id, user_id, len(items), event_id, receipt.amount)
     return receipt, True
-
-
-def _note_if_sold_out(event_id: int) -> None:
-    try:
-        seats.update_sold_out(event_id, may_clear=False)
-    except Exception:
-        # The sale is made; the reconcile job sets the flag within a minute.
-        log.exception("event %s: could not check whether it sold out", event_id)
 
 
 def _request_hash(event_id: int, items: list[tuple[int, int]]) -> str:

@@ -265,6 +265,16 @@ def update_sold_out(event_id: int, may_clear: bool = True) -> bool:
     return gone
 
 
+def note_sold_out(event_id: int, may_clear: bool = True) -> None:
+    """update_sold_out for callers whose own change is already made (a sale,
+    a block): a failure here must not turn it into an error, so it is logged,
+    and the reconcile job puts the flag right within a minute."""
+    try:
+        update_sold_out(event_id, may_clear)
+    except Exception:
+        log.exception("event %s: could not update the sold-out flag", event_id)
+
+
 def counts(event_id: int) -> dict[str, int]:
     """Seats by live state, for the staff numbers."""
     seats = catalogue(event_id)
@@ -293,7 +303,7 @@ def block(event_id: int, seat_id: int) -> tuple[str, str]:
     if not updated:
         reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
         raise AppError(409, "seat_booked", _l("This seat cannot be blocked: it is sold."))
-    update_sold_out(event_id, may_clear=False)
+    note_sold_out(event_id, may_clear=False)
     return "available", "blocked"
 
 
@@ -307,7 +317,7 @@ def unblock(event_id: int, seat_id: int) -> tuple[str, str]:
     k = keys.event(event_id)
     if redis_store.client.hget(k.seats, seat_id) == "blocked":
         redis_store.client.hdel(k.seats, seat_id)
-    update_sold_out(event_id)
+    note_sold_out(event_id)
     return "blocked", "available"
 
 

@@ -152,3 +152,22 @@ def test_a_checkout_never_clears_the_flag(app, event, r):
         assert r.hget(config, "sold_out") == "1"  # ...but a checkout leaves the flag alone
         seats.update_sold_out(event.id)
     assert r.hget(config, "sold_out") == "0"
+
+
+def test_a_failed_flag_update_does_not_undo_the_staff_action(app, event, staff, monkeypatch):
+    """The block is made (MySQL and Redis) before the flag is written: if that
+    write fails the action still answers 200 and is audited; reconcile fixes the flag."""
+    import redis
+
+    from app.models import AuditLog
+
+    def down(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(seats, "update_sold_out", down)
+    _, staff_client = staff
+    seat = seat_ids(app, event.id)[0]
+    response = staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block")
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        assert AuditLog.select().where(AuditLog.action == "seat.block").count() == 1
