@@ -1,5 +1,5 @@
 # make run       installs into .venv/ and starts web, worker and scheduler
-# make test      installs the test tools, lints, and runs the suite
+# make test      installs the test tools, checks lint and formatting, and runs the suite
 # make messages  extracts the strings to translate into each messages.po
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -35,8 +35,12 @@ messages: $(VENV)/.run-deps
 run: $(VENV)/.run-deps translations
 	$(PY) bin/run
 
+# ruff (lint, then formatting) on the working tree; then the other hooks of
+# .pre-commit-config.yaml (whitespace, YAML) on every file git tracks.
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	SKIP=ruff-check,ruff-format $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 # Starts a local MariaDB / Redis when they are installed but not running
 # (CI must not skip the MySQL tests); otherwise the suite starts an embedded

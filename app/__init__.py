@@ -23,8 +23,10 @@ def configure(app: Flask, test_config: dict | None) -> None:
     app.config.from_mapping(config.load(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def init_extensions(app: Flask) -> None:
@@ -36,8 +38,9 @@ def init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app.config["REDIS_URL"]))
     timeout = app.config.get("REDIS_TIMEOUT", 3)  # as fast a 503 as the app's own client
-    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": timeout,
-                                                         "socket_connect_timeout": timeout})
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    )
     limiter.init_app(app)
 
 
@@ -87,9 +90,10 @@ def register_blueprints(app: Flask) -> None:
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; frame-ancestors 'self'; "
-                                    "style-src 'self' 'unsafe-inline'")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'self'; style-src 'self' 'unsafe-inline'",
+        )
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 

@@ -14,17 +14,24 @@ from app.models import User
 _DUMMY_HASH = generate_password_hash("not a real password")
 
 
-def register(email: str, password: str, name: str = "", is_staff: bool = False,
-             points: int | None = None) -> User:
+def register(
+    email: str, password: str, name: str = "", is_staff: bool = False, points: int | None = None
+) -> User:
     if points is None:
         points = current_app.config["STARTING_POINTS"]
     try:
         with db.atomic():
-            return User.create(email=normalize_email(email), name=name, is_staff=is_staff,
-                               password_hash=generate_password_hash(password), points=points)
+            return User.create(
+                email=normalize_email(email),
+                name=name,
+                is_staff=is_staff,
+                password_hash=generate_password_hash(password),
+                points=points,
+            )
     except peewee.IntegrityError:
-        raise AppError(409, "email_taken",
-                       _l("An account with this email already exists.")) from None
+        raise AppError(
+            409, "email_taken", _l("An account with this email already exists.")
+        ) from None
 
 
 def authenticate(email: str, password: str) -> User:

@@ -18,8 +18,9 @@ def tier_loads(waiting: int, tiers: list[dict]) -> list[TierLoad]:
     for tier in tiers:
         upper = tier["up_to"]
         people = max(0, (waiting if upper is None else min(waiting, upper)) - lower)
-        loads.append(TierLoad(lower + 1, upper, people, tier["interval"],
-                              people / tier["interval"]))
+        loads.append(
+            TierLoad(lower + 1, upper, people, tier["interval"], people / tier["interval"])
+        )
         if upper is None:
             break
         lower = upper
@@ -32,22 +33,30 @@ def total_rate(waiting: int, tiers: list[dict]) -> float:
 
 def report(waiting: int, tiers: list[dict], fixed_interval: float = 3.0) -> str:
     """The table the `capacity` command prints."""
-    lines = [f"Polling cost for {waiting:,} people waiting", "",
-             f"{'positions':<22}{'people':>12}{'poll every':>12}{'requests/s':>14}"]
+    lines = [
+        f"Polling cost for {waiting:,} people waiting",
+        "",
+        f"{'positions':<22}{'people':>12}{'poll every':>12}{'requests/s':>14}",
+    ]
     for load in tier_loads(waiting, tiers):
         span = f"{load.first:,} - {load.last:,}" if load.last else f"{load.first:,} and beyond"
-        lines.append(f"{span:<22}{load.people:>12,}{load.interval:>11g}s"
-                     f"{load.requests_per_s:>14,.1f}")
+        lines.append(
+            f"{span:<22}{load.people:>12,}{load.interval:>11g}s{load.requests_per_s:>14,.1f}"
+        )
     tiered, fixed = total_rate(waiting, tiers), waiting / fixed_interval
     cut = (1 - tiered / fixed) * 100 if fixed else 0.0
-    lines += ["", f"{'tiered total':<46}{tiered:>14,.1f}",
-              f"{f'fixed {fixed_interval:g} s polling':<46}{fixed:>14,.1f}",
-              f"tiered polling sends {cut:.1f} % fewer requests"]
+    lines += [
+        "",
+        f"{'tiered total':<46}{tiered:>14,.1f}",
+        f"{f'fixed {fixed_interval:g} s polling':<46}{fixed:>14,.1f}",
+        f"tiered polling sends {cut:.1f} % fewer requests",
+    ]
     return "\n".join(lines)
 
 
-def time_to_admit(waiting: int, rate: float, cap: int, active_ttl: float,
-                  active_now: int = 0) -> dict:
+def time_to_admit(
+    waiting: int, rate: float, cap: int, active_ttl: float, active_now: int = 0
+) -> dict:
     """How long until everyone waiting now has been let in.
 
     The free slots fill at `rate`; after that people get in only as others
@@ -61,5 +70,8 @@ def time_to_admit(waiting: int, rate: float, cap: int, active_ttl: float,
     rest = waiting - first
     if rest:
         seconds += rest / sustained if sustained else float("inf")
-    return {"seconds": seconds, "sustained_rate": sustained,
-            "limited_by": "rate" if rate <= sustained else "cap"}
+    return {
+        "seconds": seconds,
+        "sustained_rate": sustained,
+        "limited_by": "rate" if rate <= sustained else "cap",
+    }

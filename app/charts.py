@@ -11,12 +11,15 @@ WIDTH, HEIGHT = 300, 60
 
 
 def for_event(event_id: int, admit_rate: int) -> list[dict]:
-    samples = [tuple(int(float(v)) for v in line.split())
-               for line in redis_store.client.lrange(keys.event(event_id).samples, 0, -1)]
+    samples = [
+        tuple(int(float(v)) for v in line.split())
+        for line in redis_store.client.lrange(keys.event(event_id).samples, 0, -1)
+    ]
     times = [s[0] for s in samples]
     admitted_per_s = [0.0] * min(1, len(samples)) + [
         (b[3] - a[3]) * 1000 / (b[0] - a[0]) if b[0] > a[0] else 0.0
-        for a, b in zip(samples, samples[1:], strict=False)]
+        for a, b in zip(samples, samples[1:], strict=False)
+    ]
     return [
         series(gettext("Waiting"), times, [s[1] for s in samples]),
         series(gettext("Active"), times, [s[2] for s in samples]),
@@ -24,15 +27,24 @@ def for_event(event_id: int, admit_rate: int) -> list[dict]:
     ]
 
 
-def series(title: str, times: list[int], values: list[float],
-           reference: float | None = None) -> dict:
+def series(
+    title: str, times: list[int], values: list[float], reference: float | None = None
+) -> dict:
     """One sparkline: the SVG polyline points, the last value and the scale."""
     top = max([*values, reference or 0, 1])
     span = (times[-1] - times[0]) if len(times) > 1 else 1
     points = " ".join(
         f"{(t - times[0]) / span * WIDTH:.1f},{HEIGHT - v / top * HEIGHT:.1f}"
-        for t, v in zip(times, values, strict=True))
-    return {"title": title, "points": points, "last": values[-1] if values else 0,
-            "top": top, "minutes": round(span / 60000, 1), "width": WIDTH, "height": HEIGHT,
-            "reference_y": None if reference is None else HEIGHT - reference / top * HEIGHT,
-            "reference": reference}
+        for t, v in zip(times, values, strict=True)
+    )
+    return {
+        "title": title,
+        "points": points,
+        "last": values[-1] if values else 0,
+        "top": top,
+        "minutes": round(span / 60000, 1),
+        "width": WIDTH,
+        "height": HEIGHT,
+        "reference_y": None if reference is None else HEIGHT - reference / top * HEIGHT,
+        "reference": reference,
+    }

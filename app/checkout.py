@@ -68,8 +68,9 @@ class Retry(Exception):
     """A conflict worth another attempt: deadlock, lock wait, version moved."""
 
 
-def checkout(event_id: int, user_id: int, session_id: str, items: list[tuple[int, int]],
-             idempotency_key: str) -> tuple[Receipt, bool]:
+def checkout(
+    event_id: int, user_id: int, session_id: str, items: list[tuple[int, int]], idempotency_key: str
+) -> tuple[Receipt, bool]:
     """Buy the held seats `items` [(seat_id, token)]. Returns (receipt, created):
     created is False when the Idempotency-Key was seen before."""
     request_hash = _request_hash(event_id, items)
@@ -80,8 +81,9 @@ def checkout(event_id: int, user_id: int, session_id: str, items: list[tuple[int
 
     lease_until_ms = _begin_payment(event_id, user_id, session_id, items)
     try:
-        receipt = _book_with_retries(event_id, user_id, items, idempotency_key, request_hash,
-                                     lease_until_ms)
+        receipt = _book_with_retries(
+            event_id, user_id, items, idempotency_key, request_hash, lease_until_ms
+        )
     except BaseException:
         _finish_payment(event_id, user_id, items, "abort")
         earlier = _replay(user_id, idempotency_key, request_hash)
@@ -90,8 +92,14 @@ def checkout(event_id: int, user_id: int, session_id: str, items: list[tuple[int
         raise
     _finish_payment(event_id, user_id, items, "booked")
     seats.note_sold_out(event_id, may_clear=False)
-    log.info("booking %s: user %s bought %s seats of event %s for %s points",
-             receipt.booking_id, user_id, len(items), event_id, receipt.amount)
+    log.info(
+        "booking %s: user %s bought %s seats of event %s for %s points",
+        receipt.booking_id,
+        user_id,
+        len(items),
+        event_id,
+        receipt.amount,
+    )
     return receipt, True
 
 
@@ -101,13 +109,17 @@ def _request_hash(event_id: int, items: list[tuple[int, int]]) -> str:
 
 
 def _replay(user_id: int, idempotency_key: str, request_hash: str) -> Receipt | None:
-    booking = Booking.get_or_none(Booking.user == user_id,
-                                  Booking.idempotency_key == idempotency_key)
+    booking = Booking.get_or_none(
+        Booking.user == user_id, Booking.idempotency_key == idempotency_key
+    )
     if booking is None:
         return None
     if booking.request_hash != request_hash:
-        raise AppError(422, "idempotency_key_reused",
-                       _l("This Idempotency-Key was already used for a different checkout."))
+        raise AppError(
+            422,
+            "idempotency_key_reused",
+            _l("This Idempotency-Key was already used for a different checkout."),
+        )
     return receipt_for(booking)
 
 
@@ -121,13 +133,15 @@ def _validate(event_id: int, items: list[tuple[int, int]]) -> None:
         seats.seat_info(event_id, seat_id)  # 404 for a seat of another event
 
 
-def _begin_payment(event_id: int, user_id: int, session_id: str,
-                   items: list[tuple[int, int]]) -> int:
+def _begin_payment(
+    event_id: int, user_id: int, session_id: str, items: list[tuple[int, int]]
+) -> int:
     k = keys.event(event_id)
     flat = [value for item in items for value in item]
     result = redis_store.scripts.pay_begin(
         keys=[k.config, k.seats, k.admission(user_id), k.active],
-        args=[user_id, session_id or "", current_app.config["CHECKOUT_LEASE"] * 1000, *flat])
+        args=[user_id, session_id or "", current_app.config["CHECKOUT_LEASE"] * 1000, *flat],
+    )
     if result[0] == "paying":
         return int(result[1])
     if result[0] == "mismatch":
@@ -142,26 +156,34 @@ def _finish_payment(event_id: int, user_id: int, items, outcome: str) -> None:
     try:
         redis_store.scripts.pay_finish(
             keys=[k.seats, k.holds(user_id), k.admission(user_id), k.active],
-            args=[user_id, outcome, *flat])
+            args=[user_id, outcome, *flat],
+        )
     except Exception:
         # The database already decided; the lease runs out by itself and the
         # reconcile job copies booked seats into Redis.
         log.exception("event %s: could not mark seats %s in Redis", event_id, outcome)
 
 
-def _book_with_retries(event_id, user_id, items, idempotency_key, request_hash,
-                       lease_until_ms) -> Receipt:
+def _book_with_retries(
+    event_id, user_id, items, idempotency_key, request_hash, lease_until_ms
+) -> Receipt:
     attempts = current_app.config["CHECKOUT_ATTEMPTS"]
     for attempt in range(attempts):
         try:
             return _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms)
         except Retry as e:
             if attempt + 1 == attempts:
-                raise AppError(503, "busy", _l("So many people are buying right now that your "
-                                               "checkout could not finish; please try again."),
-                               {"Retry-After": "1"}) from e
+                raise AppError(
+                    503,
+                    "busy",
+                    _l(
+                        "So many people are buying right now that your "
+                        "checkout could not finish; please try again."
+                    ),
+                    {"Retry-After": "1"},
+                ) from e
             log.info("checkout for user %s: %s, retrying (attempt %s)", user_id, e, attempt + 2)
-            time.sleep(0.02 * 2 ** attempt * random.uniform(0.5, 1.5))
+            time.sleep(0.02 * 2**attempt * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
 
 
@@ -170,30 +192,51 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_m
     try:
         with _write_transaction():  # innodb_lock_wait_timeout: set per connection
             # Lock order for everyone: seats by ascending id, then the user.
-            rows = _locked(Seat.select().where(Seat.id.in_(sorted(tokens))).order_by(Seat.id),
-                           wait=current_app.config["LOCK_WAIT_TIMEOUT"])
+            rows = _locked(
+                Seat.select().where(Seat.id.in_(sorted(tokens))).order_by(Seat.id),
+                wait=current_app.config["LOCK_WAIT_TIMEOUT"],
+            )
             user = _locked(User.select().where(User.id == user_id))
             if len(rows) != len(tokens) or not user:
                 raise AppError(404, "not_found", _l("No such seat or person."))
             _check_seats(event_id, rows, tokens, lease_until_ms)
             amount = sum(seat.price for seat in rows)
             if user[0].points < amount:
-                raise AppError(402, "not_enough_points",
-                               _l("This costs %(amount)s points and you have %(points)s.",
-                                  amount=lazy_number(amount), points=lazy_number(user[0].points)))
+                raise AppError(
+                    402,
+                    "not_enough_points",
+                    _l(
+                        "This costs %(amount)s points and you have %(points)s.",
+                        amount=lazy_number(amount),
+                        points=lazy_number(user[0].points),
+                    ),
+                )
             for seat in rows:
-                updated = (Seat.update(status="booked", holder=user_id,
-                                       fencing_token=tokens[seat.id], version=Seat.version + 1)
-                           .where(Seat.id == seat.id, Seat.version == seat.version).execute())
+                updated = (
+                    Seat.update(
+                        status="booked",
+                        holder=user_id,
+                        fencing_token=tokens[seat.id],
+                        version=Seat.version + 1,
+                    )
+                    .where(Seat.id == seat.id, Seat.version == seat.version)
+                    .execute()
+                )
                 if updated != 1:
                     raise Retry(f"seat {seat.id} changed under us (version)")
             points_left = user[0].points - amount
             User.update(points=User.points - amount).where(User.id == user_id).execute()
-            booking = Booking.create(user=user_id, event=event_id, amount=amount,
-                                     points_left=points_left, idempotency_key=idempotency_key,
-                                     request_hash=request_hash)
-            BookingSeat.insert_many([{"booking": booking.id, "seat": seat.id, "price": seat.price}
-                                     for seat in rows]).execute()
+            booking = Booking.create(
+                user=user_id,
+                event=event_id,
+                amount=amount,
+                points_left=points_left,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+            )
+            BookingSeat.insert_many(
+                [{"booking": booking.id, "seat": seat.id, "price": seat.price} for seat in rows]
+            ).execute()
             Payment.create(booking=booking.id, user=user_id, amount=amount)
     except peewee.OperationalError as e:
         if e.args and e.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT):
@@ -227,15 +270,20 @@ def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: 
     margin_ms = min(1000, current_app.config["CHECKOUT_LEASE"] * 100)  # for clock skew
     if time.time() * 1000 > lease_until_ms - margin_ms:
         # Stalled past the lease: someone else may hold these seats by now.
-        raise AppError(409, "lease_expired",
-                       _l("Your checkout took too long and your seats were released; "
-                          "please pick them again."))
+        raise AppError(
+            409,
+            "lease_expired",
+            _l("Your checkout took too long and your seats were released; please pick them again."),
+        )
     for seat in rows:
         if seat.event_id != event_id:
             raise not_found("seat")
         if seat.status != "available":
-            raise AppError(409, "seat_booked" if seat.status == "booked" else "seat_blocked",
-                           _l("Seat %(label)s is no longer for sale.", label=seat.label))
+            raise AppError(
+                409,
+                "seat_booked" if seat.status == "booked" else "seat_blocked",
+                _l("Seat %(label)s is no longer for sale.", label=seat.label),
+            )
         if seat.fencing_token > tokens[seat.id]:
             # A newer hold exists: this buyer is stale (a paused process, a
             # lost lease). The database refuses even if Redis was wrong.
@@ -244,8 +292,16 @@ def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: 
 
 def receipt_for(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
     if rows is None:
-        rows = list(Seat.select().join(BookingSeat).where(BookingSeat.booking == booking.id)
-                    .order_by(Seat.id))
-    return Receipt(booking.id, [{"seat_id": s.id, "label": s.label, "price": s.price}
-                                for s in rows], booking.amount, booking.points_left,
-                   iso(booking.created_at))
+        rows = list(
+            Seat.select()
+            .join(BookingSeat)
+            .where(BookingSeat.booking == booking.id)
+            .order_by(Seat.id)
+        )
+    return Receipt(
+        booking.id,
+        [{"seat_id": s.id, "label": s.label, "price": s.price} for s in rows],
+        booking.amount,
+        booking.points_left,
+        iso(booking.created_at),
+    )

@@ -25,8 +25,7 @@ def create_tables() -> None:
 
 
 def schema_statements() -> list[str]:
-    lines = [line for line in SCHEMA.read_text().splitlines()
-             if not line.strip().startswith("--")]
+    lines = [line for line in SCHEMA.read_text().splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
@@ -58,8 +57,9 @@ def register(app: Flask) -> None:
         print_demo(*make_demo())
 
     @app.cli.command("capacity")
-    @click.option("--waiting", type=click.IntRange(min=0), required=True,
-                  help="People in the queue.")
+    @click.option(
+        "--waiting", type=click.IntRange(min=0), required=True, help="People in the queue."
+    )
     @click.option("--fixed", type=float, default=3.0, help="Fixed interval to compare with.")
     def capacity_command(waiting, fixed):
         """Print the polling cost model for a crowd."""
@@ -78,16 +78,22 @@ def make_demo() -> tuple[Event, str]:
     for email, staff in ((DEMO_STAFF, True), (DEMO_FAN, False)):
         user = User.get_or_none(User.email == email)
         if user is None:
-            accounts.register(email, password, "Demo " + ("staff" if staff else "fan"),
-                              is_staff=staff)
+            accounts.register(
+                email, password, "Demo " + ("staff" if staff else "fan"), is_staff=staff
+            )
         else:
             accounts.set_password(user, password)
     event = Event.get_or_none(Event.name == DEMO_EVENT)
     if event is None:
-        event = events.create(DEMO_EVENT, [
-            {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 12000},
-            {"name": "Balcony", "rows": 6, "seats_per_row": 16, "price": 8000},
-        ], max_active=100, admit_rate=5)
+        event = events.create(
+            DEMO_EVENT,
+            [
+                {"name": "Floor", "rows": 10, "seats_per_row": 20, "price": 12000},
+                {"name": "Balcony", "rows": 6, "seats_per_row": 16, "price": 8000},
+            ],
+            max_active=100,
+            admit_rate=5,
+        )
         event = events.update(event.id, admission="open")
     return event, password
 
@@ -107,14 +113,20 @@ def rq_connection():
 
 def add_worker_commands(app: Flask) -> None:
     @app.cli.command("scheduler")
-    @click.option("--interval", type=float, default=1.0, show_default=True,
-                  help="Seconds between checks for due jobs.")
+    @click.option(
+        "--interval",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="Seconds between checks for due jobs.",
+    )
     def scheduler(interval):
         """Run rq-scheduler with the periodic jobs (re-registered if Redis loses them)."""
         from jobs.schedule import make_scheduler
 
-        make_scheduler(rq_connection(), current_app.config["RQ_QUEUE"], interval,
-                       current_app.config).run()
+        make_scheduler(
+            rq_connection(), current_app.config["RQ_QUEUE"], interval, current_app.config
+        ).run()
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
@@ -124,7 +136,9 @@ def add_worker_commands(app: Flask) -> None:
         from rq.serializers import JSONSerializer
 
         connection = rq_connection()
-        queue = Queue(current_app.config["RQ_QUEUE"], connection=connection,
-                      serializer=JSONSerializer)
+        queue = Queue(
+            current_app.config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer
+        )
         SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(
-            burst=burst, with_scheduler=False, logging_level="WARNING")
+            burst=burst, with_scheduler=False, logging_level="WARNING"
+        )

@@ -15,8 +15,11 @@ from app.errors import AppError
 from app.extensions import redis_store
 
 ALGORITHM = "HS256"
-NOT_ENTERED = (403, "not_entered",
-               _l("You need to come through the waiting room first, or your time is over."))
+NOT_ENTERED = (
+    403,
+    "not_entered",
+    _l("You need to come through the waiting room first, or your time is over."),
+)
 
 
 def mint_token(event_id: int, user_id: int, jti: str, active_until: int) -> str:
@@ -27,16 +30,20 @@ def mint_token(event_id: int, user_id: int, jti: str, active_until: int) -> str:
 def verify_token(token: str, event_id: int, user_id: int) -> dict:
     """The claims of a valid token for this event and person, else 401."""
     try:
-        claims = jwt.decode(token, current_app.config["JWT_SECRET"], algorithms=[ALGORITHM],
-                            options={"require": ["exp", "sub", "jti", "evt"]})
+        claims = jwt.decode(
+            token,
+            current_app.config["JWT_SECRET"],
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "jti", "evt"]},
+        )
     except jwt.ExpiredSignatureError:
         raise _unauthorized(
-            _l("Your admission token has expired; please join the queue again.")) from None
+            _l("Your admission token has expired; please join the queue again.")
+        ) from None
     except jwt.InvalidTokenError:
         raise _unauthorized(_l("This admission token is not valid.")) from None
     if claims["evt"] != event_id or claims["sub"] != str(user_id):
-        raise _unauthorized(
-            _l("This admission token is for another event or another person."))
+        raise _unauthorized(_l("This admission token is for another event or another person."))
     return claims
 
 
@@ -45,11 +52,13 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
     (epoch seconds). The same session may enter again; another gets 409."""
     claims = verify_token(token, event_id, user_id)
     k = keys.event(event_id)
-    result = redis_store.scripts.enter(keys=[k.admission(user_id), k.active],
-                                       args=[user_id, claims["jti"], session_id])
+    result = redis_store.scripts.enter(
+        keys=[k.admission(user_id), k.active], args=[user_id, claims["jti"], session_id]
+    )
     if result[0] == "used_elsewhere":
-        raise AppError(409, "token_used",
-                       _l("This admission token was already used in another session."))
+        raise AppError(
+            409, "token_used", _l("This admission token was already used in another session.")
+        )
     if result[0] == "unknown":
         raise _unauthorized(_l("This admission token was not issued by the waiting room."))
     if result[0] == "expired":
@@ -60,8 +69,14 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
 def active_until(event_id: int, user_id: int, session_id: str) -> int:
     """End of the window (epoch s) if this session entered and is still active, else 0."""
     k = keys.event(event_id)
-    return int(redis_store.scripts.entered(keys=[k.admission(user_id), k.active],
-                                           args=[user_id, session_id])) // 1000
+    return (
+        int(
+            redis_store.scripts.entered(
+                keys=[k.admission(user_id), k.active], args=[user_id, session_id]
+            )
+        )
+        // 1000
+    )
 
 
 def require_entered(event_id: int, user_id: int, session_id: str) -> int:

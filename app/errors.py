@@ -38,8 +38,11 @@ class AppError(Exception):
         return str(self._message)
 
 
-NOT_FOUND = {"event": _l("No such event."), "seat": _l("No such seat."),
-             "language": _l("No such language: choose English (en) or Korean (ko).")}
+NOT_FOUND = {
+    "event": _l("No such event."),
+    "seat": _l("No such seat."),
+    "language": _l("No such language: choose English (en) or Korean (ko)."),
+}
 
 
 def not_found(what: str = "event") -> AppError:
@@ -59,8 +62,9 @@ HTTP_MESSAGES = {
     429: _l("You are going too fast; please wait a moment and try again."),
     500: _l("Something went wrong on our side."),
 }
-CSRF_MESSAGE = _l("This form has expired or did not come from this site; "
-                  "please reload the page and try again.")
+CSRF_MESSAGE = _l(
+    "This form has expired or did not come from this site; please reload the page and try again."
+)
 
 
 def wants_json() -> bool:
@@ -93,26 +97,35 @@ def register(app: Flask) -> None:
             from app.web.limits import retry_after
 
             headers["Retry-After"] = retry_after()
-        message = CSRF_MESSAGE if isinstance(e, CSRFError) else \
-            HTTP_MESSAGES.get(e.code, e.description or e.name)
+        message = (
+            CSRF_MESSAGE
+            if isinstance(e, CSRFError)
+            else HTTP_MESSAGES.get(e.code, e.description or e.name)
+        )
         return respond(e.code or 500, code, message, headers)
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     def redis_down(e):
         log.error("Redis unavailable: %s", e)
-        return respond(503, "unavailable", _l("The waiting room is unavailable right now; "
-                                              "please try again in a moment."),
-                       {"Retry-After": "5"})
+        return respond(
+            503,
+            "unavailable",
+            _l("The waiting room is unavailable right now; please try again in a moment."),
+            {"Retry-After": "5"},
+        )
 
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
     @app.errorhandler(MaxConnectionsExceeded)
     def database_down(e):
         log.error("Database unavailable: %s", e)
-        return respond(503, "unavailable", _l("The service is unavailable right now; "
-                                              "please try again in a moment."),
-                       {"Retry-After": "5"})
+        return respond(
+            503,
+            "unavailable",
+            _l("The service is unavailable right now; please try again in a moment."),
+            {"Retry-After": "5"},
+        )
 
     @app.errorhandler(Exception)
     def unexpected(e):

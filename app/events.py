@@ -28,15 +28,26 @@ def get(event_id: int) -> Event:
     return event
 
 
-def create(name: str, sections: list[dict], actor_id: int | None = None,
-           sale_opens_at: datetime | None = None, **settings) -> Event:
+def create(
+    name: str,
+    sections: list[dict],
+    actor_id: int | None = None,
+    sale_opens_at: datetime | None = None,
+    **settings,
+) -> Event:
     """Create an event and its seats; admission starts paused."""
     values = {**EVENT_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     try:
         event = _create_with_seats(name, sections, sale_opens_at, values, actor_id)
     except peewee.IntegrityError:
-        raise AppError(422, "invalid", _l("Two seats would have the same section, row and "
-                                          "number: give every section its own name.")) from None
+        raise AppError(
+            422,
+            "invalid",
+            _l(
+                "Two seats would have the same section, row and "
+                "number: give every section its own name."
+            ),
+        ) from None
     sync_config(event)
     return event
 
@@ -45,14 +56,19 @@ def _create_with_seats(name, sections, sale_opens_at, values, actor_id) -> Event
     with db.atomic():
         event = Event.create(name=name, sale_opens_at=sale_opens_at, **values)
         rows = [
-            {"event": event.id, "section": s["name"], "row": row_label(r), "number": n,
-             "price": s["price"]}
+            {
+                "event": event.id,
+                "section": s["name"],
+                "row": row_label(r),
+                "number": n,
+                "price": s["price"],
+            }
             for s in sections
             for r in range(s["rows"])
             for n in range(1, s["seats_per_row"] + 1)
         ]
         for start in range(0, len(rows), 500):
-            Seat.insert_many(rows[start:start + 500]).execute()
+            Seat.insert_many(rows[start : start + 500]).execute()
         audit.record(actor_id, "event.create", f"event:{event.id}", None, describe(event))
     return event
 
@@ -92,15 +108,18 @@ def sync_config(event: Event) -> None:
     opens_at_ms = 0
     if event.sale_opens_at:
         opens_at_ms = int(event.sale_opens_at.replace(tzinfo=UTC).timestamp() * 1000)
-    redis_store.client.hset(keys.event(event.id).config, mapping={
-        "state": event.admission,
-        "max_active": event.max_active,
-        "rate": event.admit_rate,
-        "active_ttl_ms": event.active_ttl * 1000,
-        "hold_ttl_ms": event.hold_ttl * 1000,
-        "opens_at_ms": opens_at_ms,
-        "sold_out": int(event.id in seats.sold_out([event.id])),
-    })
+    redis_store.client.hset(
+        keys.event(event.id).config,
+        mapping={
+            "state": event.admission,
+            "max_active": event.max_active,
+            "rate": event.admit_rate,
+            "active_ttl_ms": event.active_ttl * 1000,
+            "hold_ttl_ms": event.hold_ttl * 1000,
+            "opens_at_ms": opens_at_ms,
+            "sold_out": int(event.id in seats.sold_out([event.id])),
+        },
+    )
 
 
 def reload_config(event_id: int) -> None:
@@ -129,8 +148,12 @@ def stats(event_id: int) -> dict:
     pipe.zcard(k.active)
     pipe.hmget(k.tick, "admitted_total", "rate_obs", "cleanup_removed")
     waiting, active, (admitted_total, rate_obs, removed) = pipe.execute()
-    in_db = dict(Seat.select(Seat.status, fn.COUNT(Seat.id))
-                 .where(Seat.event == event.id).group_by(Seat.status).tuples())
+    in_db = dict(
+        Seat.select(Seat.status, fn.COUNT(Seat.id))
+        .where(Seat.event == event.id)
+        .group_by(Seat.status)
+        .tuples()
+    )
     held = seats.counts(event.id)["held"]  # holds live in Redis only
     return {
         "event_id": event.id,
@@ -150,8 +173,12 @@ def stats(event_id: int) -> dict:
     }
 
 
-def describe(event: Event, waiting: int | None = None, active: int | None = None,
-             sold_out: bool | None = None) -> dict:
+def describe(
+    event: Event,
+    waiting: int | None = None,
+    active: int | None = None,
+    sold_out: bool | None = None,
+) -> dict:
     """The event as the JSON API shows it."""
     data = {
         "id": event.id,

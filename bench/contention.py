@@ -39,11 +39,14 @@ async def press_together(base: str, event_id: int, seat_id: int, people) -> list
     url = f"{base}/api/events/{event_id}/seats/{seat_id}/hold"
     connector = aiohttp.TCPConnector(limit=len(people))
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def press(cookie):
-            async with session.post(url, headers={"Cookie": cookie,
-                                                  "Content-Type": "application/json"}) as response:
+            async with session.post(
+                url, headers={"Cookie": cookie, "Content-Type": "application/json"}
+            ) as response:
                 await response.read()
                 return response.status
+
         return await asyncio.gather(*(press(cookie) for _, _, cookie in people))
 
 
@@ -61,9 +64,14 @@ def hold_contention(stack: Stack) -> None:
     seconds = time.monotonic() - started
     winners = statuses.count(201)
     tally = {code: statuses.count(code) for code in sorted(set(statuses))}
-    result(6, "1,000 holds on one seat over HTTP",
-           f"{winners} winner, answers {tally}, {len(statuses) / seconds:,.0f} holds/s",
-           "exactly one winner", winners == 1 and set(tally) <= {201, 409}, answers=tally)
+    result(
+        6,
+        "1,000 holds on one seat over HTTP",
+        f"{winners} winner, answers {tally}, {len(statuses) / seconds:,.0f} holds/s",
+        "exactly one winner",
+        winners == 1 and set(tally) <= {201, 409},
+        answers=tally,
+    )
 
 
 def checkout_throughput(stack: Stack) -> None:
@@ -73,8 +81,9 @@ def checkout_throughput(stack: Stack) -> None:
     from app import checkout
     from app.extensions import db
 
-    event_id = create_event(stack, sections=[
-        {"name": "Hall", "rows": 100, "seats_per_row": 200, "price": 1}])
+    event_id = create_event(
+        stack, sections=[{"name": "Hall", "rows": 100, "seats_per_row": 200, "price": 1}]
+    )
     buyers = bulk_people(stack, THREADS * 2, prefix="buyer")
     with stack.app.app_context():
         from app.seats import catalogue
@@ -89,9 +98,14 @@ def checkout_throughput(stack: Stack) -> None:
                     seat_id = free.pop()
                 key = uuid.uuid4().hex
                 try:
-                    checkout._book(event_id, buyer_id, [(seat_id, 1)], key,
-                                   hashlib.sha256(key.encode()).hexdigest(),
-                                   int(time.time() * 1000) + 30_000)
+                    checkout._book(
+                        event_id,
+                        buyer_id,
+                        [(seat_id, 1)],
+                        key,
+                        hashlib.sha256(key.encode()).hexdigest(),
+                        int(time.time() * 1000) + 30_000,
+                    )
                     counts.append(1)
                 except Exception as e:  # any refusal here is a surfaced failure
                     errors.append(repr(e))
@@ -108,18 +122,23 @@ def checkout_throughput(stack: Stack) -> None:
 
     with pymysql.connect(database="ticketdrop_bench", autocommit=True, **MYSQL) as conn:
         cursor = conn.cursor()
-        cursor.execute("CREATE TABLE IF NOT EXISTS bench_counter (id INT PRIMARY KEY, "
-                       "n BIGINT NOT NULL) ENGINE=InnoDB")
-        cursor.execute("REPLACE INTO bench_counter VALUES " +
-                       ", ".join(f"({i}, 0)" for i in range(THREADS)))
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_counter (id INT PRIMARY KEY, "
+            "n BIGINT NOT NULL) ENGINE=InnoDB"
+        )
+        cursor.execute(
+            "REPLACE INTO bench_counter VALUES " + ", ".join(f"({i}, 0)" for i in range(THREADS))
+        )
         cursor.execute("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
         deadlocks_before = int(cursor.fetchone()[1])
 
     def run(loop, args_for) -> tuple[float, list]:
         counts, errors = [], []
         until = time.monotonic() + SECONDS
-        threads = [threading.Thread(target=loop, args=(*args_for(i), until, counts, errors))
-                   for i in range(THREADS)]
+        threads = [
+            threading.Thread(target=loop, args=(*args_for(i), until, counts, errors))
+            for i in range(THREADS)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -138,12 +157,18 @@ def checkout_throughput(stack: Stack) -> None:
         deadlocks = int(cursor.fetchone()[1]) - deadlocks_before
         cursor.execute("DROP TABLE bench_counter")
     ratio = median(booked) / median(raw)
-    result(7, "checkout transaction vs raw UPDATE transaction",
-           f"{median(booked):,.0f} bookings/s vs {median(raw):,.0f} raw/s = {ratio:.2f}x; "
-           f"{len(errors)} errors surfaced, {deadlocks} InnoDB deadlocks "
-           f"({THREADS} threads, {ROUNDS} interleaved rounds of {SECONDS} s)",
-           ">= 0.3x, zero deadlocks surfaced", ratio >= 0.3 and not errors,
-           booked=booked, raw=raw, errors=errors[:5])
+    result(
+        7,
+        "checkout transaction vs raw UPDATE transaction",
+        f"{median(booked):,.0f} bookings/s vs {median(raw):,.0f} raw/s = {ratio:.2f}x; "
+        f"{len(errors)} errors surfaced, {deadlocks} InnoDB deadlocks "
+        f"({THREADS} threads, {ROUNDS} interleaved rounds of {SECONDS} s)",
+        ">= 0.3x, zero deadlocks surfaced",
+        ratio >= 0.3 and not errors,
+        booked=booked,
+        raw=raw,
+        errors=errors[:5],
+    )
 
 
 def main() -> None:

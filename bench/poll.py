@@ -54,9 +54,13 @@ def round_trips_per_poll(stack: Stack, person: Person, event_id: int, polls: int
     watcher.join(10)
     top_level = [c for c in seen if c.get("client_type") != "lua"]
     others = [c["command"][:60] for c in top_level if not c["command"].startswith("EVALSHA")]
-    return {"polls": polls, "round_trips": len(top_level), "other_commands": others,
-            "evalsha": sum(c["command"].startswith("EVALSHA") for c in top_level),
-            "inside_scripts": len(seen) - len(top_level)}
+    return {
+        "polls": polls,
+        "round_trips": len(top_level),
+        "other_commands": others,
+        "evalsha": sum(c["command"].startswith("EVALSHA") for c in top_level),
+        "inside_scripts": len(seen) - len(top_level),
+    }
 
 
 def main() -> None:
@@ -71,8 +75,10 @@ def main() -> None:
             "healthz": (f"{base}/healthz", {}),
             "redis PING floor": (f"{base}/bench/ping", {}),
             "poll (JSON)": (f"{base}/api/events/{event_id}/queue", {}),
-            "poll (htmx fragment)": (f"{base}/events/{event_id}/waiting/status",
-                                     {"HX-Request": "true"}),
+            "poll (htmx fragment)": (
+                f"{base}/events/{event_id}/waiting/status",
+                {"HX-Request": "true"},
+            ),
         }
         rates = {name: [] for name in targets}
         for _ in range(ROUNDS):
@@ -82,31 +88,53 @@ def main() -> None:
         floor = rps["redis PING floor"]
         for name in ("poll (JSON)", "poll (htmx fragment)"):
             ratio = rps[name] / floor
-            result(1, f"{name} vs Redis floor", f"{rps[name]:,.0f} req/s = {ratio:.2f}x the "
-                   f"floor ({floor:,.0f} req/s); /healthz {rps['healthz']:,.0f} req/s",
-                   ">= 0.9x floor", ratio >= 0.9, rounds=rates)
+            result(
+                1,
+                f"{name} vs Redis floor",
+                f"{rps[name]:,.0f} req/s = {ratio:.2f}x the "
+                f"floor ({floor:,.0f} req/s); /healthz {rps['healthz']:,.0f} req/s",
+                ">= 0.9x floor",
+                ratio >= 0.9,
+                rounds=rates,
+            )
 
         trips = round_trips_per_poll(stack, person, event_id)
         per_poll = trips["evalsha"] / trips["polls"]
-        upkeep = [c for c in trips["other_commands"]
-                  if c.split()[0] not in ("PING", "HELLO", "SCRIPT", "CLIENT")]
-        result(2, "Redis round trips per poll", f"{per_poll:g} EVALSHA per poll "
-               f"({trips['polls']} polls; {trips['inside_scripts']} commands ran inside the "
-               f"script; connection upkeep outside polls: {trips['other_commands'] or 'none'})",
-               "exactly 1", per_poll == 1 and not upkeep, **trips)
+        upkeep = [
+            c
+            for c in trips["other_commands"]
+            if c.split()[0] not in ("PING", "HELLO", "SCRIPT", "CLIENT")
+        ]
+        result(
+            2,
+            "Redis round trips per poll",
+            f"{per_poll:g} EVALSHA per poll "
+            f"({trips['polls']} polls; {trips['inside_scripts']} commands ran inside the "
+            f"script; connection upkeep outside polls: {trips['other_commands'] or 'none'})",
+            "exactly 1",
+            per_poll == 1 and not upkeep,
+            **trips,
+        )
 
-        request = urllib.request.Request(f"{base}/events/{event_id}/waiting/status",
-                                         headers={"HX-Request": "true",
-                                                  "Cookie": person.cookie})
+        request = urllib.request.Request(
+            f"{base}/events/{event_id}/waiting/status",
+            headers={"HX-Request": "true", "Cookie": person.cookie},
+        )
         fragment = urllib.request.urlopen(request, timeout=10).read()
         pages = set()
         for cookie in (people[0].cookie, people[1].cookie, ""):
-            page = urllib.request.Request(f"{base}/events/{event_id}/waiting",
-                                          headers={"Cookie": cookie} if cookie else {})
+            page = urllib.request.Request(
+                f"{base}/events/{event_id}/waiting", headers={"Cookie": cookie} if cookie else {}
+            )
             pages.add(hashlib.sha256(urllib.request.urlopen(page, timeout=10).read()).hexdigest())
-        result(9, "status fragment size", f"{len(fragment):,} bytes; the waiting page is "
-               f"{'identical' if len(pages) == 1 else 'DIFFERENT'} for 2 people and anonymous",
-               "small fragment, one cacheable page", len(pages) == 1)
+        result(
+            9,
+            "status fragment size",
+            f"{len(fragment):,} bytes; the waiting page is "
+            f"{'identical' if len(pages) == 1 else 'DIFFERENT'} for 2 people and anonymous",
+            "small fragment, one cacheable page",
+            len(pages) == 1,
+        )
 
 
 if __name__ == "__main__":

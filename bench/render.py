@@ -24,19 +24,25 @@ def main() -> None:
         from app import accounts, events
 
         with stack.app.app_context():
-            event = events.create("Render", [{"name": "A", "rows": 1, "seats_per_row": 5,
-                                              "price": 100}])
+            event = events.create(
+                "Render", [{"name": "A", "rows": 1, "seats_per_row": 5, "price": 100}]
+            )
             accounts.register("render@example.com", "password123", "Render")
         client = stack.app.test_client()
-        client.post("/api/auth/login", json={"email": "render@example.com",
-                                             "password": "password123"})
+        client.post(
+            "/api/auth/login", json={"email": "render@example.com", "password": "password123"}
+        )
         client.post(f"/api/events/{event.id}/queue")
         kinds = {
             "JSON": (f"/api/events/{event.id}/queue", {}),
-            "fragment (en)": (f"/events/{event.id}/waiting/status",
-                              {"HX-Request": "true", "Accept-Language": "en"}),
-            "fragment (ko)": (f"/events/{event.id}/waiting/status",
-                              {"HX-Request": "true", "Accept-Language": "ko"}),
+            "fragment (en)": (
+                f"/events/{event.id}/waiting/status",
+                {"HX-Request": "true", "Accept-Language": "en"},
+            ),
+            "fragment (ko)": (
+                f"/events/{event.id}/waiting/status",
+                {"HX-Request": "true", "Accept-Language": "ko"},
+            ),
         }
         for url, headers in kinds.values():  # warm up: caches, compiled templates
             per_request_us(client, url, headers)
@@ -47,9 +53,15 @@ def main() -> None:
         json_us = median(times["JSON"])
         for kind in ("fragment (en)", "fragment (ko)"):
             us = median(times[kind])
-            result(10, f"in-process cost of the {kind} vs the JSON poll",
-                   f"{us:,.0f} us vs {json_us:,.0f} us = {us / json_us:.2f}x", "INFO", None,
-                   rounds=ROUNDS, requests=REQUESTS)
+            result(
+                10,
+                f"in-process cost of the {kind} vs the JSON poll",
+                f"{us:,.0f} us vs {json_us:,.0f} us = {us / json_us:.2f}x",
+                "INFO",
+                None,
+                rounds=ROUNDS,
+                requests=REQUESTS,
+            )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ def main() -> int:
             failed.append(script)
     print(f"\n=== {time.monotonic() - started:.0f} s; summary ===")
     for entry in json.loads(RESULTS.read_text()) if RESULTS.exists() else []:
-        print(f"[{entry['figure']}] {entry['name']}: {entry['value']} "
-              f"(target {entry['target']}) {entry['verdict']}")
+        print(
+            f"[{entry['figure']}] {entry['name']}: {entry['value']} "
+            f"(target {entry['target']}) {entry['verdict']}"
+        )
     if failed:
         print(f"scripts that failed: {', '.join(failed)}")
     return 1 if failed else 0

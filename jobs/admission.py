@@ -19,6 +19,9 @@ def tick() -> dict:
         for event_id in event_ids:
             results[event_id] = waiting_room.admit(event_id)
             if results[event_id]["admitted"] or results[event_id]["expired"]:
-                log.info("event %s: admitted %s, expired %s, active %s", event_id,
-                         *(results[event_id][k] for k in ("admitted", "expired", "active")))
+                log.info(
+                    "event %s: admitted %s, expired %s, active %s",
+                    event_id,
+                    *(results[event_id][k] for k in ("admitted", "expired", "active")),
+                )
         return results

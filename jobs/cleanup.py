@@ -21,9 +21,13 @@ def clean_up() -> dict:
         removed = {}
         for event_id in event_ids:
             removed[event_id] = waiting_room.clean_up(
-                event_id, config["HEARTBEAT_TIMEOUT"], config["CLEANUP_BATCH"],
-                config["CLEANUP_PAUSE"])
+                event_id,
+                config["HEARTBEAT_TIMEOUT"],
+                config["CLEANUP_BATCH"],
+                config["CLEANUP_PAUSE"],
+            )
             if removed[event_id]:
-                log.info("event %s: removed %s people who stopped polling", event_id,
-                         removed[event_id])
+                log.info(
+                    "event %s: removed %s people who stopped polling", event_id, removed[event_id]
+                )
         return removed

@@ -17,6 +17,7 @@ def reconcile() -> dict:
         for event in Event.select(Event.id).where(Event.admission != "closed"):
             results[event.id] = seats.reconcile(event.id)
             if results[event.id]["changed"] or results[event.id]["fence_raised"]:
-                log.warning("event %s: reconciled seats with the database: %s", event.id,
-                            results[event.id])
+                log.warning(
+                    "event %s: reconciled seats with the database: %s", event.id, results[event.id]
+                )
         return results

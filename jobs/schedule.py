@@ -20,10 +20,16 @@ PERIODIC = {
 }
 
 
-def make_scheduler(connection: Redis, queue_name: str, interval: float = 1.0,
-                   config: dict | None = None) -> "HealingScheduler":
-    return HealingScheduler(queue_name=queue_name, connection=connection, interval=interval,
-                            job_class=JSONJob, config=config or {})
+def make_scheduler(
+    connection: Redis, queue_name: str, interval: float = 1.0, config: dict | None = None
+) -> "HealingScheduler":
+    return HealingScheduler(
+        queue_name=queue_name,
+        connection=connection,
+        interval=interval,
+        job_class=JSONJob,
+        config=config or {},
+    )
 
 
 def ensure_schedules(scheduler: Scheduler, config: dict) -> list[str]:
@@ -34,8 +40,13 @@ def ensure_schedules(scheduler: Scheduler, config: dict) -> list[str]:
         if listed and JSONJob.exists(job_id, connection=scheduler.connection):
             continue
         scheduler.cancel(job_id)  # a half-lost entry: start it clean
-        scheduler.schedule(datetime.now(UTC).replace(tzinfo=None), func,
-                           interval=config.get(interval_key, 1), id=job_id, timeout=timeout)
+        scheduler.schedule(
+            datetime.now(UTC).replace(tzinfo=None),
+            func,
+            interval=config.get(interval_key, 1),
+            id=job_id,
+            timeout=timeout,
+        )
         added.append(job_id)
     if added:
         log.warning("registered periodic jobs again: %s", ", ".join(added))

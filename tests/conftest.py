@@ -20,10 +20,12 @@ import pytest
 import redis
 
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
-MYSQL = dict(host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
-             port=int(os.environ.get("TEST_MYSQL_PORT", "3306")),
-             user=os.environ.get("TEST_MYSQL_USER", "root"),
-             password=os.environ.get("TEST_MYSQL_PASSWORD", ""))
+MYSQL = dict(
+    host=os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
+    port=int(os.environ.get("TEST_MYSQL_PORT", "3306")),
+    user=os.environ.get("TEST_MYSQL_USER", "root"),
+    password=os.environ.get("TEST_MYSQL_PASSWORD", ""),
+)
 MYSQL_DB = os.environ.get("TEST_MYSQL_DATABASE", "ticketdrop_test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -45,9 +47,24 @@ def start_redis_server(directory: Path, port: int = 0) -> tuple[subprocess.Popen
     directory.mkdir(parents=True, exist_ok=True)
     socket = directory / "redis.sock"
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--unixsocket", str(socket),
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(socket),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"unix://{socket}" if port == 0 else f"redis://127.0.0.1:{port}/0"
     for _ in range(100):
         try:
@@ -119,12 +136,16 @@ def mysql_available() -> bool:
         conn = pymysql.connect(connect_timeout=2, **MYSQL)
     except pymysql.MySQLError:
         if IN_CI:
-            pytest.fail(f"CI needs MySQL/MariaDB at {MYSQL['host']}:{MYSQL['port']}; "
-                        "start it (see README) instead of skipping its tests.")
+            pytest.fail(
+                f"CI needs MySQL/MariaDB at {MYSQL['host']}:{MYSQL['port']}; "
+                "start it (see README) instead of skipping its tests."
+            )
         return False
     with conn:
-        conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{MYSQL_DB}` "
-                              "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        conn.cursor().execute(
+            f"CREATE DATABASE IF NOT EXISTS `{MYSQL_DB}` "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
     return True
 
 
@@ -143,9 +164,15 @@ def app(redis_url, database_url):
     from app.extensions import db
     from app.models import MODELS
 
-    settings = {"TESTING": True, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-                "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "SECRET_KEY": "test",
-                "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long"}
+    settings = {
+        "TESTING": True,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "SECRET_KEY": "test",
+        "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long",
+    }
     app = create_app(settings)
     app.test_settings = settings  # what tests start variant apps from
     with app.app_context():
@@ -208,8 +235,10 @@ def r(app):
 def mysql(database_url):
     """Use in tests that need MySQL's row locks: skipped, with the reason, on SQLite."""
     if not database_url.startswith("mysql://"):
-        pytest.skip("needs MySQL/MariaDB (none answered at "
-                    f"{MYSQL['host']}:{MYSQL['port']}); CI never skips this")
+        pytest.skip(
+            "needs MySQL/MariaDB (none answered at "
+            f"{MYSQL['host']}:{MYSQL['port']}); CI never skips this"
+        )
     return database_url
 
 
@@ -222,18 +251,25 @@ def make_user(app):
 
     def make(email=None, password="password123", staff=False, points=None):
         with app.app_context():
-            return accounts.register(email or f"person{next(_emails)}@example.com", password,
-                                     is_staff=staff, points=points)
+            return accounts.register(
+                email or f"person{next(_emails)}@example.com",
+                password,
+                is_staff=staff,
+                points=points,
+            )
+
     return make
 
 
 @pytest.fixture
 def login(app):
     """Log a test client in as a user (through the real JSON endpoint)."""
+
     def do(client, user, password="password123"):
         response = client.post("/api/auth/login", json={"email": user.email, "password": password})
         assert response.status_code == 200, response.json
         return client
+
     return do
 
 
@@ -243,11 +279,15 @@ def make_event(app):
 
     def make(admission="open", sections=None, **settings):
         with app.app_context():
-            event = events.create("Test event", sections or [
-                {"name": "A", "rows": 2, "seats_per_row": 5, "price": 1000}], **settings)
+            event = events.create(
+                "Test event",
+                sections or [{"name": "A", "rows": 2, "seats_per_row": 5, "price": 1000}],
+                **settings,
+            )
             if admission != "paused":
                 event = events.update(event.id, admission=admission)
             return event
+
     return make
 
 

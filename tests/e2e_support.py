@@ -28,8 +28,15 @@ from helpers import Browser, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 AXE = ROOT / "tests" / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
 E2E_REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "14"))
 E2E_MYSQL_DB = os.environ.get("E2E_MYSQL_DATABASE", "ticketdrop_e2e")
@@ -65,11 +72,13 @@ def _stack_services() -> dict:
     if mysql_available():
         with pymysql.connect(connect_timeout=2, **MYSQL) as conn:
             conn.cursor().execute(f"DROP DATABASE IF EXISTS `{E2E_MYSQL_DB}`")
-            conn.cursor().execute(f"CREATE DATABASE `{E2E_MYSQL_DB}` CHARACTER SET utf8mb4 "
-                                  "COLLATE utf8mb4_unicode_ci")
+            conn.cursor().execute(
+                f"CREATE DATABASE `{E2E_MYSQL_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         password = f":{MYSQL['password']}" if MYSQL["password"] else ""
-        env["DATABASE_URL"] = (f"mysql://{MYSQL['user']}{password}@{MYSQL['host']}:"
-                               f"{MYSQL['port']}/{E2E_MYSQL_DB}")
+        env["DATABASE_URL"] = (
+            f"mysql://{MYSQL['user']}{password}@{MYSQL['host']}:{MYSQL['port']}/{E2E_MYSQL_DB}"
+        )
     return env
 
 
@@ -79,35 +88,45 @@ class Stack:
         self.staff_email = "e2e-staff@example.com"
 
     def flask(self, *args: str) -> str:
-        return subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", *args],
-                              cwd=ROOT, env=self.env, check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
 
     def api(self, email: str | None = None) -> Browser:
         """A JSON API client, logged in as `email` when given."""
         client = Browser(self.base_url)
         if email:
-            status, body = client.call("POST", "/api/auth/login",
-                                       {"email": email, "password": PASSWORD})
+            status, body = client.call(
+                "POST", "/api/auth/login", {"email": email, "password": PASSWORD}
+            )
             assert status == 200, body
         return client
 
     def new_user(self, prefix: str = "fan") -> str:
         email = f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
-        status, body = Browser(self.base_url).call("POST", "/api/auth/register",
-                                                  {"email": email, "password": PASSWORD})
+        status, body = Browser(self.base_url).call(
+            "POST", "/api/auth/register", {"email": email, "password": PASSWORD}
+        )
         assert status == 201, body
         return email
 
-    def new_event(self, name: str, sections: list[dict], admission: str = "open",
-                  **settings) -> int:
+    def new_event(
+        self, name: str, sections: list[dict], admission: str = "open", **settings
+    ) -> int:
         staff = self.api(self.staff_email)
-        status, event = staff.call("POST", "/api/admin/events",
-                                   {"name": name, "sections": sections, **settings})
+        status, event = staff.call(
+            "POST", "/api/admin/events", {"name": name, "sections": sections, **settings}
+        )
         assert status == 201, event
         if admission != "paused":
-            status, body = staff.call("PATCH", f"/api/admin/events/{event['id']}",
-                                      {"admission": admission})
+            status, body = staff.call(
+                "PATCH", f"/api/admin/events/{event['id']}", {"admission": admission}
+            )
             assert status == 200, body
         return event["id"]
 
@@ -121,13 +140,17 @@ class Stack:
             time.sleep(min(body.get("poll_after") or 0.5, 0.5))
             status, body = client.call("GET", f"/api/events/{event_id}/queue")
         assert body.get("status") == "admitted", body
-        status, body = client.call("POST", f"/api/events/{event_id}/enter",
-                                   headers={"Authorization": f"Bearer {body['token']}"})
+        status, body = client.call(
+            "POST",
+            f"/api/events/{event_id}/enter",
+            headers={"Authorization": f"Bearer {body['token']}"},
+        )
         assert status == 200, body
         return client
 
-    def buy(self, event_id: int, seat_ids: list[int], pay: bool = True,
-            client: Browser | None = None) -> None:
+    def buy(
+        self, event_id: int, seat_ids: list[int], pay: bool = True, client: Browser | None = None
+    ) -> None:
         """Someone else (`client`, else a new buyer) holds these seats, and pays
         for them when `pay`."""
         client = client or self.buyer(event_id)
@@ -137,14 +160,18 @@ class Stack:
             assert status == 201, body
             items.append({"seat_id": seat_id, "token": body["token"]})
         if pay:
-            status, body = client.call("POST", f"/api/events/{event_id}/checkout",
-                                       {"seats": items},
-                                       headers={"Idempotency-Key": uuid.uuid4().hex})
+            status, body = client.call(
+                "POST",
+                f"/api/events/{event_id}/checkout",
+                {"seats": items},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
             assert status == 201, body
 
     def seat_ids(self, event_id: int, client: Browser | None = None) -> list[int]:
-        status, seats = (client or self.buyer(event_id)).call("GET",
-                                                              f"/api/events/{event_id}/seats")
+        status, seats = (client or self.buyer(event_id)).call(
+            "GET", f"/api/events/{event_id}/seats"
+        )
         assert status == 200, seats
         return [seat["id"] for seat in seats]
 
@@ -154,22 +181,37 @@ def stack(tmp_path_factory) -> Stack:
     tmp = tmp_path_factory.mktemp("stack")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(_stack_services(), PORT=str(port), HOST="127.0.0.1",
-               INSTANCE_PATH=str(tmp / "instance"), WEB_WORKERS="1", WEB_THREADS="16",
-               ACCESS_LOG=str(tmp / "access.log"),
-               # Every browser of the tests comes from 127.0.0.1, and each staff
-               # helper call logs in again: roomier limits than one person's.
-               PER_IP_LIMIT="20000/minute", JOIN_LIMIT="100/minute", HOLD_LIMIT="200/minute")
+    env.update(
+        _stack_services(),
+        PORT=str(port),
+        HOST="127.0.0.1",
+        INSTANCE_PATH=str(tmp / "instance"),
+        WEB_WORKERS="1",
+        WEB_THREADS="16",
+        ACCESS_LOG=str(tmp / "access.log"),
+        # Every browser of the tests comes from 127.0.0.1, and each staff
+        # helper call logs in again: roomier limits than one person's.
+        PER_IP_LIMIT="20000/minute",
+        JOIN_LIMIT="100/minute",
+        HOLD_LIMIT="200/minute",
+    )
     log = tmp / "stack.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "bin" / "run")], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bin" / "run")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     stack = Stack(f"http://127.0.0.1:{port}", env, log)
     try:
         if not stack.api().wait_ready(90):
             pytest.fail(f"the stack did not start; see {log}:\n{log.read_text()[-3000:]}")
-        stack.flask("create-user", stack.staff_email, "--password", PASSWORD, "--staff",
-                    "--name", "Staff")
+        stack.flask(
+            "create-user", stack.staff_email, "--password", PASSWORD, "--staff", "--name", "Staff"
+        )
         yield stack
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -200,14 +242,20 @@ def new_context(chromium, stack):
     the test. Default: a laptop-sized English window with JavaScript on."""
     contexts = []
 
-    def make(locale: str = "en-US", viewport: dict | None = None, javascript: bool = True,
-             **options):
-        context = chromium.new_context(base_url=stack.base_url, locale=locale,
-                                       viewport=viewport or {"width": 1280, "height": 900},
-                                       java_script_enabled=javascript, **options)
+    def make(
+        locale: str = "en-US", viewport: dict | None = None, javascript: bool = True, **options
+    ):
+        context = chromium.new_context(
+            base_url=stack.base_url,
+            locale=locale,
+            viewport=viewport or {"width": 1280, "height": 900},
+            java_script_enabled=javascript,
+            **options,
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context
+
     yield make
     for context in contexts:
         context.close()
@@ -258,12 +306,18 @@ def axe_audit(page, name: str, screenshots: Path) -> list[dict]:
                     nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))};
     }""")
     result = report["violations"]
-    counts = {impact: sum(1 for v in result if v["impact"] == impact)
-              for impact in ("minor", "moderate", "serious", "critical")}
-    AXE_RESULTS[name] = {"axe": report["version"], "rules_passed": report["passes"],
-                         "needs_review": report["incomplete"], "violations_by_impact": counts,
-                         "violations": result}
-    (screenshots / "axe-results.json").write_text(json.dumps(AXE_RESULTS, indent=2))
+    counts = {
+        impact: sum(1 for v in result if v["impact"] == impact)
+        for impact in ("minor", "moderate", "serious", "critical")
+    }
+    AXE_RESULTS[name] = {
+        "axe": report["version"],
+        "rules_passed": report["passes"],
+        "needs_review": report["incomplete"],
+        "violations_by_impact": counts,
+        "violations": result,
+    }
+    (screenshots / "axe-results.json").write_text(json.dumps(AXE_RESULTS, indent=2) + "\n")
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 

@@ -31,7 +31,6 @@ def in_background(call):
     return thread, result
 
 
-
 def admit_and_enter(app, client, event_id) -> str:
     """Join through the API, run admission ticks until the person is in, and
     enter with the token; returns the token. The person may now hold and pay."""
@@ -45,8 +44,9 @@ def admit_and_enter(app, client, event_id) -> str:
             break
         time.sleep(0.02)
     assert status["status"] == "admitted", status
-    response = client.post(f"/api/events/{event_id}/enter",
-                           headers={"Authorization": f"Bearer {status['token']}"})
+    response = client.post(
+        f"/api/events/{event_id}/enter", headers={"Authorization": f"Bearer {status['token']}"}
+    )
     assert response.status_code == 200, response.get_json()
     return status["token"]
 
@@ -61,8 +61,7 @@ def entered(app, make_user, login, event, points=None):
 
 def seat_ids(app, event_id) -> list[int]:
     with app.app_context():
-        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)
-                .order_by(Seat.id)]
+        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id).order_by(Seat.id)]
 
 
 def hold(client, event_id, seat_id) -> int:
@@ -72,9 +71,11 @@ def hold(client, event_id, seat_id) -> int:
 
 
 def pay(client, event_id, items, key=None):
-    return client.post(f"/api/events/{event_id}/checkout",
-                       json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-                       headers={"Idempotency-Key": key or uuid.uuid4().hex})
+    return client.post(
+        f"/api/events/{event_id}/checkout",
+        json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
+        headers={"Idempotency-Key": key or uuid.uuid4().hex},
+    )
 
 
 def free_port() -> int:
@@ -90,12 +91,14 @@ class Browser:
         self.base = base
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
 
-    def call(self, method: str, path: str, body: dict | None = None,
-             headers: dict | None = None) -> tuple[int, dict]:
+    def call(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {**({"Content-Type": "application/json"} if data else {}), **(headers or {})}
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers=headers)
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=headers
+        )
         try:
             with self.opener.open(request, timeout=5) as response:
                 raw = response.read()
@@ -141,8 +144,9 @@ class Person:
         return self.client.get(f"/api/events/{event_id}/queue")
 
     def enter(self, event_id, token):
-        return self.client.post(f"/api/events/{event_id}/enter",
-                                headers={"Authorization": f"Bearer {token}"})
+        return self.client.post(
+            f"/api/events/{event_id}/enter", headers={"Authorization": f"Bearer {token}"}
+        )
 
     def hold(self, event_id, seat_id):
         return self.client.post(f"/api/events/{event_id}/seats/{seat_id}/hold")
@@ -155,7 +159,8 @@ class Person:
         return self.client.post(
             f"/api/events/{event_id}/checkout",
             json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-            headers={"Idempotency-Key": key or uuid.uuid4().hex})
+            headers={"Idempotency-Key": key or uuid.uuid4().hex},
+        )
 
     def seat_map(self, event_id):
         return self.client.get(f"/api/events/{event_id}/seats")

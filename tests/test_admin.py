@@ -34,14 +34,17 @@ ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 # Helpers
 
+
 def text(response) -> str:
     return response.get_data(as_text=True)
 
 
 def flashes(page: str) -> list[tuple[str, str]]:
     """The flashed messages of a page: [(category, message)]."""
-    return [(cat, html.unescape(msg)) for cat, msg in
-            re.findall(r'<p class="flash (\w+)" role="\w+">(.*?)</p>', page, re.S)]
+    return [
+        (cat, html.unescape(msg))
+        for cat, msg in re.findall(r'<p class="flash (\w+)" role="\w+">(.*?)</p>', page, re.S)
+    ]
 
 
 def follow(client, response, status=302) -> str:
@@ -94,8 +97,9 @@ class PostForms(HTMLParser):
         if tag == "form" and (attrs.get("method") or "").lower() == "post":
             self._form = {"action": attrs.get("action"), "inputs": {}}
             self.forms.append(self._form)
-        elif tag in ("input", "button", "textarea") and self._form is not None and \
-                attrs.get("name"):
+        elif (
+            tag in ("input", "button", "textarea") and self._form is not None and attrs.get("name")
+        ):
             self._form["inputs"][attrs["name"]] = attrs.get("value")
 
     def handle_endtag(self, tag):
@@ -112,14 +116,25 @@ def post_forms(page: str) -> list[dict]:
 def audit_table(page: str) -> list[dict]:
     """The audit log table of an event page, as shown (newest first)."""
     section = page.split('id="audit-h"', 1)[1]
-    rows = re.findall(r'<tr><td><time datetime="(.*?)">(.*?)</time></td><td>(.*?)</td>\s*'
-                      r"<td>(.*?) <code>(.*?)</code></td>\s*"
-                      r"<td><code>(.*?)</code> → <code>(.*?)</code></td></tr>", section, re.S)
-    return [{"at": at, "shown_at": shown_at, "actor": html.unescape(actor),
-             "action": html.unescape(action), "what": html.unescape(what),
-             "before": json.loads(html.unescape(before)),
-             "after": json.loads(html.unescape(after))}
-            for at, shown_at, actor, action, what, before, after in rows]
+    rows = re.findall(
+        r'<tr><td><time datetime="(.*?)">(.*?)</time></td><td>(.*?)</td>\s*'
+        r"<td>(.*?) <code>(.*?)</code></td>\s*"
+        r"<td><code>(.*?)</code> → <code>(.*?)</code></td></tr>",
+        section,
+        re.S,
+    )
+    return [
+        {
+            "at": at,
+            "shown_at": shown_at,
+            "actor": html.unescape(actor),
+            "action": html.unescape(action),
+            "what": html.unescape(what),
+            "before": json.loads(html.unescape(before)),
+            "after": json.loads(html.unescape(after)),
+        }
+        for at, shown_at, actor, action, what, before, after in rows
+    ]
 
 
 def audit_rows(app, **where) -> list[AuditLog]:
@@ -132,8 +147,7 @@ def audit_rows(app, **where) -> list[AuditLog]:
 
 def seat_ids(app, event_id) -> list[int]:
     with app.app_context():
-        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)
-                .order_by(Seat.id)]
+        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id).order_by(Seat.id)]
 
 
 def seat_status_in_db(app, seat_id) -> str:
@@ -172,9 +186,11 @@ def hold(client, event_id, seat_id):
 
 
 def pay(client, event_id, items):
-    return client.post(f"/api/events/{event_id}/checkout",
-                       json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
-                       headers={"Idempotency-Key": uuid.uuid4().hex})
+    return client.post(
+        f"/api/events/{event_id}/checkout",
+        json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
 
 
 def seat_control(client, via, event_id, seat_id, action):
@@ -195,15 +211,18 @@ def assert_json_error(response, status, code=None) -> dict:
 @pytest.fixture
 def entered(app, make_user, login):
     """Make a logged-in person who came through the waiting room: (user, client)."""
+
     def make(event, email=None):
         user = make_user(email=email)
         client = login(app.test_client(), user)
         admit_and_enter(app, client, event.id)
         return user, client
+
     return make
 
 
 # Authorisation: walk the URL map so that a future route cannot forget the guard
+
 
 def is_staff_rule(path: str) -> bool:
     return path in ("/admin", "/api/admin") or path.startswith(("/admin/", "/api/admin/"))
@@ -257,7 +276,10 @@ def assert_nothing_changed(app, r, event, ids):
         assert Event.select().count() == 1
         stored = Event.get_by_id(event.id)
         assert (stored.admission, stored.max_active, stored.admit_rate) == (
-            "paused", event.max_active, event.admit_rate)
+            "paused",
+            event.max_active,
+            event.admit_rate,
+        )
         assert Seat.select().where(Seat.status != "available").count() == 0
         assert [e.action for e in AuditLog.select()] == ["event.create"]
     assert r.hget(k.config, "state") == "paused"
@@ -268,12 +290,24 @@ def assert_nothing_changed(app, r, event, ids):
 def test_the_walk_sees_every_staff_route(app, walk_setup):
     _, ids = walk_setup
     walked = {endpoint for endpoint, _ in staff_urls(app, ids)}
-    registered = {rule.endpoint for rule in app.url_map.iter_rules()
-                  if rule.endpoint.split(".")[0] in ("admin", "admin_api")}
+    registered = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in ("admin", "admin_api")
+    }
     assert registered and registered <= walked
-    assert {"admin.index", "admin.event", "admin.live", "admin.settings", "admin.seat_action",
-            "admin.remove_from_queue", "admin.what_if", "admin.create_event",
-            "admin_api.update_event", "admin_api.block_seat"} <= walked
+    assert {
+        "admin.index",
+        "admin.event",
+        "admin.live",
+        "admin.settings",
+        "admin.seat_action",
+        "admin.remove_from_queue",
+        "admin.what_if",
+        "admin.create_event",
+        "admin_api.update_event",
+        "admin_api.block_seat",
+    } <= walked
 
 
 def test_the_ids_of_the_walk_are_real(app, staff, walk_setup):
@@ -290,10 +324,20 @@ def test_the_ids_of_the_walk_are_real(app, staff, walk_setup):
 def test_every_staff_route_refuses_everyone_but_staff(app, r, customer, walk_setup, who):
     event, ids = walk_setup
     client = app.test_client() if who == "anonymous" else customer[1]
-    form = {"admission": "open", "max_active": "1", "admit_rate": "1",
-            "person": str(ids["user_id"]), "name": "Sneaky", "sections": "X, 1, 1, 1"}
-    body = {"admission": "open", "max_active": 1, "name": "Sneaky",
-            "sections": [{"name": "X", "rows": 1, "seats_per_row": 1, "price": 1}]}
+    form = {
+        "admission": "open",
+        "max_active": "1",
+        "admit_rate": "1",
+        "person": str(ids["user_id"]),
+        "name": "Sneaky",
+        "sections": "X, 1, 1, 1",
+    }
+    body = {
+        "admission": "open",
+        "max_active": 1,
+        "name": "Sneaky",
+        "sections": [{"name": "X", "rows": 1, "seats_per_row": 1, "price": 1}],
+    }
     checked = 0
     for _, path in staff_urls(app, ids):
         is_json = path.startswith("/api/")
@@ -323,7 +367,8 @@ def test_every_staff_route_refuses_everyone_but_staff(app, r, customer, walk_set
                     continue
                 if is_json:
                     assert response.get_json()["error"] == (
-                        "login_required" if who == "anonymous" else "forbidden"), where
+                        "login_required" if who == "anonymous" else "forbidden"
+                    ), where
                 elif who == "customer":
                     assert "text/html" in response.content_type, where
                     assert "staff only" in text(response), where
@@ -362,11 +407,14 @@ def test_every_staff_form_carries_a_csrf_token(app, staff, make_event):
     pages = [text(client.get("/admin/")), text(client.get(f"/admin/events/{event.id}?seat={seat}"))]
     forms = [form for page in pages for form in post_forms(page)]
     actions = {form["action"] for form in forms}
-    assert {"/admin/events", f"/admin/events/{event.id}/settings",
-            f"/admin/events/{event.id}/queue/remove",
-            f"/admin/events/{event.id}/seats/{seat}/block",
-            f"/admin/events/{event.id}/seats/{seat}/unblock",
-            f"/admin/events/{event.id}/seats/{seat}/release"} <= actions
+    assert {
+        "/admin/events",
+        f"/admin/events/{event.id}/settings",
+        f"/admin/events/{event.id}/queue/remove",
+        f"/admin/events/{event.id}/seats/{seat}/block",
+        f"/admin/events/{event.id}/seats/{seat}/unblock",
+        f"/admin/events/{event.id}/seats/{seat}/release",
+    } <= actions
     for form in forms:
         assert "csrf_token" in form["inputs"], form
 
@@ -375,8 +423,10 @@ def test_every_staff_form_carries_a_csrf_token(app, staff, make_event):
 def csrf_app(app):
     from app import create_app
 
-    shared = {k: app.config[k] for k in ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY",
-                                          "JWT_SECRET")}
+    shared = {
+        k: app.config[k]
+        for k in ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET")
+    }
     yield create_app({**shared, "WTF_CSRF_ENABLED": True, "RATELIMIT_ENABLED": False})
     # create_app rebinds the global db proxy and Redis client: bind them back.
     create_app({**shared, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
@@ -387,12 +437,18 @@ def test_staff_forms_need_the_csrf_token(app, r, csrf_app, make_user, make_event
     event = first_tick(app, make_event(admission="paused"))
     seat = seat_ids(app, event.id)[0]
     client = csrf_app.test_client()
-    assert client.post("/api/auth/login", json={"email": user.email,
-                                                "password": "password123"}).status_code == 200
-    posts = {"/admin/events": {"name": "Forged", "sections": "X, 1, 1, 1"},
-             f"/admin/events/{event.id}/settings": {"admission": "open"},
-             f"/admin/events/{event.id}/seats/{seat}/block": {},
-             f"/admin/events/{event.id}/queue/remove": {"person": str(user.id)}}
+    assert (
+        client.post(
+            "/api/auth/login", json={"email": user.email, "password": "password123"}
+        ).status_code
+        == 200
+    )
+    posts = {
+        "/admin/events": {"name": "Forged", "sections": "X, 1, 1, 1"},
+        f"/admin/events/{event.id}/settings": {"admission": "open"},
+        f"/admin/events/{event.id}/seats/{seat}/block": {},
+        f"/admin/events/{event.id}/queue/remove": {"person": str(user.id)},
+    }
     for path, form in posts.items():
         assert client.post(path, data=form).status_code == 400, path
         assert client.post(path, data={**form, "csrf_token": "forged"}).status_code == 400, path
@@ -403,13 +459,15 @@ def test_staff_forms_need_the_csrf_token(app, r, csrf_app, make_user, make_event
         assert AuditLog.select().count() == 1  # event.create
     page = text(client.get(f"/admin/events/{event.id}"))
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = client.post(f"/admin/events/{event.id}/settings",
-                           data={"admission": "open", "csrf_token": token})
+    response = client.post(
+        f"/admin/events/{event.id}/settings", data={"admission": "open", "csrf_token": token}
+    )
     assert response.status_code == 302
     assert r.hget(keys.event(event.id).config, "state") == "open"
 
 
 # The events list and creating an event
+
 
 def test_index_lists_events_with_live_numbers(app, staff, make_event):
     _, client = staff
@@ -417,37 +475,61 @@ def test_index_lists_events_with_live_numbers(app, staff, make_event):
     busy = make_event(admission="open", max_active=9)
     join_directly(app, busy.id, [9_100_001, 9_100_002, 9_100_003])
     page = text(client.get("/admin/"))
-    rows = re.findall(r'<tr><td><a href="/admin/events/(\d+)">(.*?)</a></td>\s*<td>(\w+)</td>'
-                      r'<td class="num">([\d,]+)</td>\s*<td class="num">([\d,]+) / ([\d,]+)</td>',
-                      page)
+    rows = re.findall(
+        r'<tr><td><a href="/admin/events/(\d+)">(.*?)</a></td>\s*<td>(\w+)</td>'
+        r'<td class="num">([\d,]+)</td>\s*<td class="num">([\d,]+) / ([\d,]+)</td>',
+        page,
+    )
     by_id = {int(row[0]): row[1:] for row in rows}
     assert by_id[quiet.id] == ("Test event", "paused", "0", "0", "7")
     assert by_id[busy.id] == ("Test event", "open", "3", "0", "9")
     assert [int(row[0]) for row in rows] == [busy.id, quiet.id]  # newest first
     tick(app, busy.id)
     page = text(client.get("/admin/"))
-    assert re.search(rf'href="/admin/events/{busy.id}">.*?<td class="num">0</td>\s*'
-                     rf'<td class="num">3 / 9</td>', page, re.S)
+    assert re.search(
+        rf'href="/admin/events/{busy.id}">.*?<td class="num">0</td>\s*'
+        rf'<td class="num">3 / 9</td>',
+        page,
+        re.S,
+    )
     assert 'action="/admin/events"' in page and 'name="sections"' in page
 
 
 def test_create_an_event_with_the_form(app, staff):
     user, client = staff
-    response = client.post("/admin/events", data={
-        "name": "Summer show", "sections": "Floor, 3, 5, 100\nBalcony, 2, 4, 50",
-        "max_active": "50", "admit_rate": "7", "active_ttl": "120", "hold_ttl": "60",
-        "sale_opens_at": "2030-01-01T10:00"})
+    response = client.post(
+        "/admin/events",
+        data={
+            "name": "Summer show",
+            "sections": "Floor, 3, 5, 100\nBalcony, 2, 4, 50",
+            "max_active": "50",
+            "admit_rate": "7",
+            "active_ttl": "120",
+            "hold_ttl": "60",
+            "sale_opens_at": "2030-01-01T10:00",
+        },
+    )
     assert response.status_code == 302, text(response)[:500]
     with app.app_context():
         event = Event.get(Event.name == "Summer show")
         assert response.headers["Location"] == f"/admin/events/{event.id}"
-        assert (event.admission, event.max_active, event.admit_rate, event.active_ttl,
-                event.hold_ttl) == ("paused", 50, 7, 120, 60)
+        assert (
+            event.admission,
+            event.max_active,
+            event.admit_rate,
+            event.active_ttl,
+            event.hold_ttl,
+        ) == ("paused", 50, 7, 120, 60)
         assert event.sale_opens_at.isoformat() == "2030-01-01T10:00:00"
         seats = list(Seat.select().where(Seat.event == event.id))
         assert len(seats) == 15 + 8
         assert sorted({(s.section, s.row) for s in seats}) == [
-            ("Balcony", "A"), ("Balcony", "B"), ("Floor", "A"), ("Floor", "B"), ("Floor", "C")]
+            ("Balcony", "A"),
+            ("Balcony", "B"),
+            ("Floor", "A"),
+            ("Floor", "B"),
+            ("Floor", "C"),
+        ]
         assert {s.price for s in seats if s.section == "Floor"} == {100}
         assert {s.price for s in seats if s.section == "Balcony"} == {50}
     [entry] = audit_rows(app, target=f"event:{event.id}")
@@ -466,21 +548,25 @@ def test_create_an_event_with_the_form(app, staff):
         assert Seat.select().where(Seat.event == event.id).count() == 2
 
 
-@pytest.mark.parametrize("changes, says", [
-    ({"sections": "Floor, 3, 5"}, "section line 1 needs: name, rows, seats per row, price"),
-    ({"sections": "Floor, 3, 5, 100\nBalcony 2 4 50"}, "section line 2 needs"),
-    ({"sections": "Floor, three, 5, 100"}, "section line 1: three is not a whole number"),
-    ({"sections": "Floor, 0, 5, 100"}, "sections.0.rows"),
-    ({"sections": "Floor, 101, 5, 100"}, "sections.0.rows"),
-    ({"sections": "Floor, 3, 5, -1"}, "sections.0.price"),
-    ({"sections": ", 3, 5, 100"}, "sections.0.name"),
-    ({"sections": "Floor, 1, 1, 1\nfloor, 1, 1, 1"}, "every section needs its own name"),
-    ({"sections": "  \n "}, "sections"),
-    ({"name": ""}, "name"),
-    ({"max_active": "many"}, "max_active: many is not a whole number"),
-    ({"hold_ttl": "0"}, "hold_ttl"),
-    ({"sale_opens_at": "next tuesday"}, "sale_opens_at"),
-], ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"sections": "Floor, 3, 5"}, "section line 1 needs: name, rows, seats per row, price"),
+        ({"sections": "Floor, 3, 5, 100\nBalcony 2 4 50"}, "section line 2 needs"),
+        ({"sections": "Floor, three, 5, 100"}, "section line 1: three is not a whole number"),
+        ({"sections": "Floor, 0, 5, 100"}, "sections.0.rows"),
+        ({"sections": "Floor, 101, 5, 100"}, "sections.0.rows"),
+        ({"sections": "Floor, 3, 5, -1"}, "sections.0.price"),
+        ({"sections": ", 3, 5, 100"}, "sections.0.name"),
+        ({"sections": "Floor, 1, 1, 1\nfloor, 1, 1, 1"}, "every section needs its own name"),
+        ({"sections": "  \n "}, "sections"),
+        ({"name": ""}, "name"),
+        ({"max_active": "many"}, "max_active: many is not a whole number"),
+        ({"hold_ttl": "0"}, "hold_ttl"),
+        ({"sale_opens_at": "next tuesday"}, "sale_opens_at"),
+    ],
+    ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else None,
+)
 def test_create_an_event_with_a_bad_form(app, staff, changes, says):
     _, client = staff
     form = {"name": "Bad", "sections": "Floor, 3, 5, 100", "max_active": "10", **changes}
@@ -496,10 +582,12 @@ def test_create_an_event_with_a_bad_form(app, staff, changes, says):
 
 # Admission: pause keeps places, open with a cap of two
 
+
 def change_settings(client, via, event_id, **changes):
     if via == "form":
-        response = client.post(f"/admin/events/{event_id}/settings",
-                               data={k: str(v) for k, v in changes.items()})
+        response = client.post(
+            f"/admin/events/{event_id}/settings", data={k: str(v) for k, v in changes.items()}
+        )
         assert response.status_code == 302
         assert response.headers["Location"] == f"/admin/events/{event_id}"
         assert flashes(text(client.get(response.headers["Location"])))[0][0] == "info"
@@ -509,8 +597,7 @@ def change_settings(client, via, event_id, **changes):
 
 
 @pytest.mark.parametrize("via", ["form", "api"])
-def test_pause_keeps_places_then_open_with_a_cap_of_two(app, r, staff, customer, make_event,
-                                                        via):
+def test_pause_keeps_places_then_open_with_a_cap_of_two(app, r, staff, customer, make_event, via):
     staff_user, staff_client = staff
     user, client = customer
     event = first_tick(app, make_event(admission="open"))
@@ -523,8 +610,7 @@ def test_pause_keeps_places_then_open_with_a_cap_of_two(app, r, staff, customer,
 
     change_settings(staff_client, via, event.id, admission="paused")
     for _ in range(3):
-        assert tick(app, event.id) == {"admitted": 0, "expired": 0, "active": 0,
-                                       "status": "paused"}
+        assert tick(app, event.id) == {"admitted": 0, "expired": 0, "active": 0, "status": "paused"}
     response = client.get(f"/api/events/{event.id}/queue")
     status = response.get_json()
     assert status["status"] == "waiting" and status["paused"] is True
@@ -533,8 +619,9 @@ def test_pause_keeps_places_then_open_with_a_cap_of_two(app, r, staff, customer,
     assert int(response.headers["Retry-After"]) == math.ceil(status["poll_after"])
     assert status["eta_seconds"] is None
     assert r.zrange(k.queue, 0, -1) == order and r.zcard(k.active) == 0
-    assert "<dt>Admission</dt><dd>paused</dd>" in text(staff_client.get(
-        f"/admin/events/{event.id}/live"))
+    assert "<dt>Admission</dt><dd>paused</dd>" in text(
+        staff_client.get(f"/admin/events/{event.id}/live")
+    )
 
     change_settings(staff_client, via, event.id, admission="open", max_active=2)
     admitted = sum(tick(app, event.id)["admitted"] for _ in range(4))
@@ -552,14 +639,25 @@ def test_pause_keeps_places_then_open_with_a_cap_of_two(app, r, staff, customer,
     assert json.loads(updates[0].after)["admission"] == "paused"
     last = updates[-1]
     assert (json.loads(last.before)["admission"], json.loads(last.after)["admission"]) == (
-        "paused", "open")
+        "paused",
+        "open",
+    )
     assert (json.loads(last.before)["max_active"], json.loads(last.after)["max_active"]) == (
-        10_000, 2)
+        10_000,
+        2,
+    )
 
 
-@pytest.mark.parametrize("form", [{"admission": "OPEN"}, {"max_active": "0"},
-                                  {"max_active": "two"}, {"admit_rate": "1.5"},
-                                  {"admit_rate": str(10**6)}])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"admission": "OPEN"},
+        {"max_active": "0"},
+        {"max_active": "two"},
+        {"admit_rate": "1.5"},
+        {"admit_rate": str(10**6)},
+    ],
+)
 def test_bad_settings_change_nothing(app, r, staff, make_event, form):
     _, client = staff
     event = first_tick(app, make_event(admission="paused"))
@@ -572,6 +670,7 @@ def test_bad_settings_change_nothing(app, r, staff, make_event, form):
 
 
 # Seats: block, unblock, release take effect for customers at once
+
 
 @pytest.mark.parametrize("via", ["form", "api"])
 def test_block_and_unblock_take_effect_at_once(app, staff, entered, make_event, via):
@@ -613,16 +712,17 @@ def test_block_and_unblock_take_effect_at_once(app, staff, entered, make_event, 
         assert_json_error(response, 409, "not_blocked")
 
     entries = audit_rows(app, target=f"event:{event.id}:seat:{seat}")
-    assert [(e.action, e.actor_id, json.loads(e.before), json.loads(e.after))
-            for e in entries] == [
+    assert [(e.action, e.actor_id, json.loads(e.before), json.loads(e.after)) for e in entries] == [
         ("seat.block", staff_user.id, "available", "blocked"),
         ("seat.block", staff_user.id, "available", "blocked"),
-        ("seat.unblock", staff_user.id, "blocked", "available")]
+        ("seat.unblock", staff_user.id, "blocked", "available"),
+    ]
 
 
 @pytest.mark.parametrize("via", ["form", "api"])
-def test_blocking_a_held_seat_is_refused_and_the_hold_stays(app, r, staff, entered, make_event,
-                                                           via):
+def test_blocking_a_held_seat_is_refused_and_the_hold_stays(
+    app, r, staff, entered, make_event, via
+):
     _, staff_client = staff
     event = make_event(admission="open", sections=SECTIONS)
     _, buyer = entered(event)
@@ -687,6 +787,7 @@ def test_seat_controls_on_an_unknown_seat_are_404(app, staff, make_event):
 
 # The queue: remove a person
 
+
 def test_remove_from_the_queue(app, r, staff, make_user, make_event):
     staff_user, client = staff
     event = first_tick(app, make_event(admission="paused"))
@@ -694,15 +795,17 @@ def test_remove_from_the_queue(app, r, staff, make_user, make_event):
     by_email, by_id, by_api, stays = (make_user() for _ in range(4))
     join_directly(app, event.id, [by_email.id, by_id.id, stays.id, by_api.id])
 
-    response = client.post(f"/admin/events/{event.id}/queue/remove",
-                           data={"person": f"  {by_email.email.upper()} "})
+    response = client.post(
+        f"/admin/events/{event.id}/queue/remove", data={"person": f"  {by_email.email.upper()} "}
+    )
     assert response.headers["Location"] == f"/admin/events/{event.id}"
     assert ("info", f"{by_email.email} was removed from the queue.") in flashes(
-        follow(client, response))
-    response = client.post(f"/admin/events/{event.id}/queue/remove",
-                           data={"person": str(by_id.id)})
+        follow(client, response)
+    )
+    response = client.post(f"/admin/events/{event.id}/queue/remove", data={"person": str(by_id.id)})
     assert ("info", f"{by_id.email} was removed from the queue.") in flashes(
-        follow(client, response))
+        follow(client, response)
+    )
     assert client.delete(f"/api/admin/events/{event.id}/queue/{by_api.id}").status_code == 204
 
     assert r.zrange(k.queue, 0, -1) == [str(stays.id)]
@@ -711,20 +814,21 @@ def test_remove_from_the_queue(app, r, staff, make_user, make_event):
     with app.app_context():
         assert waiting_room.poll(event.id, stays.id).position == 1
     entries = audit_rows(app, action="queue.remove")
-    assert [(e.actor_id, e.target, json.loads(e.before), json.loads(e.after))
-            for e in entries] == [
+    assert [(e.actor_id, e.target, json.loads(e.before), json.loads(e.after)) for e in entries] == [
         (staff_user.id, f"event:{event.id}:user:{u.id}", "in the queue or active", "removed")
-        for u in (by_email, by_id, by_api)]
+        for u in (by_email, by_id, by_api)
+    ]
 
     # Someone not in the queue, and nobody at all.
-    response = client.post(f"/admin/events/{event.id}/queue/remove",
-                           data={"person": by_email.email})
-    assert ("info", f"{by_email.email} was not in the queue.") in flashes(
-        follow(client, response))
+    response = client.post(
+        f"/admin/events/{event.id}/queue/remove", data={"person": by_email.email}
+    )
+    assert ("info", f"{by_email.email} was not in the queue.") in flashes(follow(client, response))
     for person in ("nobody@example.com", "", "99999999999999999999999"):
         response = client.post(f"/admin/events/{event.id}/queue/remove", data={"person": person})
         assert ("error", "No such person (give an email or a user id).") in flashes(
-            follow(client, response))
+            follow(client, response)
+        )
     assert r.zrange(k.queue, 0, -1) == [str(stays.id)]
 
 
@@ -736,6 +840,7 @@ def test_removing_an_absurd_user_id_is_not_a_500(app, staff, make_event):
 
 
 # The live fragment: numbers, chart, seat map
+
 
 def test_the_live_fragment(app, staff, entered, make_user, make_event):
     _, staff_client = staff
@@ -763,14 +868,14 @@ def test_the_live_fragment(app, staff, entered, make_user, make_event):
     assert sorted(cells) == ids
     held, booked, blocked, free = (cells[i] for i in ids[:4])
     assert held["class"] == "seat held" and held["text"] == "H"
-    tip = re.fullmatch(rf"A-A1: held by {re.escape(holder_user.email)}, (\d+) s left",
-                       held["title"])
+    tip = re.fullmatch(
+        rf"A-A1: held by {re.escape(holder_user.email)}, (\d+) s left", held["title"]
+    )
     assert tip and 0 < int(tip.group(1)) <= event.hold_ttl, held["title"]
     assert held["aria-label"].startswith(f"A, row A, seat 1: held by {holder_user.email}, ")
     assert booked["class"] == "seat booked" and booked["text"] == "B"
     assert booked["title"] == f"A-A2: booked by {buyer_user.email} at {sold_at:%H:%M:%S} UTC"
-    assert booked["aria-label"].endswith(f"booked by {buyer_user.email} at "
-                                         f"{sold_at:%H:%M:%S} UTC")
+    assert booked["aria-label"].endswith(f"booked by {buyer_user.email} at {sold_at:%H:%M:%S} UTC")
     assert blocked["class"] == "seat blocked" and blocked["text"] == "X"
     assert blocked["title"] == "A-A3: blocked"
     assert free["class"] == "seat available" and free["text"] == ""
@@ -778,8 +883,9 @@ def test_the_live_fragment(app, staff, entered, make_user, make_event):
 
     numbers = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", page))
     assert numbers["Held"] == "1" and numbers["Blocked"] == "1" and numbers["Available"] == "3"
-    assert numbers["Booked"].startswith("1 ") and "(1 booking in the last minute)" in \
-        numbers["Booked"]
+    assert (
+        numbers["Booked"].startswith("1 ") and "(1 booking in the last minute)" in numbers["Booked"]
+    )
     assert numbers["Admitted in all"] == "2" and numbers["Removed by cleanup"] == "0"
     assert numbers["Active / cap"].endswith("/ 10,000")
 
@@ -809,13 +915,17 @@ def test_a_paused_queue_never_clears(app, staff, make_event):
     assert tick(app, event.id)["admitted"] == 2
     change_settings(client, "form", event.id, admission="paused")
     assert tick(app, event.id)["status"] == "paused"
-    numbers = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>",
-                              text(client.get(f"/admin/events/{event.id}/live"))))
+    numbers = dict(
+        re.findall(
+            r"<dt>(.*?)</dt><dd>(.*?)</dd>", text(client.get(f"/admin/events/{event.id}/live"))
+        )
+    )
     assert numbers["Waiting"] == "4"
     assert numbers["Queue clears in"] == "—", numbers["Queue clears in"]
 
 
 # The chart: samples kept by the admission tick
+
 
 def samples(r, event_id) -> list[tuple[int, ...]]:
     lines = r.lrange(keys.event(event_id).samples, 0, -1)
@@ -881,18 +991,25 @@ def test_the_event_page_renders_before_the_first_tick(app, staff, r, make_event)
     _, client = staff
     event = make_event(admission="closed")  # the admission job never ticks closed events
     assert r.llen(keys.event(event.id).samples) == 0
-    for path in (f"/admin/events/{event.id}", f"/admin/events/{event.id}/live",
-                 f"/admin/events/{event.id}/what-if?rate=1&cap=1"):
+    for path in (
+        f"/admin/events/{event.id}",
+        f"/admin/events/{event.id}/live",
+        f"/admin/events/{event.id}/what-if?rate=1&cap=1",
+    ):
         assert client.get(path).status_code == 200, path
 
 
 # What if
 
+
 def test_time_to_admit():
     tta = capacity.time_to_admit
     # Rate-limited: the cap sustains more than the rate.
-    assert tta(1000, 10, 10_000, 300) == {"seconds": 100.0, "sustained_rate": 10,
-                                          "limited_by": "rate"}
+    assert tta(1000, 10, 10_000, 300) == {
+        "seconds": 100.0,
+        "sustained_rate": 10,
+        "limited_by": "rate",
+    }
     # Cap-limited: 10 free slots fill at once, then 10 per 100 s window.
     result = tta(1000, 100, 10, 100)
     assert result["limited_by"] == "cap" and result["sustained_rate"] == pytest.approx(0.1)
@@ -946,10 +1063,23 @@ def test_what_if_with_nobody_waiting(app, staff, make_event):
     assert prediction(page) == "Nobody is waiting right now."
 
 
-@pytest.mark.parametrize("query", ["rate=0&cap=5", "rate=abc&cap=5", "rate=10", "cap=5", "",
-                                   "rate=-1&cap=5", "rate=1.5&cap=5", "rate=10&cap=0",
-                                   "rate=100001&cap=5", "rate=10&cap=1000001",
-                                   "rate=1e3&cap=5", f"rate={'9' * 5000}&cap=5"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "rate=0&cap=5",
+        "rate=abc&cap=5",
+        "rate=10",
+        "cap=5",
+        "",
+        "rate=-1&cap=5",
+        "rate=1.5&cap=5",
+        "rate=10&cap=0",
+        "rate=100001&cap=5",
+        "rate=10&cap=1000001",
+        "rate=1e3&cap=5",
+        f"rate={'9' * 5000}&cap=5",
+    ],
+)
 def test_what_if_with_bad_input(app, staff, make_event, query):
     _, client = staff
     event = first_tick(app, make_event())
@@ -961,8 +1091,10 @@ def test_what_if_with_bad_input(app, staff, make_event, query):
 
 # The audit log on the event page
 
-def test_the_event_page_shows_the_audit_log_newest_first(app, staff, entered, make_user,
-                                                         make_event):
+
+def test_the_event_page_shows_the_audit_log_newest_first(
+    app, staff, entered, make_user, make_event
+):
     staff_user, client = staff
     event = make_event(admission="open", sections=SECTIONS)
     ids = seat_ids(app, event.id)
@@ -984,11 +1116,14 @@ def test_the_event_page_shows_the_audit_log_newest_first(app, staff, entered, ma
         f"seat.block event:{event.id}:seat:{ids[4]}",
         f"event.update event:{event.id}",
         f"event.update event:{event.id}",  # make_event opened it (no actor)
-        f"event.create event:{event.id}"]
+        f"event.create event:{event.id}",
+    ]
     assert [row["actor"] for row in shown] == [staff_user.email] * 5 + ["—", "—"]
     assert (shown[0]["before"], shown[0]["after"]) == ("in the queue or active", "removed")
     assert (shown[1]["before"], shown[1]["after"]) == (
-        f"held by user {buyer_user.id} (token {token})", "available")
+        f"held by user {buyer_user.id} (token {token})",
+        "available",
+    )
     assert (shown[2]["before"], shown[2]["after"]) == ("blocked", "available")
     assert (shown[3]["before"], shown[3]["after"]) == ("available", "blocked")
     assert shown[4]["before"]["admit_rate"] == 700 and shown[4]["after"]["admit_rate"] == 9
@@ -998,10 +1133,14 @@ def test_the_event_page_shows_the_audit_log_newest_first(app, staff, entered, ma
     assert stamps == sorted(stamps, reverse=True)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", at) for at in stamps), stamps
     # Shown the locale's way (English here: "Jan 5, 2030, 3:04:05 PM"; test_i18n.py: Korean).
-    assert all(re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M",
-                            row["shown_at"]) for row in shown), shown
-    assert [row["action"] for row in shown][:2] == ["removed someone from the queue",
-                                                     "released a hold"]
+    assert all(
+        re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M", row["shown_at"])
+        for row in shown
+    ), shown
+    assert [row["action"] for row in shown][:2] == [
+        "removed someone from the queue",
+        "released a hold",
+    ]
     with app.app_context():
         assert AuditLog.select().where(AuditLog.actor == staff_user.id).count() == 5
 
@@ -1010,8 +1149,14 @@ def test_the_audit_log_shows_only_this_event(app, staff, make_event):
     _, client = staff
     event = first_tick(app, make_event(admission="paused"))
     with app.app_context():  # the next event's id starts with this one's digits
-        Event.create(id=event.id * 10, name="placeholder", max_active=1, admit_rate=1,
-                     active_ttl=10, hold_ttl=1)
+        Event.create(
+            id=event.id * 10,
+            name="placeholder",
+            max_active=1,
+            admit_rate=1,
+            active_ttl=10,
+            hold_ttl=1,
+        )
     other = make_event(admission="paused")
     assert str(other.id).startswith(str(event.id)) and other.id != event.id
     seat = seat_ids(app, other.id)[0]
@@ -1022,13 +1167,14 @@ def test_the_audit_log_shows_only_this_event(app, staff, make_event):
 
 # Escaping
 
-def test_names_and_emails_are_escaped_everywhere(app, staff, make_user, login, entered,
-                                                 make_event):
+
+def test_names_and_emails_are_escaped_everywhere(app, staff, make_user, login, entered, make_event):
     _, plain_staff = staff
     evil_staff = make_user(email=f"{IMG}@staff.example", staff=True)
     evil_client = login(app.test_client(), evil_staff)
-    event = make_event(admission="open", sections=[
-        {"name": SCRIPT, "rows": 1, "seats_per_row": 3, "price": 10}])
+    event = make_event(
+        admission="open", sections=[{"name": SCRIPT, "rows": 1, "seats_per_row": 3, "price": 10}]
+    )
     with app.app_context():
         Event.update(name=f"{SCRIPT} {IMG}").where(Event.id == event.id).execute()
     ids = seat_ids(app, event.id)
@@ -1036,8 +1182,9 @@ def test_names_and_emails_are_escaped_everywhere(app, staff, make_user, login, e
     assert hold(holder, event.id, ids[0]).status_code == 201
     join_directly(app, event.id, [evil_staff.id])
     blocked = evil_client.post(f"/admin/events/{event.id}/seats/{ids[1]}/block")
-    removed = evil_client.post(f"/admin/events/{event.id}/queue/remove",
-                               data={"person": evil_staff.email})
+    removed = evil_client.post(
+        f"/admin/events/{event.id}/queue/remove", data={"person": evil_staff.email}
+    )
 
     pages = {
         "index": evil_client.get("/admin/"),
@@ -1052,18 +1199,22 @@ def test_names_and_emails_are_escaped_everywhere(app, staff, make_user, login, e
         page = text(response)
         assert "<script>alert" not in page and "<img src=x" not in page, name
     index, event_page, live = (text(pages[n]) for n in ("index", "event", "live"))
-    escaped_name = ("&lt;script&gt;alert(1)&lt;/script&gt; "
-                    "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;")
+    escaped_name = (
+        "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&gt;&lt;img src=x onerror=alert(1)&gt;"
+    )
     assert escaped_name in index and escaped_name in event_page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;@buyer.example" in live  # the tooltip
     assert seat_cells(live)[ids[0]]["title"].startswith(f"{SCRIPT}-A1: held by {SCRIPT}@buyer")
     shown = audit_table(event_page)
     assert shown[0]["actor"] == evil_staff.email and shown[0]["what"].startswith("queue.remove")
-    assert any(row["after"] and isinstance(row["after"], dict)
-               and row["after"].get("name") == "Test event" for row in shown)
+    assert any(
+        row["after"] and isinstance(row["after"], dict) and row["after"].get("name") == "Test event"
+        for row in shown
+    )
 
 
 # Numbers (JSON)
+
 
 def test_stats_count_live_holds_and_cleanup(app, r, staff, entered, make_event):
     _, client = staff
@@ -1082,6 +1233,9 @@ def test_stats_count_live_holds_and_cleanup(app, r, staff, entered, make_event):
     assert stats["held"] == 1 and stats["available"] == 5
     assert stats["cleanup_removed"] == 2 and stats["waiting"] == 1
     assert stats["admission"] == "open" and stats["active"] == 1
-    numbers = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>",
-                              text(client.get(f"/admin/events/{event.id}/live"))))
+    numbers = dict(
+        re.findall(
+            r"<dt>(.*?)</dt><dd>(.*?)</dd>", text(client.get(f"/admin/events/{event.id}/live"))
+        )
+    )
     assert numbers["Removed by cleanup"] == "2" and numbers["Held"] == "1"

@@ -26,7 +26,7 @@ def seed_queue(r, event_id: int, user_ids) -> None:
     now_ms = seconds * 1000 + micros // 1000
     pipe = r.pipeline(transaction=False)
     for i in range(0, len(user_ids), 5_000):
-        chunk = user_ids[i:i + 5_000]
+        chunk = user_ids[i : i + 5_000]
         pipe.zadd(k.queue, {uid: start + i + j + 1 for j, uid in enumerate(chunk)})
         pipe.zadd(k.heartbeat, dict.fromkeys(chunk, now_ms))
     pipe.execute()
@@ -92,8 +92,7 @@ def test_tick_on_an_empty_queue_admits_nobody_and_banks_nothing(ctx, r, make_eve
 @pytest.mark.parametrize("rate", [7, 500])
 def test_admits_rate_times_elapsed_time(ctx, r, make_event, rate):
     seconds = 3.0
-    event = make_event(admission="open", admit_rate=rate, max_active=1_000_000,
-                       active_ttl=3_600)
+    event = make_event(admission="open", admit_rate=rate, max_active=1_000_000, active_ttl=3_600)
     seed_queue(r, event.id, range(1, int(rate * seconds * 3) + 100))  # never runs dry
     waiting_room.admit(event.id)  # the first tick admits one second's worth
     first_total, first_ms = tick_state(r, event.id)
@@ -132,8 +131,7 @@ def test_a_late_tick_does_not_lose_admissions(ctx, r, make_event):
 
 
 def test_per_call_limit_carries_the_rest_to_the_next_tick(ctx, r, make_event):
-    event = make_event(admission="open", admit_rate=1_000, max_active=100_000,
-                       active_ttl=600)
+    event = make_event(admission="open", admit_rate=1_000, max_active=100_000, active_ttl=600)
     seed_queue(r, event.id, range(1, 5_001))
     first = waiting_room.admit(event.id, max_batch=300)["admitted"]
     second = waiting_room.admit(event.id, max_batch=10_000)["admitted"]
@@ -207,8 +205,12 @@ def test_a_lower_cap_admits_nobody_until_people_leave(ctx, r, make_event):
     waiting_room.admit(event.id)
     events.update(event.id, max_active=4)  # staff lower the cap live
     time.sleep(0.05)
-    assert waiting_room.admit(event.id) == {"admitted": 0, "expired": 0, "active": 10,
-                                            "status": "ok"}
+    assert waiting_room.admit(event.id) == {
+        "admitted": 0,
+        "expired": 0,
+        "active": 10,
+        "status": "ok",
+    }
     for uid in range(1, 8):
         waiting_room.leave(event.id, uid)
     time.sleep(0.05)
@@ -247,11 +249,26 @@ def run_workers(app, r, event_id: int, seconds: float, before_go=None, workers: 
     """Start worker processes ticking one event, sample ZCARD of the active set
     while they run; returns (largest active count seen, ticks per worker)."""
     go_key, ready_key = f"test:go:{event_id}", f"test:ready:{event_id}"
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", WORKER, app.config["REDIS_URL"], app.config["DATABASE_URL"],
-         str(event_id), go_key, ready_key, str(seconds)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                app.config["REDIS_URL"],
+                app.config["DATABASE_URL"],
+                str(event_id),
+                go_key,
+                ready_key,
+                str(seconds),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
     try:
         deadline = time.monotonic() + 60
         while int(r.get(ready_key) or 0) < workers:
@@ -280,8 +297,7 @@ def run_workers(app, r, event_id: int, seconds: float, before_go=None, workers: 
 @pytest.mark.slow
 def test_four_workers_admit_rate_times_elapsed_time(app, ctx, r, make_event):
     rate = 1_000
-    event = make_event(admission="open", admit_rate=rate, max_active=1_000_000,
-                       active_ttl=3_600)
+    event = make_event(admission="open", admit_rate=rate, max_active=1_000_000, active_ttl=3_600)
     k = keys.event(event.id)
     queued = 20_000
     seed_queue(r, event.id, range(1, queued + 1))  # far more than 4 s worth
@@ -353,8 +369,12 @@ def test_admission_job_ticks_every_event_that_is_not_closed(app, r, make_event, 
 
     assert set(results) == {open_event.id, paused_event.id}
     assert results[open_event.id] == {"admitted": 3, "expired": 0, "active": 3, "status": "ok"}
-    assert results[paused_event.id] == {"admitted": 0, "expired": 0, "active": 0,
-                                        "status": "paused"}
+    assert results[paused_event.id] == {
+        "admitted": 0,
+        "expired": 0,
+        "active": 0,
+        "status": "paused",
+    }
     assert members(r, keys.event(open_event.id).active) == [1, 2, 3]
     assert r.zcard(keys.event(paused_event.id).active) == 0
     assert r.zcard(keys.event(closed_event.id).active) == 0

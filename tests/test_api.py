@@ -25,15 +25,19 @@ def assert_error(response, status=None):
     return body
 
 
-SECTIONS = [{"name": "Floor", "rows": 3, "seats_per_row": 4, "price": 12000},
-            {"name": "Balcony", "rows": 2, "seats_per_row": 5, "price": 8000}]
+SECTIONS = [
+    {"name": "Floor", "rows": 3, "seats_per_row": 4, "price": 12000},
+    {"name": "Balcony", "rows": 2, "seats_per_row": 5, "price": 8000},
+]
 
 
 # Accounts
 
+
 def test_register(client, app):
-    response = client.post("/api/auth/register",
-                           json={"email": "new@example.com", "password": "password123"})
+    response = client.post(
+        "/api/auth/register", json={"email": "new@example.com", "password": "password123"}
+    )
     assert response.status_code == 201, response.json
     body = response.json
     assert body["email"] == "new@example.com"
@@ -46,24 +50,36 @@ def test_register(client, app):
 
 
 def test_register_with_a_name_and_login(client):
-    assert client.post("/api/auth/register", json={
-        "email": "Named@Example.com", "password": "password123", "name": "Jürgen 🎫"},
-    ).status_code == 201
-    response = client.post("/api/auth/login",
-                           json={"email": "named@example.com", "password": "password123"})
+    assert (
+        client.post(
+            "/api/auth/register",
+            json={"email": "Named@Example.com", "password": "password123", "name": "Jürgen 🎫"},
+        ).status_code
+        == 201
+    )
+    response = client.post(
+        "/api/auth/login", json={"email": "named@example.com", "password": "password123"}
+    )
     assert response.status_code == 200
     me = client.get("/api/me").json
     assert me["email"] == "named@example.com" and me["name"] == "Jürgen 🎫"
 
 
 def test_register_cannot_make_staff(client):
-    response = client.post("/api/auth/register", json={
-        "email": "sneaky@example.com", "password": "password123", "is_staff": True,
-        "points": 10**9})
+    response = client.post(
+        "/api/auth/register",
+        json={
+            "email": "sneaky@example.com",
+            "password": "password123",
+            "is_staff": True,
+            "points": 10**9,
+        },
+    )
     if response.status_code == 201:
         assert response.json["points"] == 100_000
-        client.post("/api/auth/login",
-                    json={"email": "sneaky@example.com", "password": "password123"})
+        client.post(
+            "/api/auth/login", json={"email": "sneaky@example.com", "password": "password123"}
+        )
         assert client.get("/api/me").json["is_staff"] is False
     else:
         assert_error(response, 422)
@@ -72,112 +88,151 @@ def test_register_cannot_make_staff(client):
 def test_register_duplicate_email(client, make_user):
     make_user(email="taken@example.com")
     for email in ("taken@example.com", "TAKEN@example.com", "  taken@example.com "):
-        response = client.post("/api/auth/register",
-                               json={"email": email, "password": "password123"})
+        response = client.post(
+            "/api/auth/register", json={"email": email, "password": "password123"}
+        )
         body = assert_error(response, 409)
         assert body["error"] == "email_taken"
 
 
-@pytest.mark.parametrize("body", [
-    {"email": "a@example.com", "password": "short"},
-    {"email": "a@example.com", "password": "1234567"},
-    {"email": "not-an-email", "password": "password123"},
-    {"email": "a@b", "password": "password123"},
-    {"email": "a @example.com", "password": "password123"},
-    {"email": "", "password": "password123"},
-    {"email": "a@example.com", "password": 12345678},
-    {"email": "a@example.com", "password": None},
-    {"email": "a@example.com", "password": ["password123"]},
-    {"email": 42, "password": "password123"},
-    {"email": {"x": 1}, "password": "password123"},
-    {"email": "a@example.com", "password": "password123", "name": 5},
-    {"email": "a@example.com", "password": "password123", "name": "x" * 101},
-    {"email": "a@example.com", "password": "p" * 201},
-    {"email": "x" * 250 + "@example.com", "password": "password123"},
-    {"email": "a@example.com"},
-    {"password": "password123"},
-    {},
-], ids=lambda b: json.dumps(b)[:40])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "a@example.com", "password": "short"},
+        {"email": "a@example.com", "password": "1234567"},
+        {"email": "not-an-email", "password": "password123"},
+        {"email": "a@b", "password": "password123"},
+        {"email": "a @example.com", "password": "password123"},
+        {"email": "", "password": "password123"},
+        {"email": "a@example.com", "password": 12345678},
+        {"email": "a@example.com", "password": None},
+        {"email": "a@example.com", "password": ["password123"]},
+        {"email": 42, "password": "password123"},
+        {"email": {"x": 1}, "password": "password123"},
+        {"email": "a@example.com", "password": "password123", "name": 5},
+        {"email": "a@example.com", "password": "password123", "name": "x" * 101},
+        {"email": "a@example.com", "password": "p" * 201},
+        {"email": "x" * 250 + "@example.com", "password": "password123"},
+        {"email": "a@example.com"},
+        {"password": "password123"},
+        {},
+    ],
+    ids=lambda b: json.dumps(b)[:40],
+)
 def test_register_invalid_body(client, body):
     assert_error(client.post("/api/auth/register", json=body), 422)
 
 
-@pytest.mark.parametrize("raw", [
-    "[]", '["a@example.com", "password123"]', "null", "42", '"text"', "true",
-], ids=["empty-list", "list", "null", "number", "string", "true"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[]",
+        '["a@example.com", "password123"]',
+        "null",
+        "42",
+        '"text"',
+        "true",
+    ],
+    ids=["empty-list", "list", "null", "number", "string", "true"],
+)
 def test_register_body_not_an_object(client, raw):
     response = client.post("/api/auth/register", data=raw, content_type="application/json")
     assert_error(response)
 
 
-@pytest.mark.parametrize("raw", [
-    "{", '{"email": "a@example.com", "password": }', "{'email': 'x'}", "\x00\xff",
-    '{"email": "a@example.com", "password": "password123"',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{",
+        '{"email": "a@example.com", "password": }',
+        "{'email': 'x'}",
+        "\x00\xff",
+        '{"email": "a@example.com", "password": "password123"',
+    ],
+)
 def test_register_malformed_json(client, raw):
     response = client.post("/api/auth/register", data=raw, content_type="application/json")
     assert_error(response)
 
 
 def test_register_invalid_utf8(client):
-    response = client.post("/api/auth/register", data=b'{"email": "\xff\xfe@x.com"}',
-                           content_type="application/json")
+    response = client.post(
+        "/api/auth/register", data=b'{"email": "\xff\xfe@x.com"}', content_type="application/json"
+    )
     assert_error(response)
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain",
-    "text/html", "application/xml",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "text/html",
+        "application/xml",
+    ],
+)
 def test_register_not_json_is_415(client, content_type):
-    response = client.post("/api/auth/register",
-                           data="email=a%40example.com&password=password123",
-                           content_type=content_type)
+    response = client.post(
+        "/api/auth/register",
+        data="email=a%40example.com&password=password123",
+        content_type=content_type,
+    )
     body = assert_error(response, 415)
     assert body["error"] == "unsupported_media_type"
 
 
 def test_json_with_charset_is_fine(client):
-    response = client.post("/api/auth/register",
-                           data=json.dumps({"email": "c@example.com", "password": "password123"}),
-                           content_type="application/json; charset=utf-8")
+    response = client.post(
+        "/api/auth/register",
+        data=json.dumps({"email": "c@example.com", "password": "password123"}),
+        content_type="application/json; charset=utf-8",
+    )
     assert response.status_code == 201
 
 
 def test_register_no_content_type(client):
-    response = client.post("/api/auth/register",
-                           data=json.dumps({"email": "c@example.com", "password": "password123"}))
+    response = client.post(
+        "/api/auth/register", data=json.dumps({"email": "c@example.com", "password": "password123"})
+    )
     assert_error(response)
 
 
 def test_login_and_me(client, make_user):
     user = make_user(email="me@example.com")
     assert_error(client.get("/api/me"), 401)
-    response = client.post("/api/auth/login",
-                           json={"email": "me@example.com", "password": "password123"})
+    response = client.post(
+        "/api/auth/login", json={"email": "me@example.com", "password": "password123"}
+    )
     assert response.status_code == 200
     assert response.json == {"id": user.id, "email": "me@example.com", "is_staff": False}
     me = client.get("/api/me")
     assert me.status_code == 200
     assert {k: me.json[k] for k in ("id", "email", "points", "is_staff")} == {
-        "id": user.id, "email": "me@example.com", "points": 100_000, "is_staff": False}
+        "id": user.id,
+        "email": "me@example.com",
+        "points": 100_000,
+        "is_staff": False,
+    }
 
 
 def test_staff_login_says_so(client, make_user):
     user = make_user(staff=True)
-    response = client.post("/api/auth/login",
-                           json={"email": user.email, "password": "password123"})
+    response = client.post("/api/auth/login", json={"email": user.email, "password": "password123"})
     assert response.json["is_staff"] is True
     assert client.get("/api/me").json["is_staff"] is True
 
 
-@pytest.mark.parametrize("body", [
-    {"email": "known@example.com", "password": "wrong-password"},
-    {"email": "known@example.com", "password": ""},
-    {"email": "known@example.com", "password": "PASSWORD123"},
-    {"email": "unknown@example.com", "password": "password123"},
-    {"email": "", "password": ""},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "known@example.com", "password": "wrong-password"},
+        {"email": "known@example.com", "password": ""},
+        {"email": "known@example.com", "password": "PASSWORD123"},
+        {"email": "unknown@example.com", "password": "password123"},
+        {"email": "", "password": ""},
+    ],
+)
 def test_login_refused(client, make_user, body):
     make_user(email="known@example.com")
     response = client.post("/api/auth/login", json=body)
@@ -189,19 +244,28 @@ def test_login_refused(client, make_user, body):
 
 def test_wrong_password_and_unknown_email_look_the_same(client, make_user):
     make_user(email="known@example.com")
-    wrong = client.post("/api/auth/login",
-                        json={"email": "known@example.com", "password": "wrong-password"})
-    unknown = client.post("/api/auth/login",
-                          json={"email": "nobody@example.com", "password": "wrong-password"})
+    wrong = client.post(
+        "/api/auth/login", json={"email": "known@example.com", "password": "wrong-password"}
+    )
+    unknown = client.post(
+        "/api/auth/login", json={"email": "nobody@example.com", "password": "wrong-password"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json == unknown.json
 
 
-@pytest.mark.parametrize("body", [
-    {"email": "known@example.com", "password": 12345678}, {"email": None, "password": "x"},
-    {"email": ["known@example.com"], "password": "password123"}, {"email": "known@example.com"},
-    [], "text",
-], ids=lambda b: json.dumps(b)[:30])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "known@example.com", "password": 12345678},
+        {"email": None, "password": "x"},
+        {"email": ["known@example.com"], "password": "password123"},
+        {"email": "known@example.com"},
+        [],
+        "text",
+    ],
+    ids=lambda b: json.dumps(b)[:30],
+)
 def test_login_invalid_body(client, make_user, body):
     make_user(email="known@example.com")
     assert_error(client.post("/api/auth/login", json=body))
@@ -268,6 +332,7 @@ def test_my_bookings(client, make_user, login):
 
 # Events
 
+
 def test_list_events(app, client, make_event, make_user, login):
     assert client.get("/api/events").json == []
     first = make_event(admission="open")
@@ -332,8 +397,16 @@ def test_queue_status_fields(client, make_event, make_user, login):
     response = client.post(f"/api/events/{event.id}/queue")
     assert response.status_code == 200
     status = response.json
-    for field in ("status", "position", "position_band", "waiting_total", "poll_after",
-                  "eta_seconds", "token", "active_until"):
+    for field in (
+        "status",
+        "position",
+        "position_band",
+        "waiting_total",
+        "poll_after",
+        "eta_seconds",
+        "token",
+        "active_until",
+    ):
         assert field in status
     assert status["status"] == "waiting" and status["position"] == 1
     assert status["position_band"] is None and status["token"] is None
@@ -342,6 +415,7 @@ def test_queue_status_fields(client, make_event, make_user, login):
 
 
 # Staff: create
+
 
 def create(client, **body):
     body.setdefault("name", "Big show")
@@ -356,11 +430,19 @@ def test_create_event(app, staff):
     body = response.json
     assert body["name"] == "Big show" and body["admission"] == "paused"
     assert {k: body[k] for k in ("max_active", "admit_rate", "active_ttl", "hold_ttl")} == {
-        "max_active": 10_000, "admit_rate": 700, "active_ttl": 300, "hold_ttl": 300}
+        "max_active": 10_000,
+        "admit_rate": 700,
+        "active_ttl": 300,
+        "hold_ttl": 300,
+    }
     with app.app_context():
         event = Event.get_by_id(body["id"])
         assert (event.max_active, event.admit_rate, event.active_ttl, event.hold_ttl) == (
-            10_000, 700, 300, 300)
+            10_000,
+            700,
+            300,
+            300,
+        )
         seats = list(Seat.select().where(Seat.event == event.id))
         assert len(seats) == 3 * 4 + 2 * 5
         floor = [s for s in seats if s.section == "Floor"]
@@ -376,12 +458,22 @@ def test_create_event(app, staff):
 
 def test_create_event_custom_settings(app, staff, r):
     _, client = staff
-    response = create(client, max_active=50, admit_rate=7, active_ttl=120, hold_ttl=60,
-                      sale_opens_at="2030-01-01T09:00:00+09:00")
+    response = create(
+        client,
+        max_active=50,
+        admit_rate=7,
+        active_ttl=120,
+        hold_ttl=60,
+        sale_opens_at="2030-01-01T09:00:00+09:00",
+    )
     assert response.status_code == 201, response.json
     body = response.json
     assert (body["max_active"], body["admit_rate"], body["active_ttl"], body["hold_ttl"]) == (
-        50, 7, 120, 60)
+        50,
+        7,
+        120,
+        60,
+    )
     assert body["sale_opens_at"] == "2030-01-01T00:00:00Z"  # stored in UTC
     cfg = r.hgetall(keys.event(body["id"]).config)
     assert cfg["max_active"] == "50" and cfg["rate"] == "7"
@@ -390,7 +482,11 @@ def test_create_event_custom_settings(app, staff, r):
     with app.app_context():
         event = Event.get_by_id(body["id"])
         assert (event.max_active, event.admit_rate, event.active_ttl, event.hold_ttl) == (
-            50, 7, 120, 60)
+            50,
+            7,
+            120,
+            60,
+        )
 
 
 def test_create_event_naive_sale_time_is_utc(staff):
@@ -412,55 +508,68 @@ def section(**changes):
     return [{**SECTIONS[0], **changes}]
 
 
-@pytest.mark.parametrize("body", [
-    {"sections": section(rows=0)},
-    {"sections": section(seats_per_row=0)},
-    {"sections": section(rows=-1)},
-    {"sections": section(price=-1)},
-    {"sections": section(rows=101)},
-    {"sections": section(seats_per_row=201)},
-    {"sections": section(rows=10**30)},
-    {"sections": section(price=10**30)},
-    {"sections": section(price=1.5)},
-    {"sections": section(rows="3")},
-    {"sections": section(rows=True)},
-    {"sections": section(rows=None)},
-    {"sections": section(name="")},
-    {"sections": section(name="   ")},
-    {"sections": section(name="x" * 51)},
-    {"sections": section(name=5)},
-    {"sections": [{"name": "A", "rows": 3}]},
-    {"sections": []},
-    {"sections": None},
-    {"sections": "A"},
-    {"sections": [[1, 2, 3]]},
-    {"sections": [{"name": f"S{i}", "rows": 100, "seats_per_row": 200, "price": 1}
-                  for i in range(5)] + [{"name": "X", "rows": 1, "seats_per_row": 1,
-                                         "price": 1}]},  # 100,001 seats
-    {"sections": [{"name": f"S{i}", "rows": 100, "seats_per_row": 200, "price": 1}
-                  for i in range(50)]},  # 1,000,000 seats
-    {"sections": [{"name": f"S{i}", "rows": 1, "seats_per_row": 1, "price": 1}
-                  for i in range(51)]},  # too many sections
-    {"name": ""},
-    {"name": "   "},
-    {"name": "x" * 201},
-    {"name": None},
-    {"name": 123},
-    {"max_active": 0},
-    {"max_active": -5},
-    {"max_active": 10**30},
-    {"max_active": "100"},
-    {"admit_rate": 0},
-    {"admit_rate": 10**30},
-    {"admit_rate": 2.5},
-    {"active_ttl": 0},
-    {"active_ttl": 10**30},
-    {"hold_ttl": 0},
-    {"hold_ttl": -1},
-    {"sale_opens_at": "tomorrow"},
-    {"sale_opens_at": 10**30},
-    {"sale_opens_at": [2030, 1, 1]},
-], ids=lambda b: json.dumps(b)[:60])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sections": section(rows=0)},
+        {"sections": section(seats_per_row=0)},
+        {"sections": section(rows=-1)},
+        {"sections": section(price=-1)},
+        {"sections": section(rows=101)},
+        {"sections": section(seats_per_row=201)},
+        {"sections": section(rows=10**30)},
+        {"sections": section(price=10**30)},
+        {"sections": section(price=1.5)},
+        {"sections": section(rows="3")},
+        {"sections": section(rows=True)},
+        {"sections": section(rows=None)},
+        {"sections": section(name="")},
+        {"sections": section(name="   ")},
+        {"sections": section(name="x" * 51)},
+        {"sections": section(name=5)},
+        {"sections": [{"name": "A", "rows": 3}]},
+        {"sections": []},
+        {"sections": None},
+        {"sections": "A"},
+        {"sections": [[1, 2, 3]]},
+        {
+            "sections": [
+                {"name": f"S{i}", "rows": 100, "seats_per_row": 200, "price": 1} for i in range(5)
+            ]
+            + [{"name": "X", "rows": 1, "seats_per_row": 1, "price": 1}]
+        },  # 100,001 seats
+        {
+            "sections": [
+                {"name": f"S{i}", "rows": 100, "seats_per_row": 200, "price": 1} for i in range(50)
+            ]
+        },  # 1,000,000 seats
+        {
+            "sections": [
+                {"name": f"S{i}", "rows": 1, "seats_per_row": 1, "price": 1} for i in range(51)
+            ]
+        },  # too many sections
+        {"name": ""},
+        {"name": "   "},
+        {"name": "x" * 201},
+        {"name": None},
+        {"name": 123},
+        {"max_active": 0},
+        {"max_active": -5},
+        {"max_active": 10**30},
+        {"max_active": "100"},
+        {"admit_rate": 0},
+        {"admit_rate": 10**30},
+        {"admit_rate": 2.5},
+        {"active_ttl": 0},
+        {"active_ttl": 10**30},
+        {"hold_ttl": 0},
+        {"hold_ttl": -1},
+        {"sale_opens_at": "tomorrow"},
+        {"sale_opens_at": 10**30},
+        {"sale_opens_at": [2030, 1, 1]},
+    ],
+    ids=lambda b: json.dumps(b)[:60],
+)
 def test_create_event_invalid(app, staff, body):
     _, client = staff
     full = {"name": "Bad", "sections": SECTIONS, **body}
@@ -511,9 +620,13 @@ def test_create_event_section_names_differing_in_case(app, staff):
         assert_error(response, 422)
 
 
-@pytest.mark.parametrize("when", [
-    "9999-12-31T23:00:00-05:00", "0001-01-01T01:00:00+05:00",
-])
+@pytest.mark.parametrize(
+    "when",
+    [
+        "9999-12-31T23:00:00-05:00",
+        "0001-01-01T01:00:00+05:00",
+    ],
+)
 def test_create_event_sale_time_out_of_range(app, staff, when):
     """A sale time that is valid ISO 8601 but has no UTC equivalent in
     Python's datetime range must be a 422, never a 500."""
@@ -524,8 +637,12 @@ def test_create_event_sale_time_out_of_range(app, staff, when):
 
 def test_event_names_round_trip(staff, client):
     _, staff_client = staff
-    names = ["<script>alert(1)</script>", "Konzert 🎸 & “Quotes” 서울 — 東京",
-             "a\"b'c\\d", "x" * 200]
+    names = [
+        "<script>alert(1)</script>",
+        "Konzert 🎸 & “Quotes” 서울 — 東京",
+        "a\"b'c\\d",
+        "x" * 200,
+    ]
     for name in names:
         response = create(staff_client, name=name)
         assert response.status_code == 201, response.json
@@ -537,8 +654,9 @@ def test_event_names_round_trip(staff, client):
 
 def test_create_event_with_the_largest_section(app, staff):
     _, client = staff
-    response = create(client, sections=[{"name": "Stadium", "rows": 100, "seats_per_row": 200,
-                                         "price": 0}])
+    response = create(
+        client, sections=[{"name": "Stadium", "rows": 100, "seats_per_row": 200, "price": 0}]
+    )
     assert response.status_code == 201
     with app.app_context():
         seats = Seat.select().where(Seat.event == response.json["id"])
@@ -547,6 +665,7 @@ def test_create_event_with_the_largest_section(app, staff):
 
 
 # Staff: update
+
 
 def test_patch_event(app, staff, make_event, r):
     user, client = staff
@@ -557,8 +676,9 @@ def test_patch_event(app, staff, make_event, r):
         assert response.status_code == 200, response.json
         assert response.json["admission"] == state
         assert r.hget(cfg_key, "state") == state
-    response = client.patch(f"/api/admin/events/{event.id}",
-                            json={"max_active": 42, "admit_rate": 9})
+    response = client.patch(
+        f"/api/admin/events/{event.id}", json={"max_active": 42, "admit_rate": 9}
+    )
     assert response.status_code == 200
     assert response.json["max_active"] == 42 and response.json["admit_rate"] == 9
     assert response.json["admission"] == "open"
@@ -566,9 +686,11 @@ def test_patch_event(app, staff, make_event, r):
     with app.app_context():
         stored = Event.get_by_id(event.id)
         assert (stored.admission, stored.max_active, stored.admit_rate) == ("open", 42, 9)
-        entries = list(AuditLog.select().where(AuditLog.action == "event.update",
-                                               AuditLog.target == f"event:{event.id}")
-                       .order_by(AuditLog.id))
+        entries = list(
+            AuditLog.select()
+            .where(AuditLog.action == "event.update", AuditLog.target == f"event:{event.id}")
+            .order_by(AuditLog.id)
+        )
         assert len(entries) == 5
         assert all(e.actor_id == user.id for e in entries)
         last = entries[-1]
@@ -584,8 +706,7 @@ def test_patch_takes_effect_on_the_next_tick(app, staff, make_event, make_user, 
         c.post(f"/api/events/{event.id}/queue")
     with app.app_context():
         assert waiting_room.admit(event.id)["admitted"] == 0
-    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "open",
-                                                            "max_active": 2})
+    staff_client.patch(f"/api/admin/events/{event.id}", json={"admission": "open", "max_active": 2})
     with app.app_context():
         assert waiting_room.admit(event.id)["admitted"] == 2
         assert waiting_room.admit(event.id)["admitted"] == 0  # the cap holds
@@ -602,11 +723,23 @@ def test_patch_close_refuses_joins(app, staff, make_event, make_user, login):
     assert_error(person.post(f"/api/events/{event.id}/queue"), 409)
 
 
-@pytest.mark.parametrize("body", [
-    {"admission": "OPEN"}, {"admission": "deleted"}, {"admission": ""}, {"admission": 1},
-    {"admission": ["open"]}, {"max_active": 0}, {"max_active": "5"}, {"max_active": 10**30},
-    {"admit_rate": -1}, {"admit_rate": 1.5}, {"admit_rate": 10**30},
-], ids=lambda b: json.dumps(b)[:40])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"admission": "OPEN"},
+        {"admission": "deleted"},
+        {"admission": ""},
+        {"admission": 1},
+        {"admission": ["open"]},
+        {"max_active": 0},
+        {"max_active": "5"},
+        {"max_active": 10**30},
+        {"admit_rate": -1},
+        {"admit_rate": 1.5},
+        {"admit_rate": 10**30},
+    ],
+    ids=lambda b: json.dumps(b)[:40],
+)
 def test_patch_invalid(app, staff, make_event, r, body):
     _, client = staff
     event = make_event(admission="open")
@@ -624,8 +757,9 @@ def test_patch_unknown_event(staff, customer, app):
     _, client = staff
     assert_error(client.patch("/api/admin/events/999999", json={"admission": "open"}), 404)
     assert_error(customer[1].patch("/api/admin/events/999999", json={"admission": "open"}), 403)
-    assert_error(app.test_client().patch("/api/admin/events/999999",
-                                         json={"admission": "open"}), 401)
+    assert_error(
+        app.test_client().patch("/api/admin/events/999999", json={"admission": "open"}), 401
+    )
 
 
 def test_patch_as_customer(customer, make_event, r, app):
@@ -647,6 +781,7 @@ def test_revoking_staff_takes_effect_at_once(app, staff):
 
 # Staff: numbers and queue removal
 
+
 def test_stats(app, staff, make_event, make_user, login):
     _, staff_client = staff
     event = make_event(admission="open", admit_rate=2)
@@ -660,8 +795,16 @@ def test_stats(app, staff, make_event, make_user, login):
     with app.app_context():
         assert waiting_room.admit(event.id)["admitted"] == 2  # one second's worth at 2/s
     stats = staff_client.get(f"/api/admin/events/{event.id}/stats").json
-    for field in ("waiting", "active", "admitted_total", "admit_rate_observed", "held", "booked",
-                  "available", "blocked"):
+    for field in (
+        "waiting",
+        "active",
+        "admitted_total",
+        "admit_rate_observed",
+        "held",
+        "booked",
+        "available",
+        "blocked",
+    ):
         assert field in stats
     assert stats["waiting"] == 1
     assert stats["active"] == 2
@@ -694,8 +837,7 @@ def test_remove_from_queue(app, staff, make_event, make_user, login, r):
     assert_error(person.get(f"/api/events/{event.id}/queue"), 404)
     assert other.get(f"/api/events/{event.id}/queue").json["position"] == 1
     # Removing someone not there is fine; an unknown event is 404.
-    assert staff_client.delete(f"/api/admin/events/{event.id}/queue/{user.id}"
-                               ).status_code == 204
+    assert staff_client.delete(f"/api/admin/events/{event.id}/queue/{user.id}").status_code == 204
     assert_error(staff_client.delete(f"/api/admin/events/999999/queue/{user.id}"), 404)
 
 
@@ -708,8 +850,7 @@ def test_remove_an_active_person(app, staff, make_event, make_user, login, r):
     with app.app_context():
         waiting_room.admit(event.id)
     assert person.get(f"/api/events/{event.id}/queue").json["status"] == "admitted"
-    assert staff_client.delete(f"/api/admin/events/{event.id}/queue/{user.id}"
-                               ).status_code == 204
+    assert staff_client.delete(f"/api/admin/events/{event.id}/queue/{user.id}").status_code == 204
     assert r.zscore(keys.event(event.id).active, str(user.id)) is None
     assert_error(person.get(f"/api/events/{event.id}/queue"), 404)
 
@@ -722,23 +863,26 @@ def test_remove_from_queue_access(app, customer, make_event):
 
 # Limits
 
+
 def test_8_mib_body_is_413(client, staff):
     big = b'{"email": "' + b"a" * (8 * 1024 * 1024) + b'"}'
-    body = assert_error(client.post("/api/auth/register", data=big,
-                                    content_type="application/json"), 413)
+    body = assert_error(
+        client.post("/api/auth/register", data=big, content_type="application/json"), 413
+    )
     assert body["message"]
-    assert_error(staff[1].post("/api/admin/events", data=big, content_type="application/json"),
-                 413)
+    assert_error(staff[1].post("/api/admin/events", data=big, content_type="application/json"), 413)
 
 
 def test_just_under_the_limit_is_not_413(client):
-    body = json.dumps({"email": "a@example.com", "password": "password123",
-                       "name": "x" * (1024 * 1024 - 200)})
+    body = json.dumps(
+        {"email": "a@example.com", "password": "password123", "name": "x" * (1024 * 1024 - 200)}
+    )
     response = client.post("/api/auth/register", data=body, content_type="application/json")
     assert_error(response, 422)  # too long a name, but the body itself was accepted
 
 
 # The URL map: every staff endpoint refuses anonymous people and customers
+
 
 def admin_requests(app):
     from flask import url_for
@@ -756,9 +900,12 @@ def admin_requests(app):
 
 def test_url_map_has_the_staff_endpoints(app):
     found = set(admin_requests(app))
-    assert {("POST", "/api/admin/events"), ("PATCH", "/api/admin/events/1"),
-            ("GET", "/api/admin/events/1/stats"),
-            ("DELETE", "/api/admin/events/1/queue/1")} <= found
+    assert {
+        ("POST", "/api/admin/events"),
+        ("PATCH", "/api/admin/events/1"),
+        ("GET", "/api/admin/events/1/stats"),
+        ("DELETE", "/api/admin/events/1/queue/1"),
+    } <= found
 
 
 def test_every_admin_endpoint_refuses_anonymous_and_customers(app, customer, make_event):
@@ -777,6 +924,7 @@ def test_every_admin_endpoint_refuses_anonymous_and_customers(app, customer, mak
 
 
 # The published contract
+
 
 def test_openapi_documents_every_api_endpoint(app, client):
     import re

@@ -27,9 +27,11 @@ from werkzeug.security import check_password_hash
 from app import create_app, keys, seats, waiting_room
 from app.models import Booking, BookingSeat, Event, Payment, Seat, User
 
-pytestmark = [pytest.mark.attacks,
-              # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-              pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
+pytestmark = [
+    pytest.mark.attacks,
+    # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
+    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
+]
 
 HOSTILE = {"inputs": 0}
 SECTIONS = [{"name": "Floor", "rows": 1, "seats_per_row": 6, "price": 1000}]
@@ -38,7 +40,7 @@ HX = {"HX-Request": "true"}
 SQL = [
     "x'); DROP TABLE users; --",
     "' OR '1'='1",
-    "\" OR \"\"=\"",
+    '" OR ""="',
     "admin'--",
     "1 UNION SELECT password_hash, email FROM users --",
     "%' OR 1=1 #",
@@ -48,7 +50,7 @@ SQL = [
 ]
 HTML = [
     "<script>alert(1)</script>",
-    "\"><img src=x onerror=alert(1)>",
+    '"><img src=x onerror=alert(1)>',
     "<svg/onload=alert(1)>",
     "javascript:alert(1)",
     "{{7*7}}{% raw %}",
@@ -104,12 +106,15 @@ def quick_passwords(request, monkeypatch):
 
     from app import accounts
 
-    monkeypatch.setattr(accounts, "generate_password_hash",
-                        lambda password: generate_password_hash(password,
-                                                                method="pbkdf2:sha256:1"))
+    monkeypatch.setattr(
+        accounts,
+        "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
 
 
 # People and events
+
 
 @pytest.fixture
 def event(make_event):
@@ -119,17 +124,18 @@ def event(make_event):
 @pytest.fixture
 def seat_ids(app, event):
     with app.app_context():
-        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event.id)
-                .order_by(Seat.id)]
+        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event.id).order_by(Seat.id)]
 
 
 @pytest.fixture
 def entered(app, make_user, login, event):
     """A new person who came through the waiting room: (user, client, token)."""
+
     def make(**user):
         person = make_user(**user)
         client = login(app.test_client(), person)
         return person, client, admit_and_enter(app, client, event.id)
+
     return make
 
 
@@ -137,7 +143,6 @@ def entered(app, make_user, login, event):
 def staff(app, make_user, login):
     user = make_user(staff=True)
     return user, login(app.test_client(), user)
-
 
 
 def snapshot(app, r, event_id) -> dict:
@@ -149,25 +154,38 @@ def snapshot(app, r, event_id) -> dict:
         if key.endswith((":hb", ":tick", ":samples")):
             continue  # moved by polls and ticks, not by the refused requests
         kind = r.type(key)
-        state[key] = {"hash": r.hgetall, "set": r.smembers, "string": r.get,
-                      "zset": lambda name: r.zrange(name, 0, -1, withscores=True)
-                      }[kind](key)
+        state[key] = {
+            "hash": r.hgetall,
+            "set": r.smembers,
+            "string": r.get,
+            "zset": lambda name: r.zrange(name, 0, -1, withscores=True),
+        }[kind](key)
     with app.app_context():
-        state["seats"] = sorted(Seat.select(Seat.id, Seat.status, Seat.holder, Seat.version,
-                                            Seat.fencing_token).tuples())
+        state["seats"] = sorted(
+            Seat.select(
+                Seat.id, Seat.status, Seat.holder, Seat.version, Seat.fencing_token
+            ).tuples()
+        )
         state["users"] = sorted(User.select(User.id, User.points, User.is_staff).tuples())
-        state["sales"] = (Booking.select().count(), BookingSeat.select().count(),
-                          Payment.select().count())
+        state["sales"] = (
+            Booking.select().count(),
+            BookingSeat.select().count(),
+            Payment.select().count(),
+        )
     return state
 
 
 def changes(before: dict, after: dict) -> dict:
     """What differs between two snapshots: {name: (before, after)}."""
-    return {name: (before.get(name), after.get(name)) for name in before.keys() | after.keys()
-            if before.get(name) != after.get(name)}
+    return {
+        name: (before.get(name), after.get(name))
+        for name in before.keys() | after.keys()
+        if before.get(name) != after.get(name)
+    }
 
 
 # Tokens
+
 
 def test_token_not_yet_valid_is_401(app, event, make_user, login):
     """Right key, right person, event and jti, but nbf in the future."""
@@ -181,20 +199,24 @@ def test_token_not_yet_valid_is_401(app, event, make_user, login):
     for nbf in (int(time.time()) + 3600, claims["exp"] - 1, 2**40):
         hostile()
         early = jwt.encode({**claims, "nbf": nbf}, secret, algorithm="HS256")
-        response = client.post(f"/api/events/{event.id}/enter",
-                               headers={"Authorization": f"Bearer {early}"})
+        response = client.post(
+            f"/api/events/{event.id}/enter", headers={"Authorization": f"Bearer {early}"}
+        )
         body = assert_error(response, 401)
         assert body["error"] == "invalid_token"
     assert client.get(f"/events/{event.id}/seats").status_code == 302  # not entered
     # The test is sound: the same claims without nbf (or with nbf passed) get in.
     for fine in (claims, {**claims, "nbf": int(time.time()) - 5}):
-        response = client.post(f"/api/events/{event.id}/enter", headers={
-            "Authorization": f"Bearer {jwt.encode(fine, secret, algorithm='HS256')}"})
+        response = client.post(
+            f"/api/events/{event.id}/enter",
+            headers={"Authorization": f"Bearer {jwt.encode(fine, secret, algorithm='HS256')}"},
+        )
         assert response.status_code == 200, response.get_json()
 
 
-def test_a_token_replayed_from_another_session_opens_nothing(app, r, event, seat_ids, entered,
-                                                             login):
+def test_a_token_replayed_from_another_session_opens_nothing(
+    app, r, event, seat_ids, entered, login
+):
     """The token travels to a second session of the same account (a copied
     link, a stolen cookie jar): the entrance says 409 and that session can
     neither see the seats nor hold nor pay; the first session is untouched."""
@@ -203,8 +225,10 @@ def test_a_token_replayed_from_another_session_opens_nothing(app, r, event, seat
     other = login(app.test_client(), user)
     before = snapshot(app, r, event.id)
     hostile()
-    body = assert_error(other.post(f"/api/events/{event.id}/enter",
-                                   headers={"Authorization": f"Bearer {token}"}), 409)
+    body = assert_error(
+        other.post(f"/api/events/{event.id}/enter", headers={"Authorization": f"Bearer {token}"}),
+        409,
+    )
     assert body["error"] == "token_used"
     hostile(5)
     assert_error(other.get(f"/api/events/{event.id}/seats"), 403)
@@ -218,8 +242,10 @@ def test_a_token_replayed_from_another_session_opens_nothing(app, r, event, seat
 
 # Another person's hold, booking and queue place
 
+
 def test_another_persons_hold_cannot_be_released_or_bought_by_any_route(
-        app, r, event, seat_ids, entered, staff):
+    app, r, event, seat_ids, entered, staff
+):
     owner, owner_client, _ = entered()
     thief, thief_client, _ = entered()
     seat = seat_ids[0]
@@ -230,12 +256,16 @@ def test_another_persons_hold_cannot_be_released_or_bought_by_any_route(
         ("DELETE", f"/api/events/{event.id}/seats/{seat}/hold", {"json": {}}),
         ("DELETE", f"/api/events/{event.id}/seats/{seat}/hold", {}),
         ("POST", f"/api/events/{event.id}/seats/{seat}/hold", {}),
-        ("POST", f"/api/events/{event.id}/checkout", {
-            "json": {"seats": [{"seat_id": seat, "token": token}]},
-            "headers": {"Idempotency-Key": "steal"}}),
+        (
+            "POST",
+            f"/api/events/{event.id}/checkout",
+            {
+                "json": {"seats": [{"seat_id": seat, "token": token}]},
+                "headers": {"Idempotency-Key": "steal"},
+            },
+        ),
         ("POST", f"/events/{event.id}/seats/release", {"data": {"seat": str(seat)}}),
-        ("POST", f"/events/{event.id}/seats/release", {"data": {"seat": str(seat)},
-                                                       "headers": HX}),
+        ("POST", f"/events/{event.id}/seats/release", {"data": {"seat": str(seat)}, "headers": HX}),
         ("POST", f"/events/{event.id}/seats/hold", {"data": {"seat": str(seat)}}),
         ("POST", f"/events/{event.id}/checkout", {"data": {"idempotency_key": "steal"}}),
         ("POST", f"/api/admin/events/{event.id}/seats/{seat}/release", {}),
@@ -260,8 +290,9 @@ def test_another_persons_hold_cannot_be_released_or_bought_by_any_route(
         assert User.get_by_id(owner.id).points == app.config["STARTING_POINTS"] - 1000
 
 
-def test_another_persons_booking_is_404_and_never_listed(app, event, seat_ids, entered,
-                                                         make_user, login):
+def test_another_persons_booking_is_404_and_never_listed(
+    app, event, seat_ids, entered, make_user, login
+):
     _, owner, _ = entered()
     response = pay(owner, event.id, [(seat_ids[0], hold(owner, event.id, seat_ids[0]))])
     booking_id = response.get_json()["booking_id"]
@@ -278,8 +309,9 @@ def test_another_persons_booking_is_404_and_never_listed(app, event, seat_ids, e
     assert anonymous.get(f"/bookings/{booking_id}").headers["Location"].startswith("/auth/login")
 
 
-def test_a_customer_cannot_remove_someone_elses_queue_place(app, r, event, make_user, login,
-                                                            make_event):
+def test_a_customer_cannot_remove_someone_elses_queue_place(
+    app, r, event, make_user, login, make_event
+):
     paused = make_event(admission="paused")
     victim = make_user()
     victim_client = login(app.test_client(), victim)
@@ -293,8 +325,11 @@ def test_a_customer_cannot_remove_someone_elses_queue_place(app, r, event, make_
     attempts = [
         ("DELETE", f"/api/events/{paused.id}/queue", {"json": {"user_id": victim.id}}),
         ("DELETE", f"/api/events/{paused.id}/queue?user_id={victim.id}", {}),
-        ("POST", f"/events/{paused.id}/leave", {"data": {"user_id": str(victim.id),
-                                                         "person": victim.email}}),
+        (
+            "POST",
+            f"/events/{paused.id}/leave",
+            {"data": {"user_id": str(victim.id), "person": victim.email}},
+        ),
         ("DELETE", f"/api/admin/events/{paused.id}/queue/{victim.id}", {}),
         ("POST", f"/admin/events/{paused.id}/queue/remove", {"data": {"person": victim.email}}),
         ("POST", f"/admin/events/{paused.id}/queue/remove", {"data": {"person": str(victim.id)}}),
@@ -315,6 +350,7 @@ def test_a_customer_cannot_remove_someone_elses_queue_place(app, r, event, make_
 
 
 # Injection, markup and unicode in every string field
+
 
 def assert_no_live_markup(page: str) -> None:
     """None of the HTML strings made it into the page as markup."""
@@ -339,14 +375,19 @@ def test_register_and_log_in_with_hostile_names_and_emails(app, client, value):
     is stored as text or refused; login never lets anyone in by injection."""
     email = f"n{uuid.uuid4().hex[:8]}@example.com"
     hostile()
-    response = client.post("/api/auth/register", json={"email": email, "password": "password123",
-                                                       "name": value})
+    response = client.post(
+        "/api/auth/register", json={"email": email, "password": "password123", "name": value}
+    )
     assert response.status_code < 500, response.data[:300]
     users = 0
     if response.status_code == 201:
         users += 1
-        assert client.post("/api/auth/login", json={"email": email, "password": "password123"}
-                           ).status_code == 200
+        assert (
+            client.post(
+                "/api/auth/login", json={"email": email, "password": "password123"}
+            ).status_code
+            == 200
+        )
         me = client.get("/api/me").get_json()
         assert me["name"] in (value, value.strip()), (me["name"], value)
         assert me["is_staff"] is False and me["points"] == app.config["STARTING_POINTS"]
@@ -356,15 +397,19 @@ def test_register_and_log_in_with_hostile_names_and_emails(app, client, value):
     # The string as the email's local part, and as the whole email.
     for candidate in (f"{value}@example.com".replace(" ", ""), value):
         hostile()
-        response = client.post("/api/auth/register", json={"email": candidate,
-                                                           "password": "password123"})
+        response = client.post(
+            "/api/auth/register", json={"email": candidate, "password": "password123"}
+        )
         assert response.status_code < 500, (candidate, response.data[:300])
         if response.status_code == 201:
             users += 1
             fresh = app.test_client()
-            assert fresh.post("/api/auth/login", json={"email": candidate,
-                                                       "password": "password123"}
-                              ).status_code == 200
+            assert (
+                fresh.post(
+                    "/api/auth/login", json={"email": candidate, "password": "password123"}
+                ).status_code
+                == 200
+            )
             page = text(fresh.get("/"))
             assert response.get_json()["email"] == candidate.strip().lower()
             assert_no_live_markup(page)
@@ -373,8 +418,11 @@ def test_register_and_log_in_with_hostile_names_and_emails(app, client, value):
             assert_error(response)
 
     # Login with the string as email and as password, and with a real email.
-    for body in ({"email": value, "password": value}, {"email": email, "password": value},
-                 {"email": value, "password": "password123"}):
+    for body in (
+        {"email": value, "password": value},
+        {"email": email, "password": value},
+        {"email": value, "password": "password123"},
+    ):
         hostile()
         response = app.test_client().post("/api/auth/login", json=body)
         assert response.status_code in (401, 422), (body, response.status_code)
@@ -382,8 +430,9 @@ def test_register_and_log_in_with_hostile_names_and_emails(app, client, value):
     # utf8mb4_unicode_ci ignores NUL and zero-width characters) that same account.
     hostile()
     fresh = app.test_client()
-    response = fresh.post("/api/auth/login", json={"email": f"{email}{value}",
-                                                   "password": "password123"})
+    response = fresh.post(
+        "/api/auth/login", json={"email": f"{email}{value}", "password": "password123"}
+    )
     assert response.status_code in (200, 401, 422), response.status_code
     if response.status_code == 200:
         assert fresh.get("/api/me").get_json()["email"] == email
@@ -398,22 +447,30 @@ EMAIL_COLLATION = (
     "email_taken, which also tells them the other address has an account) and logging in "
     "as 'm\u00fcller@example.com' with muller's password opens muller's account. SQLite "
     "keeps them apart. Fix: `email VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` "
-    "(emails are already lower-cased by accounts.normalize_email), plus a migration.")
+    "(emails are already lower-cased by accounts.normalize_email), plus a migration."
+)
 
 
 def test_different_emails_are_different_accounts(app, mysql, client):
-    assert client.post("/api/auth/register", json={"email": "muller@example.com",
-                                                   "password": "password123"}).status_code == 201
+    assert (
+        client.post(
+            "/api/auth/register", json={"email": "muller@example.com", "password": "password123"}
+        ).status_code
+        == 201
+    )
     hostile(3)
     other = app.test_client()
-    response = other.post("/api/auth/login", json={"email": "m\u00fcller@example.com",
-                                                   "password": "password123"})
+    response = other.post(
+        "/api/auth/login", json={"email": "m\u00fcller@example.com", "password": "password123"}
+    )
     assert response.status_code == 401, other.get("/api/me").get_json()
-    response = client.post("/api/auth/register", json={"email": "m\u00fcller@example.com",
-                                                       "password": "password456"})
+    response = client.post(
+        "/api/auth/register", json={"email": "m\u00fcller@example.com", "password": "password456"}
+    )
     assert response.status_code == 201, response.get_json()
-    response = client.post("/api/auth/register", json={"email": "muller@example.com\u200b",
-                                                       "password": "password456"})
+    response = client.post(
+        "/api/auth/register", json={"email": "muller@example.com\u200b", "password": "password456"}
+    )
     assert response.status_code in (201, 422), response.get_json()
 
 
@@ -422,8 +479,9 @@ def test_register_and_log_in_forms_with_hostile_strings(app, value):
     client = app.test_client()
     email = f"f{uuid.uuid4().hex[:8]}@example.com"
     hostile(3)
-    response = client.post("/auth/register", data={"email": email, "password": "password123",
-                                                   "name": value})
+    response = client.post(
+        "/auth/register", data={"email": email, "password": "password123", "name": value}
+    )
     assert response.status_code in (200, 302), response.status_code
     response = client.post("/auth/login", data={"email": value, "password": value})
     assert response.status_code == 200 and "Wrong email or password." in text(response)
@@ -435,24 +493,35 @@ def test_register_and_log_in_forms_with_hostile_strings(app, value):
 def test_a_lone_surrogate_or_bad_utf8_is_422_or_400(app, client, staff):
     """JSON can spell an unpaired surrogate (\\ud800): not valid unicode, refused."""
     bodies = [
-        ("/api/auth/register", {"email": "s@example.com", "password": "password123",
-                                "name": LONE_SURROGATE}),
-        ("/api/auth/register", {"email": f"{LONE_SURROGATE}@example.com",
-                                "password": "password123"}),
+        (
+            "/api/auth/register",
+            {"email": "s@example.com", "password": "password123", "name": LONE_SURROGATE},
+        ),
+        (
+            "/api/auth/register",
+            {"email": f"{LONE_SURROGATE}@example.com", "password": "password123"},
+        ),
         ("/api/auth/register", {"email": "s@example.com", "password": LONE_SURROGATE * 4}),
         ("/api/auth/login", {"email": LONE_SURROGATE, "password": "password123"}),
     ]
     for url, body in bodies:
         hostile()
-        assert_error(client.post(url, data=json.dumps(body), content_type="application/json"),
-                     422)
-    for body in ({"name": LONE_SURROGATE, "sections": SECTIONS},
-                 {"name": "ok", "sections": [{**SECTIONS[0], "name": LONE_SURROGATE}]}):
+        assert_error(client.post(url, data=json.dumps(body), content_type="application/json"), 422)
+    for body in (
+        {"name": LONE_SURROGATE, "sections": SECTIONS},
+        {"name": "ok", "sections": [{**SECTIONS[0], "name": LONE_SURROGATE}]},
+    ):
         hostile()
-        assert_error(staff[1].post("/api/admin/events", data=json.dumps(body),
-                                   content_type="application/json"), 422)
-    for raw in (b'{"email": "\xc3\x28@example.com", "password": "password123"}',
-                b'{"email": "a@example.com", "password": "\xed\xa0\x80password"}'):
+        assert_error(
+            staff[1].post(
+                "/api/admin/events", data=json.dumps(body), content_type="application/json"
+            ),
+            422,
+        )
+    for raw in (
+        b'{"email": "\xc3\x28@example.com", "password": "password123"}',
+        b'{"email": "a@example.com", "password": "\xed\xa0\x80password"}',
+    ):
         hostile()
         response = client.post("/api/auth/register", data=raw, content_type="application/json")
         assert response.status_code in (400, 422), response.status_code
@@ -465,10 +534,14 @@ def test_staff_create_events_with_hostile_names(app, client, staff, value):
     """Event and section names: stored and shown as text, or refused; never run."""
     _, staff_client = staff
     created = 0
-    for body in ({"name": value, "sections": SECTIONS},
-                 {"name": "Section test", "sections": [{**SECTIONS[0], "name": value}]},
-                 {"name": value, "sections": [{**SECTIONS[0], "name": value},
-                                              {**SECTIONS[0], "name": f"{value}2"}]}):
+    for body in (
+        {"name": value, "sections": SECTIONS},
+        {"name": "Section test", "sections": [{**SECTIONS[0], "name": value}]},
+        {
+            "name": value,
+            "sections": [{**SECTIONS[0], "name": value}, {**SECTIONS[0], "name": f"{value}2"}],
+        },
+    ):
         hostile()
         response = staff_client.post("/api/admin/events", json=body)
         assert response.status_code < 500, (body, response.data[:300])
@@ -482,17 +555,20 @@ def test_staff_create_events_with_hostile_names(app, client, staff, value):
         with app.app_context():
             names = {s.section for s in Seat.select().where(Seat.event == event_id)}
         assert names <= {s["name"] for s in body["sections"]} | {
-            s["name"].strip() for s in body["sections"]}
+            s["name"].strip() for s in body["sections"]
+        }
         for page_url in (f"/events/{event_id}", f"/admin/events/{event_id}"):
             page = text(staff_client.get(page_url))
             assert_no_live_markup(page)
             if body["name"] == value and value.startswith("{{7*7}}"):
                 assert "{{7*7}}" in page, page_url  # shown as text, not evaluated
     # The admin form: "name, rows, seats per row, price" lines.
-    for form in ({"name": value, "sections": "Floor, 1, 2, 10"},
-                 {"name": "Form", "sections": f"{value}, 1, 2, 10"},
-                 {"name": "Form", "sections": f"Floor, {value}, 2, 10"},
-                 {"name": "Form", "sections": "Floor, 1, 2, 10", "max_active": value}):
+    for form in (
+        {"name": value, "sections": "Floor, 1, 2, 10"},
+        {"name": "Form", "sections": f"{value}, 1, 2, 10"},
+        {"name": "Form", "sections": f"Floor, {value}, 2, 10"},
+        {"name": "Form", "sections": "Floor, 1, 2, 10", "max_active": value},
+    ):
         hostile()
         response = staff_client.post("/admin/events", data=form)
         assert response.status_code == 302, (form, response.status_code)
@@ -517,18 +593,27 @@ def test_hostile_strings_in_headers_and_staff_queries(app, r, event, seat_ids, e
         assert Booking.get(Booking.user == user.id).idempotency_key == key
     for value in SQL + HTML:
         hostile(5)
-        assert_error(client.post(f"/api/events/{event.id}/enter",
-                                 headers={"Authorization": f"Bearer {value}"}), 401)
-        response = staff_client.post(f"/admin/events/{event.id}/queue/remove",
-                                     data={"person": value})
+        assert_error(
+            client.post(
+                f"/api/events/{event.id}/enter", headers={"Authorization": f"Bearer {value}"}
+            ),
+            401,
+        )
+        response = staff_client.post(
+            f"/admin/events/{event.id}/queue/remove", data={"person": value}
+        )
         assert response.status_code == 302
-        response = staff_client.get(f"/admin/events/{event.id}/what-if",
-                                    query_string={"rate": value, "cap": value})
+        response = staff_client.get(
+            f"/admin/events/{event.id}/what-if", query_string={"rate": value, "cap": value}
+        )
         assert response.status_code == 302
-        assert staff_client.get(f"/admin/events/{event.id}", query_string={"seat": value}
-                                ).status_code == 200
-        response = staff_client.post(f"/admin/events/{event.id}/settings",
-                                     data={"admission": value, "max_active": value})
+        assert (
+            staff_client.get(f"/admin/events/{event.id}", query_string={"seat": value}).status_code
+            == 200
+        )
+        response = staff_client.post(
+            f"/admin/events/{event.id}/settings", data={"admission": value, "max_active": value}
+        )
         assert response.status_code == 302
     hostile()
     response = client.post(f"/events/{event.id}/seats/hold", data={"seat": "1 OR 1=1"})
@@ -551,7 +636,8 @@ SQLITE_HUGE_IDS = (
     "('Python int too large to convert to SQLite INTEGER'): a 500. MySQL compares it and "
     "finds nothing (404). Fix: bound every id converter like the staff queue route does "
     "(<int(max=9223372036854775807):...>), e.g. register an 'id' converter with that max in "
-    "create_app and use it in every route, so routing answers 404 before any query.")
+    "create_app and use it in every route, so routing answers 404 before any query."
+)
 
 
 def id_paths(app, value: str, real: dict) -> list[tuple[str, str, str]]:
@@ -563,9 +649,11 @@ def id_paths(app, value: str, real: dict) -> list[tuple[str, str, str]]:
         if not ids:
             continue
         for absurd in ids:
+
             def fill(match, absurd=absurd):
                 name = match.group(1)
                 return value if name == absurd else str(real.get(name, "block"))
+
             path = re.sub(r"<(?:[^:<>]+:)?(\w+)>", fill, rule.rule)
             for method in sorted(rule.methods & set(METHODS)):
                 found.append((rule.endpoint, method, path))
@@ -596,8 +684,7 @@ def walk_absurd_ids(app, clients: dict, real: dict) -> list:
 def id_walk(app, event, seat_ids, entered, staff):
     user, customer, _ = entered()
     hold(customer, event.id, seat_ids[0])
-    real = {"event_id": event.id, "seat_id": seat_ids[1], "user_id": user.id,
-            "booking_id": 1}
+    real = {"event_id": event.id, "seat_id": seat_ids[1], "user_id": user.id, "booking_id": 1}
     return {"anonymous": app.test_client(), "customer": customer, "staff": staff[1]}, real
 
 
@@ -605,21 +692,29 @@ def test_absurd_ids_in_every_path_are_4xx_never_500(app, request, database_url, 
     clients, real = id_walk
     assert walk_absurd_ids(app, clients, real) == []
     customer = clients["customer"]
-    for path in ("/api/events/99999999999999999999/queue", "/api/events/-1/seats",
-                 f"/api/events/{2**64}/seats", "/api/events/99999999999999999999",
-                 "/events/99999999999999999999", "/bookings/99999999999999999999",
-                 f"/api/events/{real['event_id']}/seats/99999999999999999999/hold"):
+    for path in (
+        "/api/events/99999999999999999999/queue",
+        "/api/events/-1/seats",
+        f"/api/events/{2**64}/seats",
+        "/api/events/99999999999999999999",
+        "/events/99999999999999999999",
+        "/bookings/99999999999999999999",
+        f"/api/events/{real['event_id']}/seats/99999999999999999999/hold",
+    ):
         hostile()
         method = "POST" if path.endswith("/hold") else "GET"
         response = customer.open(path, method=method)
         assert response.status_code == 404, (path, response.status_code)
     staff_client = clients["staff"]
     hostile(3)
-    assert_error(staff_client.post(
-        f"/api/admin/events/{real['event_id']}/seats/99999999999999999999/block"), 404)
+    assert_error(
+        staff_client.post(f"/api/admin/events/{real['event_id']}/seats/99999999999999999999/block"),
+        404,
+    )
     assert_error(staff_client.get("/api/admin/events/99999999999999999999/stats"), 404)
-    response = staff_client.post(f"/admin/events/{real['event_id']}/queue/remove",
-                                 data={"person": "99999999999999999999"})
+    response = staff_client.post(
+        f"/admin/events/{real['event_id']}/queue/remove", data={"person": "99999999999999999999"}
+    )
     assert response.status_code == 302
 
 
@@ -629,8 +724,9 @@ def sqlite_app(app, tmp_path):
     from app.cli import create_tables
 
     seats._load_catalogue.cache_clear()
-    lite = create_app({**dict(app.test_settings),
-                       "DATABASE_URL": f"sqlite:///{tmp_path / 'attacks.sqlite3'}"})
+    lite = create_app(
+        {**dict(app.test_settings), "DATABASE_URL": f"sqlite:///{tmp_path / 'attacks.sqlite3'}"}
+    )
     with lite.app_context():
         create_tables()
     yield lite
@@ -650,9 +746,12 @@ def test_absurd_ids_on_sqlite_are_4xx_never_500(sqlite_app):
     clients = {"anonymous": sqlite_app.test_client()}
     for who, email in (("customer", "lite@example.com"), ("staff", "lite-staff@example.com")):
         clients[who] = sqlite_app.test_client()
-        assert clients[who].post("/api/auth/login", json={"email": email,
-                                                          "password": "password123"}
-                                 ).status_code == 200
+        assert (
+            clients[who]
+            .post("/api/auth/login", json={"email": email, "password": "password123"})
+            .status_code
+            == 200
+        )
     real = {"event_id": event.id, "seat_id": seat, "user_id": customer.id, "booking_id": 1}
     assert walk_absurd_ids(sqlite_app, clients, real) == []
 
@@ -668,7 +767,8 @@ BODY_IGNORED = (
     "instead of 413. Fix: refuse by the declared length before any view runs, e.g. in "
     "api.json_bodies_only (which both JSON blueprints run): `if request.content_length and "
     "request.content_length > current_app.config['MAX_CONTENT_LENGTH']: raise "
-    "RequestEntityTooLarge()` (or the same as an app-wide before_request).")
+    "RequestEntityTooLarge()` (or the same as an app-wide before_request)."
+)
 
 # endpoint -> (who, method, path template, headers); every POST/PATCH/DELETE route.
 UNSAFE = {
@@ -680,17 +780,33 @@ UNSAFE = {
     "api.enter": ("customer", "POST", "/api/events/{event}/enter", {"token": True}),
     "api.hold_seat": ("customer", "POST", "/api/events/{event}/seats/{free}/hold", {}),
     "api.release_seat": ("customer", "DELETE", "/api/events/{event}/seats/{held}/hold", {}),
-    "api.checkout_seats": ("customer", "POST", "/api/events/{event}/checkout",
-                           {"Idempotency-Key": "big"}),
+    "api.checkout_seats": (
+        "customer",
+        "POST",
+        "/api/events/{event}/checkout",
+        {"Idempotency-Key": "big"},
+    ),
     "admin_api.create_event": ("staff", "POST", "/api/admin/events", {}),
     "admin_api.update_event": ("staff", "PATCH", "/api/admin/events/{event}", {}),
-    "admin_api.release_seat": ("staff", "POST", "/api/admin/events/{event}/seats/{held}/release",
-                               {}),
+    "admin_api.release_seat": (
+        "staff",
+        "POST",
+        "/api/admin/events/{event}/seats/{held}/release",
+        {},
+    ),
     "admin_api.block_seat": ("staff", "POST", "/api/admin/events/{event}/seats/{free}/block", {}),
-    "admin_api.unblock_seat": ("staff", "POST",
-                               "/api/admin/events/{event}/seats/{blocked}/unblock", {}),
-    "admin_api.remove_from_queue": ("staff", "DELETE", "/api/admin/events/{event}/queue/{user}",
-                                    {}),
+    "admin_api.unblock_seat": (
+        "staff",
+        "POST",
+        "/api/admin/events/{event}/seats/{blocked}/unblock",
+        {},
+    ),
+    "admin_api.remove_from_queue": (
+        "staff",
+        "DELETE",
+        "/api/admin/events/{event}/queue/{user}",
+        {},
+    ),
     "auth.register": ("anonymous", "POST", "/auth/register", {}),
     "auth.login": ("anonymous", "POST", "/auth/login", {}),
     "auth.logout": ("customer", "POST", "/auth/logout", {}),
@@ -704,14 +820,25 @@ UNSAFE = {
     "admin.seat_action": ("staff", "POST", "/admin/events/{event}/seats/{free}/block", {}),
     "admin.remove_from_queue": ("staff", "POST", "/admin/events/{event}/queue/remove", {}),
 }
-IGNORES_BODY = {"api.logout", "api.join_queue", "api.leave_queue", "api.enter", "api.hold_seat",
-                "admin_api.release_seat", "admin_api.block_seat", "admin_api.unblock_seat",
-                "admin_api.remove_from_queue"}
+IGNORES_BODY = {
+    "api.logout",
+    "api.join_queue",
+    "api.leave_queue",
+    "api.enter",
+    "api.hold_seat",
+    "admin_api.release_seat",
+    "admin_api.block_seat",
+    "admin_api.unblock_seat",
+    "admin_api.remove_from_queue",
+}
 
 
 def test_the_8_mib_walk_covers_every_endpoint_that_takes_a_body(app):
-    unsafe = {rule.endpoint for rule in app.url_map.iter_rules()
-              if rule.methods & {"POST", "PUT", "PATCH", "DELETE"}}
+    unsafe = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.methods & {"POST", "PUT", "PATCH", "DELETE"}
+    }
     assert unsafe == set(UNSAFE)
 
 
@@ -723,8 +850,7 @@ def csrf_app(app):
     create_app(dict(app.test_settings))
 
 
-@pytest.mark.parametrize("endpoint", [
-    e for e in UNSAFE])
+@pytest.mark.parametrize("endpoint", [e for e in UNSAFE])
 def test_an_8_mib_body_is_413(app, csrf_app, r, event, seat_ids, make_user, endpoint):
     who, method, template, headers = UNSAFE[endpoint]
     headers = dict(headers)
@@ -737,21 +863,33 @@ def test_an_8_mib_body_is_413(app, csrf_app, r, event, seat_ids, make_user, endp
     for name, staff_flag in (("customer", False), ("other", False), ("staff", True)):
         people[name] = make_user(staff=staff_flag)
         clients[name] = csrf_app.test_client()
-        assert clients[name].post("/api/auth/login", json={
-            "email": people[name].email, "password": "password123"}).status_code == 200
+        assert (
+            clients[name]
+            .post("/api/auth/login", json={"email": people[name].email, "password": "password123"})
+            .status_code
+            == 200
+        )
     token = admit_and_enter(csrf_app, clients["customer"], event.id)
     hold(clients["customer"], event.id, seat_ids[0])
     if headers.pop("token", False):
         headers["Authorization"] = f"Bearer {token}"
-    path = template.format(event=event.id, free=seat_ids[1], held=seat_ids[0], blocked=blocked,
-                           user=people["customer"].id)
+    path = template.format(
+        event=event.id,
+        free=seat_ids[1],
+        held=seat_ids[0],
+        blocked=blocked,
+        user=people["customer"].id,
+    )
     is_json = path.startswith("/api/")
     before = snapshot(app, r, event.id)
     hostile()
-    response = clients[who].open(path, method=method, headers=headers,
-                                 data=BIG_JSON if is_json else BIG_FORM,
-                                 content_type="application/json" if is_json
-                                 else "application/x-www-form-urlencoded")
+    response = clients[who].open(
+        path,
+        method=method,
+        headers=headers,
+        data=BIG_JSON if is_json else BIG_FORM,
+        content_type="application/json" if is_json else "application/x-www-form-urlencoded",
+    )
     assert response.status_code == 413, (endpoint, response.status_code, response.data[:200])
     if is_json:
         assert assert_error(response, 413)["error"] == "request_entity_too_large"
@@ -767,10 +905,18 @@ PASSWORD = "Plain-Text-Secret-§42"
 
 def test_passwords_are_stored_as_a_slow_salted_hash(app, client, make_user):
     for email in ("hash1@example.com", "hash2@example.com"):
-        assert client.post("/api/auth/register", json={"email": email, "password": PASSWORD}
-                           ).status_code == 201
-    assert client.post("/auth/register", data={"email": "hash3@example.com",
-                                               "password": PASSWORD}).status_code == 302
+        assert (
+            client.post(
+                "/api/auth/register", json={"email": email, "password": PASSWORD}
+            ).status_code
+            == 201
+        )
+    assert (
+        client.post(
+            "/auth/register", data={"email": "hash3@example.com", "password": PASSWORD}
+        ).status_code
+        == 302
+    )
     with app.app_context():
         hashes = [u.password_hash for u in User.select().order_by(User.id)]
     assert len(hashes) == 3 and len(set(hashes)) == 3  # salted
@@ -794,26 +940,62 @@ def test_the_plain_password_is_never_logged_stored_or_echoed(app, r, caplog, eve
     seen = []
     api, page = app.test_client(), app.test_client()
     steps = [
-        (api, "post", "/api/auth/register", {"json": {"email": "log@example.com",
-                                                      "password": PASSWORD, "name": "Log"}}),
-        (api, "post", "/api/auth/register", {"json": {"email": "log@example.com",
-                                                      "password": PASSWORD}}),  # 409
+        (
+            api,
+            "post",
+            "/api/auth/register",
+            {"json": {"email": "log@example.com", "password": PASSWORD, "name": "Log"}},
+        ),
+        (
+            api,
+            "post",
+            "/api/auth/register",
+            {"json": {"email": "log@example.com", "password": PASSWORD}},
+        ),  # 409
         (api, "post", "/api/auth/register", {"json": {"email": "bad", "password": PASSWORD}}),
-        (api, "post", "/api/auth/login", {"json": {"email": "log@example.com",
-                                                   "password": PASSWORD + "x"}}),
-        (api, "post", "/api/auth/login", {"json": {"email": "nobody@example.com",
-                                                   "password": PASSWORD}}),
-        (api, "post", "/api/auth/login", {"json": {"email": "log@example.com",
-                                                   "password": PASSWORD}}),
+        (
+            api,
+            "post",
+            "/api/auth/login",
+            {"json": {"email": "log@example.com", "password": PASSWORD + "x"}},
+        ),
+        (
+            api,
+            "post",
+            "/api/auth/login",
+            {"json": {"email": "nobody@example.com", "password": PASSWORD}},
+        ),
+        (
+            api,
+            "post",
+            "/api/auth/login",
+            {"json": {"email": "log@example.com", "password": PASSWORD}},
+        ),
         (api, "post", f"/api/events/{event.id}/queue", {}),
-        (page, "post", "/auth/register", {"data": {"email": "log2@example.com",
-                                                   "password": PASSWORD}}),
-        (page, "post", "/auth/register", {"data": {"email": "log2@example.com",
-                                                   "password": PASSWORD}}),
-        (page, "post", "/auth/login", {"data": {"email": "log2@example.com",
-                                                "password": PASSWORD + "x"}}),
-        (page, "post", "/auth/login", {"data": {"email": "log2@example.com",
-                                                "password": PASSWORD}}),
+        (
+            page,
+            "post",
+            "/auth/register",
+            {"data": {"email": "log2@example.com", "password": PASSWORD}},
+        ),
+        (
+            page,
+            "post",
+            "/auth/register",
+            {"data": {"email": "log2@example.com", "password": PASSWORD}},
+        ),
+        (
+            page,
+            "post",
+            "/auth/login",
+            {"data": {"email": "log2@example.com", "password": PASSWORD + "x"}},
+        ),
+        (
+            page,
+            "post",
+            "/auth/login",
+            {"data": {"email": "log2@example.com", "password": PASSWORD}},
+        ),
         (page, "get", "/", {}),
     ]
     for client, method, url, kwargs in steps:
@@ -833,10 +1015,13 @@ def test_the_plain_password_is_never_logged_stored_or_echoed(app, r, caplog, eve
     for key in r.scan_iter("*"):
         assert PASSWORD not in key
         kind = r.type(key)
-        values = {"string": lambda k: [r.get(k)], "hash": lambda k: list(r.hgetall(k).values()),
-                  "set": lambda k: list(r.smembers(k)),
-                  "zset": lambda k: r.zrange(k, 0, -1), "list": lambda k: r.lrange(k, 0, -1)
-                  }.get(kind, lambda k: [])(key)
+        values = {
+            "string": lambda k: [r.get(k)],
+            "hash": lambda k: list(r.hgetall(k).values()),
+            "set": lambda k: list(r.smembers(k)),
+            "zset": lambda k: r.zrange(k, 0, -1),
+            "list": lambda k: r.lrange(k, 0, -1),
+        }.get(kind, lambda k: [])(key)
         assert all(PASSWORD not in (v or "") for v in values), key
     with app.app_context():
         for row in User.select():
@@ -844,6 +1029,7 @@ def test_the_plain_password_is_never_logged_stored_or_echoed(app, r, caplog, eve
 
 
 # Cookies and headers
+
 
 @pytest.fixture
 def rebound(app):
@@ -869,16 +1055,23 @@ def test_the_session_cookie_is_secure_behind_https(app, rebound, make_user, monk
     user = make_user()
     client = secure_app.test_client()
     for response in (
-        client.post("/api/auth/login", json={"email": user.email, "password": "password123"},
-                    base_url="https://localhost"),
-        client.post("/auth/login", data={"email": user.email, "password": "password123"},
-                    base_url="https://localhost"),
+        client.post(
+            "/api/auth/login",
+            json={"email": user.email, "password": "password123"},
+            base_url="https://localhost",
+        ),
+        client.post(
+            "/auth/login",
+            data={"email": user.email, "password": "password123"},
+            base_url="https://localhost",
+        ),
     ):
         flags = cookie_flags(response)
         assert {"secure", "httponly", "samesite=lax", "path=/"} <= flags, flags
     # And without the setting (plain-HTTP development), no Secure flag.
-    plain = app.test_client().post("/api/auth/login", json={"email": user.email,
-                                                            "password": "password123"})
+    plain = app.test_client().post(
+        "/api/auth/login", json={"email": user.email, "password": "password123"}
+    )
     assert "secure" not in cookie_flags(plain)
 
 
@@ -921,19 +1114,26 @@ class Page(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form":
-            self._form = {"method": (attrs.get("method") or "get").lower(),
-                          "action": attrs.get("action"), "inputs": []}
+            self._form = {
+                "method": (attrs.get("method") or "get").lower(),
+                "action": attrs.get("action"),
+                "inputs": [],
+            }
             self.forms.append(self._form)
         elif tag in ("input", "button", "textarea", "select") and self._form is not None:
             self._form["inputs"].append(attrs)
         if tag == "script":
             self.scripts.append(attrs)
         for name, value in attrs.items():
-            if name.startswith("on") or name.startswith("hx-on") or \
-                    (value or "").strip().lower().startswith("javascript:"):
+            if (
+                name.startswith("on")
+                or name.startswith("hx-on")
+                or (value or "").strip().lower().startswith("javascript:")
+            ):
                 self.risky.append((tag, name, value))
-        if self._form is None and any(a in attrs for a in ("hx-post", "hx-put", "hx-patch",
-                                                            "hx-delete")):
+        if self._form is None and any(
+            a in attrs for a in ("hx-post", "hx-put", "hx-patch", "hx-delete")
+        ):
             self.htmx_outside_forms.append(attrs)
 
     def handle_endtag(self, tag):
@@ -958,12 +1158,17 @@ def rendered_pages(app, event, seat_ids, make_user, login, make_event):
         pages[name] = response
 
     for who, client in (("anonymous", anonymous), ("customer", customer)):
-        for name, url in (("index", "/"), ("event", f"/events/{e}"),
-                          ("closed-event", f"/events/{closed.id}"),
-                          ("waiting", f"/events/{e}/waiting"), ("login", "/auth/login"),
-                          ("register", "/auth/register"), ("logout", "/auth/logout"),
-                          ("404", "/events/999999999"),
-                          ("status", f"/events/{e}/waiting/status")):
+        for name, url in (
+            ("index", "/"),
+            ("event", f"/events/{e}"),
+            ("closed-event", f"/events/{closed.id}"),
+            ("waiting", f"/events/{e}/waiting"),
+            ("login", "/auth/login"),
+            ("register", "/auth/register"),
+            ("logout", "/auth/logout"),
+            ("404", "/events/999999999"),
+            ("status", f"/events/{e}/waiting/status"),
+        ):
             get(f"{who}:{name}", client, url)
     get("not-in-queue:status", loner, f"/events/{e}/waiting/status")
     get("not-in-queue:status-fragment", loner, f"/events/{e}/waiting/status", headers=HX)
@@ -977,20 +1182,26 @@ def rendered_pages(app, event, seat_ids, make_user, login, make_event):
     get("waiting:leave-confirm", waiter, f"/events/{e}/leave")
     entered = customer.get(f"/events/{e}/waiting/status", headers=HX)
     assert entered.headers.get("HX-Redirect") == f"/events/{e}/seats"
-    assert customer.post(f"/events/{e}/seats/hold",
-                         data={"seat": str(seat_ids[0])}).status_code == 302
+    assert (
+        customer.post(f"/events/{e}/seats/hold", data={"seat": str(seat_ids[0])}).status_code == 302
+    )
     get("seats", customer, f"/events/{e}/seats")
     get("seats-panel", customer, f"/events/{e}/seats/panel")
-    pages["hold-fragment"] = customer.post(f"/events/{e}/seats/hold",
-                                           data={"seat": str(seat_ids[1])}, headers=HX)
+    pages["hold-fragment"] = customer.post(
+        f"/events/{e}/seats/hold", data={"seat": str(seat_ids[1])}, headers=HX
+    )
     get("checkout", customer, f"/events/{e}/checkout")
     get("bookings-empty", customer, "/bookings")
-    for name, url in (("admin-index", "/admin/"), ("admin-event", f"/admin/events/{e}"),
-                      ("admin-event-free", f"/admin/events/{e}?seat={seat_ids[2]}"),
-                      ("admin-event-held", f"/admin/events/{e}?seat={seat_ids[1]}"),
-                      ("admin-live", f"/admin/events/{e}/live?seat={seat_ids[0]}"),
-                      ("admin-what-if", f"/admin/events/{e}/what-if?rate=10&cap=5"),
-                      ("staff-index", "/"), ("staff-event", f"/events/{e}")):
+    for name, url in (
+        ("admin-index", "/admin/"),
+        ("admin-event", f"/admin/events/{e}"),
+        ("admin-event-free", f"/admin/events/{e}?seat={seat_ids[2]}"),
+        ("admin-event-held", f"/admin/events/{e}?seat={seat_ids[1]}"),
+        ("admin-live", f"/admin/events/{e}/live?seat={seat_ids[0]}"),
+        ("admin-what-if", f"/admin/events/{e}/what-if?rate=10&cap=5"),
+        ("staff-index", "/"),
+        ("staff-event", f"/events/{e}"),
+    ):
         get(name, staff, url)
     assert staff.post(f"/admin/events/{e}/seats/{seat_ids[3]}/block").status_code == 302
     get("admin-event-blocked", staff, f"/admin/events/{e}?seat={seat_ids[3]}")
@@ -1003,8 +1214,9 @@ def rendered_pages(app, event, seat_ids, make_user, login, make_event):
     return pages
 
 
-def test_every_form_on_every_page_carries_a_csrf_token(app, event, seat_ids, make_user, login,
-                                                       make_event):
+def test_every_form_on_every_page_carries_a_csrf_token(
+    app, event, seat_ids, make_user, login, make_event
+):
     pages = rendered_pages(app, event, seat_ids, make_user, login, make_event)
     post_forms, actions = 0, set()
     for name, response in pages.items():
@@ -1019,20 +1231,34 @@ def test_every_form_on_every_page_carries_a_csrf_token(app, event, seat_ids, mak
             tokens = [i for i in form["inputs"] if i.get("name") == "csrf_token"]
             assert len(tokens) == 1, (name, form["action"])
             assert tokens[0].get("type") == "hidden" and len(tokens[0].get("value") or "") > 20, (
-                name, form["action"], tokens)
+                name,
+                form["action"],
+                tokens,
+            )
         # htmx requests that change state are sent from inside a form (with its token).
         assert page.htmx_outside_forms == [], (name, page.htmx_outside_forms)
-    assert {"/auth/login", "/auth/register", "/auth/logout", "/events/N/join",
-            "/events/N/leave", "/events/N/seats/hold", "/events/N/seats/release",
-            "/events/N/checkout", "/admin/events", "/admin/events/N/settings",
-            "/admin/events/N/queue/remove", "/admin/events/N/seats/N/block",
-            "/admin/events/N/seats/N/unblock", "/admin/events/N/seats/N/release"} <= actions, (
-        actions)
+    assert {
+        "/auth/login",
+        "/auth/register",
+        "/auth/logout",
+        "/events/N/join",
+        "/events/N/leave",
+        "/events/N/seats/hold",
+        "/events/N/seats/release",
+        "/events/N/checkout",
+        "/admin/events",
+        "/admin/events/N/settings",
+        "/admin/events/N/queue/remove",
+        "/admin/events/N/seats/N/block",
+        "/admin/events/N/seats/N/unblock",
+        "/admin/events/N/seats/N/release",
+    } <= actions, actions
     assert post_forms >= 30, post_forms
 
 
-def test_no_get_changes_anything(app, r, event, seat_ids, entered, make_user, login, make_event,
-                                 staff):
+def test_no_get_changes_anything(
+    app, r, event, seat_ids, entered, make_user, login, make_event, staff
+):
     """SameSite=Lax still sends the cookie on a cross-site top-level GET (a link,
     a redirect), and CSRF tokens only guard POSTs: so no GET or HEAD may change
     anything. Every GET route, as every kind of person, with real ids."""
@@ -1040,8 +1266,9 @@ def test_no_get_changes_anything(app, r, event, seat_ids, entered, make_user, lo
 
     paused = make_event(admission="paused")
     buyer, buyer_client, _ = entered()
-    booking = pay(buyer_client, event.id, [(seat_ids[5], hold(buyer_client, event.id,
-                                                               seat_ids[5]))]).get_json()
+    booking = pay(
+        buyer_client, event.id, [(seat_ids[5], hold(buyer_client, event.id, seat_ids[5]))]
+    ).get_json()
     customer, customer_client, _ = entered()
     hold(customer_client, event.id, seat_ids[0])
     waiter = make_user()
@@ -1049,16 +1276,30 @@ def test_no_get_changes_anything(app, r, event, seat_ids, entered, make_user, lo
     for e in (paused.id, event.id):
         assert customer_client.post(f"/api/events/{paused.id}/queue").status_code == 200
         assert waiter_client.post(f"/api/events/{e}/queue").status_code == 200
-    clients = {"anonymous": app.test_client(), "customer": customer_client,
-               "waiter": waiter_client, "buyer": buyer_client, "staff": staff[1]}
-    values = {"event_id": event.id, "seat_id": seat_ids[0], "user_id": customer.id,
-              "booking_id": booking["booking_id"], "filename": "style.css",
-              "action": "release", "code": "ko"}
+    clients = {
+        "anonymous": app.test_client(),
+        "customer": customer_client,
+        "waiter": waiter_client,
+        "buyer": buyer_client,
+        "staff": staff[1],
+    }
+    values = {
+        "event_id": event.id,
+        "seat_id": seat_ids[0],
+        "user_id": customer.id,
+        "booking_id": booking["booking_id"],
+        "filename": "style.css",
+        "action": "release",
+        "code": "ko",
+    }
     before = [snapshot(app, r, e) for e in (event.id, paused.id)]
     checked = 0
     with app.test_request_context():
-        paths = [url_for(rule.endpoint, **{a: values[a] for a in rule.arguments})
-                 for rule in app.url_map.iter_rules() if "GET" in rule.methods]
+        paths = [
+            url_for(rule.endpoint, **{a: values[a] for a in rule.arguments})
+            for rule in app.url_map.iter_rules()
+            if "GET" in rule.methods
+        ]
     for path in paths:
         for who, client in clients.items():
             for method in ("GET", "HEAD"):
@@ -1066,8 +1307,12 @@ def test_no_get_changes_anything(app, r, event, seat_ids, entered, make_user, lo
                     continue  # a known bug: test_head_on_the_leave_page_leaves_the_queue
                 hostile()
                 for extra in ({}, {"headers": HX}):
-                    response = client.open(path, method=method, query_string={
-                        "seat": seat_ids[0], "rate": 1, "cap": 1}, **extra)
+                    response = client.open(
+                        path,
+                        method=method,
+                        query_string={"seat": seat_ids[0], "rate": 1, "cap": 1},
+                        **extra,
+                    )
                     assert response.status_code < 500, (who, method, path)
                     checked += 1
     assert checked > 200
@@ -1084,14 +1329,19 @@ HEAD_LEAVES = (
     "views and flask-wtf does not CSRF-check (WTF_CSRF_METHODS: POST, PUT, PATCH, DELETE). A "
     "HEAD /events/N/leave (a link prefetcher, a crawler, a monitoring probe, a same-site "
     "script) removes the person from the queue and frees their active slot. Fix: `if "
-    "request.method != 'POST':` render the confirm page.")
+    "request.method != 'POST':` render the confirm page."
+)
 
 
 def test_head_on_the_leave_page_changes_nothing(app, csrf_app, r, event, make_user):
     person = make_user()
     client = csrf_app.test_client()
-    assert client.post("/api/auth/login", json={"email": person.email,
-                                                "password": "password123"}).status_code == 200
+    assert (
+        client.post(
+            "/api/auth/login", json={"email": person.email, "password": "password123"}
+        ).status_code
+        == 200
+    )
     assert client.post(f"/api/events/{event.id}/queue").status_code == 200
     assert client.get(f"/events/{event.id}/leave").status_code == 200  # the confirm page
     assert r.zscore(keys.event(event.id).queue, str(person.id)) is not None
@@ -1102,7 +1352,8 @@ def test_head_on_the_leave_page_changes_nothing(app, csrf_app, r, event, make_us
 
 
 def test_csp_allows_only_our_own_scripts_and_the_pages_need_nothing_else(
-        app, event, seat_ids, make_user, login, make_event):
+    app, event, seat_ids, make_user, login, make_event
+):
     pages = rendered_pages(app, event, seat_ids, make_user, login, make_event)
     for url in ("/api/events", "/api/openapi.json", "/healthz", "/static/htmx-2.0.11.min.js"):
         pages[url] = app.test_client().get(url)

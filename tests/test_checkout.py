@@ -27,11 +27,14 @@ from app.models import Booking, BookingSeat, Payment, Seat, User
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
-SECTIONS = [{"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 1000},
-            {"name": "Balcony", "rows": 1, "seats_per_row": 4, "price": 2500}]
+SECTIONS = [
+    {"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 1000},
+    {"name": "Balcony", "rows": 1, "seats_per_row": 4, "price": 2500},
+]
 
 
 # Helpers
+
 
 def assert_error(response, status, code=None):
     """A refusal is JSON {error, message} with the documented status; never 500."""
@@ -45,14 +48,6 @@ def assert_error(response, status, code=None):
     return body
 
 
-
-
-
-
-
-
-
-
 def seat_listing(client, event_id) -> dict[int, dict]:
     response = client.get(f"/api/events/{event_id}/seats")
     assert response.status_code == 200, response.get_json()
@@ -62,9 +57,11 @@ def seat_listing(client, event_id) -> dict[int, dict]:
 def sale_rows(app) -> dict:
     """How many sale rows exist (all of them: every test starts empty)."""
     with app.app_context():
-        return {"bookings": Booking.select().count(),
-                "booking_seats": BookingSeat.select().count(),
-                "payments": Payment.select().count()}
+        return {
+            "bookings": Booking.select().count(),
+            "booking_seats": BookingSeat.select().count(),
+            "payments": Payment.select().count(),
+        }
 
 
 NO_SALE = {"bookings": 0, "booking_seats": 0, "payments": 0}
@@ -72,8 +69,10 @@ NO_SALE = {"bookings": 0, "booking_seats": 0, "payments": 0}
 
 def seat_rows(app, ids) -> dict[int, tuple]:
     with app.app_context():
-        return {s.id: (s.status, s.holder_id, s.version, s.fencing_token)
-                for s in Seat.select().where(Seat.id.in_(list(ids)))}
+        return {
+            s.id: (s.status, s.holder_id, s.version, s.fencing_token)
+            for s in Seat.select().where(Seat.id.in_(list(ids)))
+        }
 
 
 def points_of(app, user_id) -> int:
@@ -112,6 +111,7 @@ def buyer(app, make_user, login, event):
 
 # The happy path
 
+
 def test_checkout_books_pays_and_frees_the_slot(app, event, buyer, r):
     user, client, items = buyer
     ids = [s for s, _ in items]
@@ -129,21 +129,26 @@ def test_checkout_books_pays_and_frees_the_slot(app, event, buyer, r):
 
     # MySQL: booked by this person under the presented token, version + 1.
     after = seat_rows(app, ids)
-    for (seat_id, token) in items:
+    for seat_id, token in items:
         status, holder, version, fence = after[seat_id]
         assert (status, holder, fence) == ("booked", user.id, token)
         assert version == before[seat_id][2] + 1
     assert sale_rows(app) == {"bookings": 1, "booking_seats": 2, "payments": 1}
     with app.app_context():
         booking = Booking.get()
-        assert (booking.id, booking.user_id, booking.event_id, booking.amount) == \
-            (body["booking_id"], user.id, event.id, 3500)
+        assert (booking.id, booking.user_id, booking.event_id, booking.amount) == (
+            body["booking_id"],
+            user.id,
+            event.id,
+            3500,
+        )
         assert booking.idempotency_key == "happy-1"
-        assert sorted((b.seat_id, b.price, b.live) for b in BookingSeat.select()) == \
-            [(ids[0], 1000, 1), (ids[1], 2500, 1)]
+        assert sorted((b.seat_id, b.price, b.live) for b in BookingSeat.select()) == [
+            (ids[0], 1000, 1),
+            (ids[1], 2500, 1),
+        ]
         payment = Payment.get()
-        assert (payment.booking_id, payment.user_id, payment.amount) == \
-            (booking.id, user.id, 3500)
+        assert (payment.booking_id, payment.user_id, payment.amount) == (booking.id, user.id, 3500)
     assert points_of(app, user.id) == app.config["STARTING_POINTS"] - 3500
 
     # Redis: booked (no expiry), the person's active slot freed at once.
@@ -156,8 +161,9 @@ def test_checkout_books_pays_and_frees_the_slot(app, event, buyer, r):
 
     # The account shows the booking and the new balance.
     listed = client.get("/api/me/bookings").get_json()
-    assert [(b["booking_id"], b["event_id"], b["amount"]) for b in listed] == \
-        [(body["booking_id"], event.id, 3500)]
+    assert [(b["booking_id"], b["event_id"], b["amount"]) for b in listed] == [
+        (body["booking_id"], event.id, 3500)
+    ]
     assert [s["seat_id"] for s in listed[0]["seats"]] == ids
     assert client.get("/api/me").get_json()["points"] == body["points_left"]
 
@@ -170,6 +176,7 @@ def test_seats_presented_in_any_order(app, event, buyer):
 
 
 # Idempotency
+
 
 def test_same_key_replays_and_charges_once(app, event, buyer):
     user, client, items = buyer
@@ -205,14 +212,19 @@ def test_keys_are_per_person(app, event, make_user, login):
     assert first.get_json()["booking_id"] != second.get_json()["booking_id"]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": ""}, {"Idempotency-Key": "   "},
-                                     {"Idempotency-Key": "x" * 101}],
-                         ids=["missing", "empty", "blank", "too-long"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Idempotency-Key": ""}, {"Idempotency-Key": "   "}, {"Idempotency-Key": "x" * 101}],
+    ids=["missing", "empty", "blank", "too-long"],
+)
 def test_idempotency_key_is_required(app, event, buyer, r, headers):
     user, client, items = buyer
     seats_before = r.hgetall(keys.event(event.id).seats)
-    response = client.post(f"/api/events/{event.id}/checkout", headers=headers,
-                           json={"seats": [{"seat_id": s, "token": t} for s, t in items]})
+    response = client.post(
+        f"/api/events/{event.id}/checkout",
+        headers=headers,
+        json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
+    )
     assert_error(response, 422, "invalid")
     assert sale_rows(app) == NO_SALE
     assert r.hgetall(keys.event(event.id).seats) == seats_before
@@ -220,6 +232,7 @@ def test_idempotency_key_is_required(app, event, buyer, r, headers):
 
 
 # Not enough points
+
 
 def test_not_enough_points_is_402_and_changes_nothing(app, event, make_user, login, r):
     user, client = entered(app, make_user, login, event, points=10)
@@ -243,14 +256,16 @@ def test_not_enough_points_is_402_and_changes_nothing(app, event, make_user, log
     assert_error(pay(client, event.id, items), 402, "not_enough_points")
     assert sale_rows(app) == NO_SALE
     # The person can still give the seats back, and someone else can take them.
-    response = client.delete(f"/api/events/{event.id}/seats/{ids[0]}/hold",
-                             json={"token": items[0][1]})
+    response = client.delete(
+        f"/api/events/{event.id}/seats/{ids[0]}/hold", json={"token": items[0][1]}
+    )
     assert response.status_code == 204
     _, other = entered(app, make_user, login, event)
     assert pay(other, event.id, [(ids[0], hold(other, event.id, ids[0]))]).status_code == 201
 
 
 # Lost or foreign holds: 409, nothing changes
+
 
 def test_wrong_token_is_409(app, event, buyer, r):
     user, client, items = buyer
@@ -299,12 +314,17 @@ def test_checkout_needs_an_entered_session(app, event, buyer, login):
     user, _, items = buyer
     other_session = login(app.test_client(), user)  # same account, never entered here
     assert_error(pay(other_session, event.id, items), 403, "not_entered")
-    assert_error(app.test_client().post(f"/api/events/{event.id}/checkout", json={"seats": []},
-                                        headers={"Idempotency-Key": "k"}), 401)
+    assert_error(
+        app.test_client().post(
+            f"/api/events/{event.id}/checkout", json={"seats": []}, headers={"Idempotency-Key": "k"}
+        ),
+        401,
+    )
     assert sale_rows(app) == NO_SALE
 
 
 # Bad input: a documented 4xx with {error, message}, never a 500 or a half sale
+
 
 def _items(items):
     return [{"seat_id": s, "token": t} for s, t in items]
@@ -312,20 +332,32 @@ def _items(items):
 
 BAD_BODIES = {
     "empty-list": (lambda it, ids: {"seats": []}, 422),
-    "five-seats": (lambda it, ids: {"seats": _items(it) + [{"seat_id": s, "token": 1}
-                                                           for s in ids[1:4]]}, 422),
+    "five-seats": (
+        lambda it, ids: {"seats": _items(it) + [{"seat_id": s, "token": 1} for s in ids[1:4]]},
+        422,
+    ),
     "twenty-one-seats": (lambda it, ids: {"seats": _items(it) * 10 + _items(it[:1])}, 422),
     "duplicate-seat": (lambda it, ids: {"seats": _items([it[0], it[0]])}, 422),
     "duplicate-seat-other-token": (
-        lambda it, ids: {"seats": _items([it[0], (it[0][0], it[0][1] + 1)])}, 422),
+        lambda it, ids: {"seats": _items([it[0], (it[0][0], it[0][1] + 1)])},
+        422,
+    ),
     "token-as-string": (
-        lambda it, ids: {"seats": [{"seat_id": it[0][0], "token": str(it[0][1])}]}, 422),
+        lambda it, ids: {"seats": [{"seat_id": it[0][0], "token": str(it[0][1])}]},
+        422,
+    ),
     "seat-id-as-string": (
-        lambda it, ids: {"seats": [{"seat_id": str(it[0][0]), "token": it[0][1]}]}, 422),
+        lambda it, ids: {"seats": [{"seat_id": str(it[0][0]), "token": it[0][1]}]},
+        422,
+    ),
     "seat-id-float": (
-        lambda it, ids: {"seats": [{"seat_id": float(it[0][0]), "token": it[0][1]}]}, 422),
+        lambda it, ids: {"seats": [{"seat_id": float(it[0][0]), "token": it[0][1]}]},
+        422,
+    ),
     "token-float": (
-        lambda it, ids: {"seats": [{"seat_id": it[0][0], "token": it[0][1] + 0.5}]}, 422),
+        lambda it, ids: {"seats": [{"seat_id": it[0][0], "token": it[0][1] + 0.5}]},
+        422,
+    ),
     "token-bool": (lambda it, ids: {"seats": [{"seat_id": it[0][0], "token": True}]}, 422),
     "seat-id-negative": (lambda it, ids: {"seats": [{"seat_id": -it[0][0], "token": 1}]}, 422),
     "seat-id-zero": (lambda it, ids: {"seats": [{"seat_id": 0, "token": 1}]}, 422),
@@ -352,8 +384,11 @@ def test_bad_bodies(app, event, buyer, r, name):
     seats_before = r.hgetall(k.seats)
     ids = seat_ids(app, event.id)
     rows_before = seat_rows(app, ids)
-    response = client.post(f"/api/events/{event.id}/checkout", json=make_body(items, ids),
-                           headers={"Idempotency-Key": f"bad-{name}"})
+    response = client.post(
+        f"/api/events/{event.id}/checkout",
+        json=make_body(items, ids),
+        headers={"Idempotency-Key": f"bad-{name}"},
+    )
     assert_error(response, status)
     assert sale_rows(app) == NO_SALE
     assert seat_rows(app, ids) == rows_before
@@ -379,21 +414,29 @@ def test_seats_of_another_event_are_404(app, event, buyer, make_event, make_user
     assert_error(pay(client, 999_999_999, items), 404)
 
 
-@pytest.mark.parametrize("raw, content_type, status", [
-    (b'{"seats": [', "application/json", 400),
-    (b"{'seats': []}", "application/json", 400),
-    (b"\xff\xfe", "application/json", 400),
-    (b"null", "application/json", 400),
-    (b"", "application/json", 422),
-    (b"seats=1", "application/x-www-form-urlencoded", 415),
-    (b"seats=1", "multipart/form-data; boundary=x", 415),
-    (b'{"seats": []}', "text/plain", 415),
-], ids=["truncated", "single-quotes", "not-utf8", "null", "empty", "form", "multipart", "text"])
+@pytest.mark.parametrize(
+    "raw, content_type, status",
+    [
+        (b'{"seats": [', "application/json", 400),
+        (b"{'seats': []}", "application/json", 400),
+        (b"\xff\xfe", "application/json", 400),
+        (b"null", "application/json", 400),
+        (b"", "application/json", 422),
+        (b"seats=1", "application/x-www-form-urlencoded", 415),
+        (b"seats=1", "multipart/form-data; boundary=x", 415),
+        (b'{"seats": []}', "text/plain", 415),
+    ],
+    ids=["truncated", "single-quotes", "not-utf8", "null", "empty", "form", "multipart", "text"],
+)
 def test_malformed_requests(app, event, buyer, r, raw, content_type, status):
     user, client, items = buyer
     seats_before = r.hgetall(keys.event(event.id).seats)
-    response = client.post(f"/api/events/{event.id}/checkout", data=raw,
-                           content_type=content_type, headers={"Idempotency-Key": "m"})
+    response = client.post(
+        f"/api/events/{event.id}/checkout",
+        data=raw,
+        content_type=content_type,
+        headers={"Idempotency-Key": "m"},
+    )
     assert_error(response, status)
     assert sale_rows(app) == NO_SALE
     assert r.hgetall(keys.event(event.id).seats) == seats_before
@@ -402,8 +445,12 @@ def test_malformed_requests(app, event, buyer, r, raw, content_type, status):
 def test_body_too_large_is_413(app, event, buyer):
     _, client, items = buyer
     body = b'{"seats": [], "pad": "' + b"x" * (1024 * 1024) + b'"}'
-    response = client.post(f"/api/events/{event.id}/checkout", data=body,
-                           content_type="application/json", headers={"Idempotency-Key": "big"})
+    response = client.post(
+        f"/api/events/{event.id}/checkout",
+        data=body,
+        content_type="application/json",
+        headers={"Idempotency-Key": "big"},
+    )
     assert_error(response, 413)
     assert sale_rows(app) == NO_SALE
 
@@ -412,12 +459,17 @@ def test_deeply_nested_json_is_400_not_500(app, event, buyer):
     _, client, _ = buyer
     depth = 100_000
     raw = b'{"seats": ' + b"[" * depth + b"]" * depth + b"}"
-    response = client.post(f"/api/events/{event.id}/checkout", data=raw,
-                           content_type="application/json", headers={"Idempotency-Key": "deep"})
+    response = client.post(
+        f"/api/events/{event.id}/checkout",
+        data=raw,
+        content_type="application/json",
+        headers={"Idempotency-Key": "deep"},
+    )
     assert_error(response, 400)
 
 
 # Layer 5: one lock order, no deadlocks (MySQL)
+
 
 @pytest.mark.slow
 def test_fifty_buyers_and_point_writers_never_deadlock(app, mysql, make_event, monkeypatch):
@@ -427,15 +479,26 @@ def test_fifty_buyers_and_point_writers_never_deadlock(app, mysql, make_event, m
     a deadlock (no 503, no 500), nothing is sold twice and the money adds up."""
     buyers, updaters = 50, 10
     rng = random.Random(20240607)
-    event = make_event(sections=[{"name": n, "rows": 4, "seats_per_row": 25, "price": p}
-                                 for n, p in (("A", 100), ("B", 250), ("C", 400))],
-                       admit_rate=100_000, max_active=1_000)
+    event = make_event(
+        sections=[
+            {"name": n, "rows": 4, "seats_per_row": 25, "price": p}
+            for n, p in (("A", 100), ("B", 250), ("C", 400))
+        ],
+        admit_rate=100_000,
+        max_active=1_000,
+    )
     deck = seat_ids(app, event.id)
     rng.shuffle(deck)
     with app.app_context():
         prices = {s.id: s.price for s in Seat.select().where(Seat.event == event.id)}
-        users = [User.create(email=f"lock{i}-{uuid.uuid4().hex[:8]}@example.com",
-                             password_hash="!", points=100_000) for i in range(buyers)]
+        users = [
+            User.create(
+                email=f"lock{i}-{uuid.uuid4().hex[:8]}@example.com",
+                password_hash="!",
+                points=100_000,
+            )
+            for i in range(buyers)
+        ]
 
     people = []  # (user id, client, [(seat id, token)] in the order they will be presented)
     for user in users:
@@ -501,8 +564,10 @@ def test_fifty_buyers_and_point_writers_never_deadlock(app, mysql, make_event, m
             t.join(30)
         db.close_idle()  # give the extra pooled connections back to the server
     deadlocks = innodb_deadlocks() - deadlocks_before
-    print(f"\nInnodb_deadlocks during the run: {deadlocks} (server-wide counter); "
-          f"user-row lock rounds by the writers: {sum(updater_rounds.values())}")
+    print(
+        f"\nInnodb_deadlocks during the run: {deadlocks} (server-wide counter); "
+        f"user-row lock rounds by the writers: {sum(updater_rounds.values())}"
+    )
 
     statuses = Counter(result[0] for result in results.values())
     note = f"statuses {dict(statuses)}, server deadlocks counted meanwhile: {deadlocks}"
@@ -519,22 +584,29 @@ def test_fifty_buyers_and_point_writers_never_deadlock(app, mysql, make_event, m
     conn = mysql_connect(autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT seat_id, COUNT(*) FROM booking_seats WHERE live = 1 "
-                        "GROUP BY seat_id HAVING COUNT(*) > 1")
+            cur.execute(
+                "SELECT seat_id, COUNT(*) FROM booking_seats WHERE live = 1 "
+                "GROUP BY seat_id HAVING COUNT(*) > 1"
+            )
             assert cur.fetchall() == ()
             held = [s for _, _, items in people for s, _ in items]
             cur.execute("SELECT COUNT(*), COUNT(DISTINCT seat_id) FROM booking_seats")
             assert cur.fetchone() == (len(held), len(held))
             marks = ",".join(["%s"] * len(user_ids))
-            cur.execute(f"SELECT COALESCE(SUM(100000 - points), 0) FROM users "
-                        f"WHERE id IN ({marks})", user_ids)
+            cur.execute(
+                f"SELECT COALESCE(SUM(100000 - points), 0) FROM users WHERE id IN ({marks})",
+                user_ids,
+            )
             deducted = int(cur.fetchone()[0])
             cur.execute("SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM bookings")
             booked, n_bookings = cur.fetchone()
             cur.execute("SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM payments")
             paid, n_payments = cur.fetchone()
-            cur.execute(f"SELECT COUNT(*) FROM seats WHERE status = 'booked' "
-                        f"AND id IN ({','.join(['%s'] * len(held))})", held)
+            cur.execute(
+                f"SELECT COUNT(*) FROM seats WHERE status = 'booked' "
+                f"AND id IN ({','.join(['%s'] * len(held))})",
+                held,
+            )
             assert cur.fetchone()[0] == len(held)
     finally:
         conn.close()
@@ -545,6 +617,7 @@ def test_fifty_buyers_and_point_writers_never_deadlock(app, mysql, make_event, m
 
 
 # The database's last line of defence, called directly
+
 
 def test_database_refuses_a_second_sale_of_a_seat(app, ctx, event, make_user):
     first, second = make_user(), make_user()
@@ -560,8 +633,12 @@ def test_database_refuses_a_second_sale_of_a_seat(app, ctx, event, make_user):
     assert Payment.select().count() == 1
     assert User.get_by_id(second.id).points == app.config["STARTING_POINTS"]
     seat = Seat.get_by_id(seat_id)
-    assert (seat.status, seat.holder_id, seat.fencing_token, seat.version) == \
-        ("booked", first.id, 1, 1)
+    assert (seat.status, seat.holder_id, seat.fencing_token, seat.version) == (
+        "booked",
+        first.id,
+        1,
+        1,
+    )
 
 
 def test_unique_index_refuses_a_second_live_booking_row(app, ctx, event, make_user):
@@ -570,16 +647,28 @@ def test_unique_index_refuses_a_second_live_booking_row(app, ctx, event, make_us
     lease = int(time.time() * 1000) + 30_000
     checkout._book(event.id, first.id, [(seat_id, 1)], "u-1", "h" * 64, lease)
     with pytest.raises(peewee.IntegrityError), db.atomic():
-        other = Booking.create(user=second.id, event=event.id, amount=1000, points_left=0,
-                               idempotency_key="by-hand", request_hash="h" * 64)
+        other = Booking.create(
+            user=second.id,
+            event=event.id,
+            amount=1000,
+            points_left=0,
+            idempotency_key="by-hand",
+            request_hash="h" * 64,
+        )
         BookingSeat.insert(booking=other.id, seat=seat_id, price=1000, live=1).execute()
     assert BookingSeat.select().where(BookingSeat.seat == seat_id).count() == 1
     assert Booking.select().count() == 1
     # A cancelled booking (live NULL) does not count against the seat.
     with db.atomic():
-        other = Booking.create(user=second.id, event=event.id, amount=1000, points_left=0,
-                               idempotency_key="cancelled", request_hash="h" * 64,
-                               status="cancelled")
+        other = Booking.create(
+            user=second.id,
+            event=event.id,
+            amount=1000,
+            points_left=0,
+            idempotency_key="cancelled",
+            request_hash="h" * 64,
+            status="cancelled",
+        )
         BookingSeat.insert(booking=other.id, seat=seat_id, price=1000, live=None).execute()
     assert BookingSeat.select().where(BookingSeat.seat == seat_id).count() == 2
 
@@ -603,8 +692,7 @@ def test_database_refuses_after_the_lease(app, ctx, event, make_user):
     user = make_user()
     seat_id = seat_ids(app, event.id)[0]
     with pytest.raises(AppError) as refused:
-        checkout._book(event.id, user.id, [(seat_id, 1)], "l-1", "h" * 64,
-                       int(time.time() * 1000))
+        checkout._book(event.id, user.id, [(seat_id, 1)], "l-1", "h" * 64, int(time.time() * 1000))
     assert (refused.value.status, refused.value.code) == (409, "lease_expired")
     assert Booking.select().count() == 0
     assert Seat.get_by_id(seat_id).status == "available"
@@ -615,14 +703,16 @@ def test_database_refuses_a_blocked_seat(app, ctx, event, make_user):
     seat_id = seat_ids(app, event.id)[0]
     Seat.update(status="blocked").where(Seat.id == seat_id).execute()
     with pytest.raises(AppError) as refused:
-        checkout._book(event.id, user.id, [(seat_id, 1)], "b-1", "h" * 64,
-                       int(time.time() * 1000) + 30_000)
+        checkout._book(
+            event.id, user.id, [(seat_id, 1)], "b-1", "h" * 64, int(time.time() * 1000) + 30_000
+        )
     assert (refused.value.status, refused.value.code) == (409, "seat_blocked")
     assert Booking.select().count() == 0
     assert User.get_by_id(user.id).points == app.config["STARTING_POINTS"]
 
 
 # Retries: a real lock wait and a real deadlock (MySQL)
+
 
 @pytest.fixture
 def impatient(app, monkeypatch):
@@ -646,8 +736,9 @@ def lock_seat(conn, seat_id):
         cur.execute("SELECT id FROM seats WHERE id = %s FOR UPDATE", (seat_id,))
 
 
-def test_lock_wait_gives_503_and_the_holds_back(app, mysql, event, buyer, impatient, seat_locker,
-                                                r):
+def test_lock_wait_gives_503_and_the_holds_back(
+    app, mysql, event, buyer, impatient, seat_locker, r
+):
     user, client, items = buyer
     k = keys.event(event.id)
     seats_before = r.hgetall(k.seats)
@@ -668,20 +759,23 @@ def test_lock_wait_gives_503_and_the_holds_back(app, mysql, event, buyer, impati
     assert sale_rows(app) == {"bookings": 1, "booking_seats": 2, "payments": 1}
 
 
-def test_lock_wait_is_retried_then_503_busy(app, mysql, event, buyer, impatient, seat_locker,
-                                            caplog):
+def test_lock_wait_is_retried_then_503_busy(
+    app, mysql, event, buyer, impatient, seat_locker, caplog
+):
     _, client, items = buyer
     lock_seat(seat_locker, items[0][0])
     caplog.set_level("INFO", logger="app.checkout")
     response = pay(client, event.id, items)
     body = assert_error(response, 503)
     retried = [rec for rec in caplog.records if "retrying" in rec.getMessage()]
-    assert (body["error"], len(retried), response.headers.get("Retry-After")) == \
-        ("busy", 1, "1"), body
+    assert (body["error"], len(retried), response.headers.get("Retry-After")) == ("busy", 1, "1"), (
+        body
+    )
 
 
-def test_a_real_deadlock_is_retried_and_the_sale_goes_through(app, mysql, event, buyer,
-                                                              seat_locker, monkeypatch):
+def test_a_real_deadlock_is_retried_and_the_sale_goes_through(
+    app, mysql, event, buyer, seat_locker, monkeypatch
+):
     """Another transaction (heavier, so InnoDB picks the checkout as the victim)
     locks the buyer's user row, then the seat the checkout has locked."""
     user, client, items = buyer
@@ -689,8 +783,11 @@ def test_a_real_deadlock_is_retried_and_the_sale_goes_through(app, mysql, event,
     with seat_locker.cursor() as cur:
         cur.execute("BEGIN")
         for i in range(50):  # weight: undo records make this the costlier victim
-            cur.execute("INSERT INTO audit_log (action, target, created_at) "
-                        "VALUES ('test.weight', %s, NOW())", (str(i),))
+            cur.execute(
+                "INSERT INTO audit_log (action, target, created_at) "
+                "VALUES ('test.weight', %s, NOW())",
+                (str(i),),
+            )
         cur.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user.id,))
     result = {}
 
@@ -705,10 +802,12 @@ def test_a_real_deadlock_is_retried_and_the_sale_goes_through(app, mysql, event,
     try:
         for _ in range(200):  # until the checkout waits for the user row
             with watcher.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS w "
-                            "JOIN information_schema.INNODB_LOCKS l "
-                            "ON l.lock_id = w.requested_lock_id WHERE l.lock_table = %s",
-                            (f"`{MYSQL_DB}`.`users`",))
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS w "
+                    "JOIN information_schema.INNODB_LOCKS l "
+                    "ON l.lock_id = w.requested_lock_id WHERE l.lock_table = %s",
+                    (f"`{MYSQL_DB}`.`users`",),
+                )
                 if cur.fetchone()[0]:
                     break
             time.sleep(0.05)
@@ -731,6 +830,7 @@ def test_a_real_deadlock_is_retried_and_the_sale_goes_through(app, mysql, event,
 
 
 # SQLite fallback: the same checkout, one writer at a time (BEGIN IMMEDIATE)
+
 
 @pytest.fixture
 def sqlite_app(app, database_url, tmp_path, rebind):
@@ -755,14 +855,16 @@ def test_sqlite_checkout_happy_path(sqlite_app, r):
         event = events.create("On SQLite", SECTIONS, admit_rate=100_000)
         events.update(event.id, admission="open")
         user = accounts.register(f"lite-{uuid.uuid4().hex[:8]}@example.com", "password123")
-        poor = accounts.register(f"poor-{uuid.uuid4().hex[:8]}@example.com", "password123",
-                                 points=5)
+        poor = accounts.register(
+            f"poor-{uuid.uuid4().hex[:8]}@example.com", "password123", points=5
+        )
         ids = [s.id for s in Seat.select().where(Seat.event == event.id).order_by(Seat.id)]
     clients = []
     for person in (user, poor):
         client = lite.test_client()
-        response = client.post("/api/auth/login",
-                               json={"email": person.email, "password": "password123"})
+        response = client.post(
+            "/api/auth/login", json={"email": person.email, "password": "password123"}
+        )
         assert response.status_code == 200
         admit_and_enter(lite, client, event.id)
         clients.append(client)
@@ -781,8 +883,10 @@ def test_sqlite_checkout_happy_path(sqlite_app, r):
     assert seat_listing(poor_client, event.id)[ids[1]]["held_by_me"] is True
 
     with lite.app_context():
-        assert [(s.status, s.holder_id) for s in Seat.select().where(Seat.id.in_(ids[:2]))
-                .order_by(Seat.id)] == [("booked", user.id), ("available", None)]
+        assert [
+            (s.status, s.holder_id)
+            for s in Seat.select().where(Seat.id.in_(ids[:2])).order_by(Seat.id)
+        ] == [("booked", user.id), ("available", None)]
         assert (Booking.select().count(), BookingSeat.select().count()) == (1, 2)
         assert Payment.select().count() == 1
         assert User.get_by_id(user.id).points == body["points_left"]

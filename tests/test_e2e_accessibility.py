@@ -24,8 +24,9 @@ def seat_ids_by_row(page) -> list[list[str]]:
 
 @pytest.mark.parametrize("locale", ["en-US", "ko-KR"])
 def test_axe_finds_no_serious_violations(stack, new_context, screenshots, locale):
-    event_id = stack.new_event("Audit night", HALL, admit_rate=50, max_active=100,
-                               admission="paused")
+    event_id = stack.new_event(
+        "Audit night", HALL, admit_rate=50, max_active=100, admission="paused"
+    )
     lang = locale[:2]
     fan = new_context(locale=locale).new_page()
     log_in(fan, stack.new_user("audit"))
@@ -83,8 +84,9 @@ def test_the_seat_map_by_keyboard(stack, new_context):
 
     page.keyboard.press("Enter")  # holds it
     page.wait_for_selector(f"#{chosen}[data-state=mine]")
-    assert wait_for(lambda: active_id(page) == chosen, seconds=3), \
+    assert wait_for(lambda: active_id(page) == chosen, seconds=3), (
         "focus was lost when the map refreshed"
+    )
     label = page.get_attribute(f"#{chosen}", "aria-label")
     assert "row B" in label and "seat 3" in label, label
 
@@ -102,8 +104,9 @@ def test_taken_seats_are_labelled_and_inert(stack, new_context):
     log_in(page, stack.new_user("labels"))
     enter_through_queue(page, event_id)
 
-    labels = page.eval_on_selector_all(".seat-map button.seat",
-                                       "bs => bs.map(b => b.getAttribute('aria-label'))")
+    labels = page.eval_on_selector_all(
+        ".seat-map button.seat", "bs => bs.map(b => b.getAttribute('aria-label'))"
+    )
     assert len(labels) == len(ids) and all(label and "seat" in label for label in labels)
     sold = page.locator(f"#seat-{ids[0]}")
     assert sold.get_attribute("aria-disabled") == "true"
@@ -115,8 +118,7 @@ def test_taken_seats_are_labelled_and_inert(stack, new_context):
 
 
 def test_announcements_are_polite(stack, new_context):
-    event_id = stack.new_event("Announce night", HALL, admit_rate=1, max_active=100,
-                               hold_ttl=13)
+    event_id = stack.new_event("Announce night", HALL, admit_rate=1, max_active=100, hold_ttl=13)
     for _ in range(5):
         stack.api(stack.new_user("ahead")).call("POST", f"/api/events/{event_id}/queue")
     page = new_context().new_page()
@@ -126,18 +128,21 @@ def test_announcements_are_polite(stack, new_context):
 
     announcer = page.locator("#announcer")
     assert announcer.get_attribute("aria-live") == "polite"
-    assert wait_for(lambda: re.search(r"\d", announcer.inner_text()), seconds=10), \
+    assert wait_for(lambda: re.search(r"\d", announcer.inner_text()), seconds=10), (
         "the place in the queue was never announced"
+    )
     said = announcer.inner_text()
-    assert wait_for(lambda: announcer.inner_text() not in ("", said), seconds=15), \
+    assert wait_for(lambda: announcer.inner_text() not in ("", said), seconds=15), (
         "a new place in the queue was not announced"
+    )
 
     page.wait_for_url(re.compile(rf"/events/{event_id}/seats$"), timeout=30_000)
     page.locator(".seat-map button.seat[data-state=available]").first.click()
     page.wait_for_selector(".my-holds [data-countdown]")
     # The 13 s hold crosses the 10 s mark: that is announced, once.
-    assert wait_for(lambda: "0:10" in page.locator("#announcer").inner_text(), seconds=8), \
+    assert wait_for(lambda: "0:10" in page.locator("#announcer").inner_text(), seconds=8), (
         page.locator("#announcer").inner_text()
+    )
 
 
 def test_motion_respects_reduced_motion(stack, new_context):
@@ -147,8 +152,9 @@ def test_motion_respects_reduced_motion(stack, new_context):
     page.goto(f"/events/{event_id}")
     page.click(f"form[action$='/events/{event_id}/join'] button")
     page.wait_for_selector("#queue-status .progress-fill")
-    duration = page.eval_on_selector(".progress-fill",
-                                     "e => getComputedStyle(e).transitionDuration")
+    duration = page.eval_on_selector(
+        ".progress-fill", "e => getComputedStyle(e).transitionDuration"
+    )
     assert duration == "0s"
     moving = page.evaluate("""() => [...document.querySelectorAll('*')].filter(e => {
         const s = getComputedStyle(e);

@@ -8,11 +8,15 @@ from e2e_support import PHONE, enter_through_queue, log_in, shot, wait_for
 pytestmark = pytest.mark.e2e
 
 
-def test_without_javascript_the_waiting_page_refreshes_and_leads_in(stack, new_context,
-                                                                    screenshots):
-    event_id = stack.new_event("No script night", [{"name": "Hall", "rows": 2,
-                                                     "seats_per_row": 6, "price": 500}],
-                               admit_rate=1, max_active=50)
+def test_without_javascript_the_waiting_page_refreshes_and_leads_in(
+    stack, new_context, screenshots
+):
+    event_id = stack.new_event(
+        "No script night",
+        [{"name": "Hall", "rows": 2, "seats_per_row": 6, "price": 500}],
+        admit_rate=1,
+        max_active=50,
+    )
     for _ in range(3):  # people ahead, so there is a wait to watch
         stack.api(stack.new_user("ahead")).call("POST", f"/api/events/{event_id}/queue")
     page = new_context(javascript=False).new_page()
@@ -26,8 +30,9 @@ def test_without_javascript_the_waiting_page_refreshes_and_leads_in(stack, new_c
     assert int(refresh.get_attribute("content")) >= 1
     first = frame.locator(".status-text").inner_text()
     shot(page, screenshots, "09-waiting-room-no-javascript")
-    assert wait_for(lambda: frame.locator(".status-text").inner_text() != first, seconds=20), \
+    assert wait_for(lambda: frame.locator(".status-text").inner_text() != first, seconds=20), (
         "the frame never refreshed itself"
+    )
 
     # Admitted: the frame offers the way in (no script can move the page).
     go = frame.locator("a[href$='/seats']")
@@ -43,8 +48,9 @@ def test_without_javascript_the_waiting_page_refreshes_and_leads_in(stack, new_c
 def test_phone_sized_screen(stack, new_context, screenshots):
     wide = [{"name": "Stalls", "rows": 6, "seats_per_row": 30, "price": 900}]
     event_id = stack.new_event("Phone night", wide, admit_rate=50, max_active=100)
-    page = new_context(viewport=PHONE, is_mobile=True, has_touch=True,
-                       device_scale_factor=2).new_page()
+    page = new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+    ).new_page()
 
     def fits() -> bool:
         return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -12,9 +12,11 @@ pytestmark = pytest.mark.e2e
 SECTIONS = [{"name": "Floor", "rows": 2, "seats_per_row": 6, "price": 4500}]
 # Data, not interface text: emails, seat codes, and codes everyone shares (event
 # names, which other tests choose, are taken out as they are found).
-DATA = re.compile(r"[\w.+-]+@example\.com|Floor(-[A-Z]\d+)?|UTC|English|"
-                  r"JSON|ID|AM|PM|\bA\b|\bB\b|event(\.\w+)+|seat(\.\w+)+|queue\.\w+|"
-                  r"event:\d+(:seat:\d+)?|\{[^}]*\}|null")
+DATA = re.compile(
+    r"[\w.+-]+@example\.com|Floor(-[A-Z]\d+)?|UTC|English|"
+    r"JSON|ID|AM|PM|\bA\b|\bB\b|event(\.\w+)+|seat(\.\w+)+|queue\.\w+|"
+    r"event:\d+(:seat:\d+)?|\{[^}]*\}|null"
+)
 ENGLISH_WORD = re.compile(r"\b[A-Za-z]{3,}\b")
 
 
@@ -27,9 +29,14 @@ def pages(stack, page, event_id: int) -> list[tuple[str, str]]:
     page.click("form[action$='/checkout'] button[type=submit]")
     page.wait_for_url(re.compile(r"/bookings/\d+$"))
     booking = page.url.rsplit("/", 1)[1]
-    return [("home", "/"), ("event", f"/events/{event_id}"),
-            ("leave", f"/events/{event_id}/leave"), ("bookings", "/bookings"),
-            ("confirmation", f"/bookings/{booking}"), ("not found", "/events/999999999")]
+    return [
+        ("home", "/"),
+        ("event", f"/events/{event_id}"),
+        ("leave", f"/events/{event_id}/leave"),
+        ("bookings", "/bookings"),
+        ("confirmation", f"/bookings/{booking}"),
+        ("not found", "/events/999999999"),
+    ]
 
 
 @pytest.mark.parametrize("locale", ["en-US", "ko-KR"])
@@ -53,8 +60,11 @@ def test_every_page(stack, new_context, screenshots, locale):
                 found[f"{name}: English words"] = words
 
     anonymous = new_context(locale=locale, viewport=PHONE).new_page()
-    for name, path in [("login", "/auth/login"), ("register", "/auth/register"),
-                       ("home (anonymous)", "/")]:
+    for name, path in [
+        ("login", "/auth/login"),
+        ("register", "/auth/register"),
+        ("home (anonymous)", "/"),
+    ]:
         anonymous.goto(path)
         check(anonymous, name)
 

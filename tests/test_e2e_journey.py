@@ -55,8 +55,14 @@ def test_register_queue_hold_pay(stack, new_context, screenshots):
     assert re.search(r"\b[1-6]\b", first_text), first_text
     shot(page, screenshots, "02-waiting-room-en")
 
-    moved = wait_for(lambda: page.url.endswith("/waiting") and position_text(page) != first_text
-                     and progress(page) > first_progress, seconds=20)
+    moved = wait_for(
+        lambda: (
+            page.url.endswith("/waiting")
+            and position_text(page) != first_text
+            and progress(page) > first_progress
+        ),
+        seconds=20,
+    )
     assert moved, "the position never changed by itself"
     assert still_same_document(page), "the waiting page reloaded instead of updating"
 

@@ -48,8 +48,7 @@ def test_korean_browser_and_the_switcher(stack, new_context, screenshots):
     assert HANGUL.search(page.locator("h1").inner_text())
 
 
-def test_an_english_browser_gets_english_and_can_choose_korean(stack, new_context,
-                                                              screenshots):
+def test_an_english_browser_gets_english_and_can_choose_korean(stack, new_context, screenshots):
     event_id = stack.new_event("Seoul night", SECTIONS, admit_rate=50, max_active=50)
     page = new_context(locale="en-US").new_page()
     log_in(page, stack.new_user("visitor"))

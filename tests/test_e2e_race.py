@@ -17,8 +17,10 @@ from e2e_support import (
 
 pytestmark = pytest.mark.e2e
 
-SECTIONS = [{"name": "Floor", "rows": 4, "seats_per_row": 12, "price": 2000},
-            {"name": "Balcony", "rows": 3, "seats_per_row": 10, "price": 1200}]
+SECTIONS = [
+    {"name": "Floor", "rows": 4, "seats_per_row": 12, "price": 2000},
+    {"name": "Balcony", "rows": 3, "seats_per_row": 10, "price": 1200},
+]
 
 # Scheduled in each page, then left to run: both fire at the same wall-clock instant.
 CLICK_AT = """([selector, at]) => { setTimeout(() => document.querySelector(selector).click(),
@@ -50,29 +52,39 @@ def test_two_browsers_race_for_one_seat_and_staff_watch(stack, new_context, scre
     at = int(time.time() * 1000) + 800
     for page in fans:
         page.evaluate(CLICK_AT, [selector, at])
-    states = wait_for(lambda: sorted(p.get_attribute(selector, "data-state") for p in fans)
-                      if all(p.get_attribute(selector, "data-state") != "available" for p in fans)
-                      else None, seconds=10)
+    states = wait_for(
+        lambda: (
+            sorted(p.get_attribute(selector, "data-state") for p in fans)
+            if all(p.get_attribute(selector, "data-state") != "available" for p in fans)
+            else None
+        ),
+        seconds=10,
+    )
     assert states == ["held", "mine"], states
     winner, loser = fans if fans[0].get_attribute(selector, "data-state") == "mine" else fans[::-1]
 
     message = loser.locator("#booking-message [role=alert], #messages [role=alert]")
     assert wait_for(lambda: message.count() == 1, seconds=5), "the loser was told nothing"
     assert message.first.is_visible()
-    assert re.search(r"taken|held|someone", message.first.inner_text(), re.I), \
+    assert re.search(r"taken|held|someone", message.first.inner_text(), re.I), (
         message.first.inner_text()
-    assert loser.locator(selector).is_disabled() or \
-        loser.get_attribute(selector, "aria-disabled") == "true"
+    )
+    assert (
+        loser.locator(selector).is_disabled()
+        or loser.get_attribute(selector, "aria-disabled") == "true"
+    )
     shot(loser, screenshots, "07-race-lost")
 
     # Staff: held, then booked, on the live map.
-    assert wait_for(lambda: "held" in staff.get_attribute(f"#admin-seat-{target}", "class"),
-                    seconds=10), "the admin map never showed the hold"
+    assert wait_for(
+        lambda: "held" in staff.get_attribute(f"#admin-seat-{target}", "class"), seconds=10
+    ), "the admin map never showed the hold"
     winner.click(".my-holds a[href$='/checkout']")
     winner.click("form[action$='/checkout'] button[type=submit]")
     winner.wait_for_url(re.compile(r"/bookings/\d+$"))
-    assert wait_for(lambda: "booked" in staff.get_attribute(f"#admin-seat-{target}", "class"),
-                    seconds=10), "the admin map never showed the sale"
+    assert wait_for(
+        lambda: "booked" in staff.get_attribute(f"#admin-seat-{target}", "class"), seconds=10
+    ), "the admin map never showed the sale"
     assert still_same_document(staff), "the admin page reloaded instead of updating"
     shot(staff, screenshots, "08-admin-seat-map-mid-sale")
 

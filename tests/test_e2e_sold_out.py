@@ -23,8 +23,9 @@ def test_waiting_people_hear_it_is_sold_out(stack, new_context, screenshots):
     page.on("request", lambda r: polls.append(r.url) if "/waiting/status" in r.url else None)
     stack.buy(event_id, ids, client=buyer)  # ...and buys every seat
 
-    assert wait_for(lambda: page.locator("#queue-status.sold-out").count() == 1, seconds=20), \
+    assert wait_for(lambda: page.locator("#queue-status.sold-out").count() == 1, seconds=20), (
         page.locator("#queue-status").inner_text()
+    )
     assert "hx-trigger" not in page.locator("#queue-status").evaluate("e => e.outerHTML")
     shot(page, screenshots, "11-sold-out-waiting")
     seen = len(polls)

@@ -57,8 +57,9 @@ def admitted(app, client, make_user, login, make_event):
 
 
 def enter(client, event_id, token):
-    return client.post(f"/api/events/{event_id}/enter",
-                       headers={"Authorization": f"Bearer {token}"})
+    return client.post(
+        f"/api/events/{event_id}/enter", headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def assert_401(response):
@@ -69,6 +70,7 @@ def assert_401(response):
 
 
 # The token itself
+
 
 def test_token_claims(admitted, secret):
     event, user, token, _ = admitted
@@ -89,6 +91,7 @@ def test_polling_again_returns_the_same_token_id(admitted, secret):
 
 
 # Entering: once per session
+
 
 def test_same_session_enters_twice(admitted):
     event, _, token, client = admitted
@@ -128,9 +131,14 @@ def test_enter_needs_login(app, admitted):
 
 # Refused tokens: 401 JSON, never 500
 
+
 def claims_for(event, user, **changes):
-    claims = {"sub": str(user.id), "evt": event.id, "jti": uuid.uuid4().hex,
-              "exp": int(time.time()) + 300}
+    claims = {
+        "sub": str(user.id),
+        "evt": event.id,
+        "jti": uuid.uuid4().hex,
+        "exp": int(time.time()) + 300,
+    }
     claims.update(changes)
     return claims
 
@@ -145,8 +153,12 @@ def test_wrong_signing_key(admitted):
 def test_alg_none_by_hand(admitted):
     event, user, token, client = admitted
     claims = jwt.decode(token, options={"verify_signature": False})
-    for header in ({"alg": "none"}, {"alg": "none", "typ": "JWT"}, {"alg": "None"},
-                   {"alg": "NONE"}):
+    for header in (
+        {"alg": "none"},
+        {"alg": "none", "typ": "JWT"},
+        {"alg": "None"},
+        {"alg": "NONE"},
+    ):
         forged = f"{segment(header)}.{segment(claims)}."
         assert_401(enter(client, event.id, forged))
     # Without the trailing dot, too.
@@ -171,8 +183,10 @@ def test_rs256_header_signed_with_the_hs256_secret(admitted, secret):
         forged = hs256({"alg": alg, "typ": "JWT"}, claims, secret)
         assert_401(enter(client, event.id, forged))
     # The genuine claims re-signed by hand with HS256 still work (the test is sound).
-    assert enter(client, event.id, hs256({"alg": "HS256", "typ": "JWT"}, claims, secret)
-                 ).status_code == 200
+    assert (
+        enter(client, event.id, hs256({"alg": "HS256", "typ": "JWT"}, claims, secret)).status_code
+        == 200
+    )
 
 
 def test_expired_token(admitted, secret):
@@ -236,8 +250,12 @@ def test_tampered_payload(admitted, make_user):
     event, user, token, client = admitted
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    for change in ({"exp": claims["exp"] + 3600}, {"jti": "x" + claims["jti"]},
-                   {"sub": str(user.id + 1)}, {"evt": event.id + 1}):
+    for change in (
+        {"exp": claims["exp"] + 3600},
+        {"jti": "x" + claims["jti"]},
+        {"sub": str(user.id + 1)},
+        {"evt": event.id + 1},
+    ):
         forged = f"{header}.{segment({**claims, **change})}.{signature}"
         assert_401(enter(client, event.id, forged))
     # A flipped signature character, too.
@@ -245,34 +263,59 @@ def test_tampered_payload(admitted, make_user):
     assert_401(enter(client, event.id, f"{header}.{payload}.{flipped}"))
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": ""},
-    {"Authorization": "Bearer"},
-    {"Authorization": "Bearer "},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Token abc"},
-], ids=["missing", "empty", "bearer-only", "bearer-space", "basic", "other-scheme"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Token abc"},
+    ],
+    ids=["missing", "empty", "bearer-only", "bearer-space", "basic", "other-scheme"],
+)
 def test_missing_or_wrong_authorization_header(admitted, headers):
     event, _, _, client = admitted
     assert_401(client.post(f"/api/events/{event.id}/enter", headers=headers))
 
 
-@pytest.mark.parametrize("token", [
-    "abc", "a.b", "a.b.c", "a.b.c.d", "...", "e30.e30.", "e30.e30.e30",
-    "eyJhbGciOiJIUzI1NiJ9.not-base64!.sig", "%%%.%%%.%%%", "x" * 5000,
-    "eyJhbGciOiJIUzI1NiJ9.W10.c2ln",  # payload is a JSON list
-    "eyJhbGciOiJIUzI1NiJ9.bnVsbA.c2ln",  # payload is null
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "abc",
+        "a.b",
+        "a.b.c",
+        "a.b.c.d",
+        "...",
+        "e30.e30.",
+        "e30.e30.e30",
+        "eyJhbGciOiJIUzI1NiJ9.not-base64!.sig",
+        "%%%.%%%.%%%",
+        "x" * 5000,
+        "eyJhbGciOiJIUzI1NiJ9.W10.c2ln",  # payload is a JSON list
+        "eyJhbGciOiJIUzI1NiJ9.bnVsbA.c2ln",  # payload is null
+    ],
+)
 def test_malformed_tokens(admitted, token):
     event, _, _, client = admitted
     assert_401(enter(client, event.id, token))
 
 
-@pytest.mark.parametrize("change", [
-    {"sub": None}, {"sub": 12345}, {"evt": None}, {"evt": "1"}, {"jti": None}, {"jti": 5},
-    {"exp": "soon"}, {"exp": None},
-], ids=lambda c: f"{next(iter(c))}={next(iter(c.values()))!r}")
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sub": None},
+        {"sub": 12345},
+        {"evt": None},
+        {"evt": "1"},
+        {"jti": None},
+        {"jti": 5},
+        {"exp": "soon"},
+        {"exp": None},
+    ],
+    ids=lambda c: f"{next(iter(c))}={next(iter(c.values()))!r}",
+)
 def test_claims_of_the_wrong_type(admitted, secret, change):
     """Right key, claims of odd types: still a clean 401."""
     event, _, token, client = admitted
@@ -298,6 +341,7 @@ def test_unknown_event_is_not_a_500(admitted):
 
 
 # Windows
+
 
 def test_token_from_an_earlier_window_after_leave_and_rejoin(app, admitted):
     event, _, old_token, client = admitted
@@ -356,6 +400,7 @@ def test_entering_after_leaving(admitted):
 
 
 # The booking page
+
 
 def seats_url(event_id):
     return f"/events/{event_id}/seats"
@@ -463,8 +508,10 @@ def test_require_entered_after_the_window(app, admitted, r):
 
 # The browser path: the htmx poll is the entrance
 
-def test_htmx_poll_of_an_admitted_person_enters_and_redirects(app, client, make_user, login,
-                                                              make_event):
+
+def test_htmx_poll_of_an_admitted_person_enters_and_redirects(
+    app, client, make_user, login, make_event
+):
     event = make_event(admission="open")
     login(client, make_user())
     assert client.post(f"/events/{event.id}/join").status_code == 302
@@ -480,8 +527,7 @@ def test_htmx_poll_of_an_admitted_person_enters_and_redirects(app, client, make_
     assert again.headers["HX-Redirect"] == seats_url(event.id)
 
 
-def test_no_javascript_poll_of_an_admitted_person_enters(app, client, make_user, login,
-                                                         make_event):
+def test_no_javascript_poll_of_an_admitted_person_enters(app, client, make_user, login, make_event):
     event = make_event(admission="open")
     login(client, make_user())
     client.post(f"/events/{event.id}/join")
@@ -495,8 +541,9 @@ def test_no_javascript_poll_of_an_admitted_person_enters(app, client, make_user,
     assert client.get(seats_url(event.id)).status_code == 200
 
 
-def test_browser_entry_then_api_client_of_the_same_user_is_refused(app, client, make_user,
-                                                                   login, make_event):
+def test_browser_entry_then_api_client_of_the_same_user_is_refused(
+    app, client, make_user, login, make_event
+):
     event = make_event(admission="open")
     user = make_user()
     login(client, user)

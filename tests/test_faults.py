@@ -64,6 +64,7 @@ QUICK = 8.0  # "answers within a few seconds": generous on a busy 2-core machine
 
 # The ledger, read straight from MySQL
 
+
 def mysql_connect(autocommit: bool = True):
     return pymysql.connect(database=MYSQL_DB, autocommit=autocommit, connect_timeout=5, **MYSQL)
 
@@ -74,30 +75,37 @@ def ledger(app) -> dict:
     conn = mysql_connect()
     try:
         with conn.cursor() as cur:
+
             def one(sql, *args):
                 cur.execute(sql, args)
                 return cur.fetchone()
 
-            cur.execute("SELECT seat_id, COUNT(*) FROM booking_seats WHERE live = 1 "
-                        "GROUP BY seat_id HAVING COUNT(*) > 1")
+            cur.execute(
+                "SELECT seat_id, COUNT(*) FROM booking_seats WHERE live = 1 "
+                "GROUP BY seat_id HAVING COUNT(*) > 1"
+            )
             doubles = cur.fetchall()
-            taken, poorest = one("SELECT COALESCE(SUM(%s - points), 0), MIN(points) FROM users",
-                                 start)
+            taken, poorest = one(
+                "SELECT COALESCE(SUM(%s - points), 0), MIN(points) FROM users", start
+            )
             bookings, booked = one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM bookings")
             payments, paid = one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payments")
             (unpaid,) = one(
                 "SELECT COUNT(*) FROM bookings b LEFT JOIN payments p ON p.booking_id = b.id "
-                "AND p.user_id = b.user_id AND p.amount = b.amount WHERE p.id IS NULL")
+                "AND p.user_id = b.user_id AND p.amount = b.amount WHERE p.id IS NULL"
+            )
             (mispriced,) = one(
                 "SELECT COUNT(*) FROM bookings b LEFT JOIN (SELECT booking_id, SUM(price) AS "
                 "total FROM booking_seats GROUP BY booking_id) s ON s.booking_id = b.id "
-                "WHERE s.total IS NULL OR s.total <> b.amount")
+                "WHERE s.total IS NULL OR s.total <> b.amount"
+            )
             (mismatched,) = one(
                 "SELECT COUNT(*) FROM seats s "
                 "LEFT JOIN booking_seats bs ON bs.seat_id = s.id AND bs.live = 1 "
                 "LEFT JOIN bookings b ON b.id = bs.booking_id "
                 "WHERE (s.status = 'booked') <> (bs.id IS NOT NULL) "
-                "OR (bs.id IS NOT NULL AND NOT (s.holder_id <=> b.user_id))")
+                "OR (bs.id IS NOT NULL AND NOT (s.holder_id <=> b.user_id))"
+            )
             cur.execute("SELECT id, holder_id, fencing_token FROM seats WHERE status = 'booked'")
             sold = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
     finally:
@@ -124,8 +132,10 @@ def seat_row(seat_id: int) -> tuple:
     conn = mysql_connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT status, holder_id, version, fencing_token FROM seats "
-                        "WHERE id = %s", (seat_id,))
+            cur.execute(
+                "SELECT status, holder_id, version, fencing_token FROM seats WHERE id = %s",
+                (seat_id,),
+            )
             return cur.fetchone()
     finally:
         conn.close()
@@ -138,21 +148,26 @@ def redis_now_ms(r) -> int:
 
 # Rebinding the app's global singletons, private servers, proxies, processes
 
+
 @pytest.fixture(autouse=True)
 def quick_passwords(monkeypatch):
     """Accounts get a cheap (still real) hash: these tests are about faults."""
-    monkeypatch.setattr(accounts, "generate_password_hash",
-                        lambda password: generate_password_hash(password,
-                                                                method="pbkdf2:sha256:1"))
+    monkeypatch.setattr(
+        accounts,
+        "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
 
 
 @pytest.fixture
 def make_app(app, mysql, rebind):
     """The app on other servers (a private Redis, a proxy): the session settings
     with some replaced."""
+
     def make(**overrides):
         settings = dict(app.test_settings)
         return create_app({**settings, "RATELIMIT_ENABLED": False, **overrides})
+
     return make
 
 
@@ -211,8 +226,9 @@ class TcpProxy:
                 self._socks.update((client, upstream))
                 self.connections += 1
             for src, dst, outbound in ((client, upstream, True), (upstream, client, False)):
-                threading.Thread(target=self._pump, args=(src, dst, outbound), daemon=True,
-                                 name="proxy-pump").start()
+                threading.Thread(
+                    target=self._pump, args=(src, dst, outbound), daemon=True, name="proxy-pump"
+                ).start()
 
     def _pump(self, src, dst, outbound):
         try:
@@ -264,6 +280,7 @@ def proxy():
     def make(target_port: int) -> TcpProxy:
         made.append(TcpProxy(target_port))
         return made[-1]
+
     yield make
     for p in made:
         p.close()
@@ -272,8 +289,15 @@ def proxy():
 def spawn(args, env, log: Path) -> subprocess.Popen:
     """A child in its own process group (so the whole group can be signalled)."""
     with open(log, "ab") as out:
-        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
@@ -309,12 +333,16 @@ def wait_for(condition, timeout: float, what: str, step: float = 0.02):
 
 # People (in-process test clients) and the sale
 
+
 @pytest.fixture
 def people(make_user, login):
     """n new accounts, each logged in through the real endpoint of `on` (an app)."""
+
     def make(on, n):
-        return [Person(user, login(on.test_client(), user)) for user in
-                [make_user() for _ in range(n)]]
+        return [
+            Person(user, login(on.test_client(), user)) for user in [make_user() for _ in range(n)]
+        ]
+
     return make
 
 
@@ -322,12 +350,13 @@ def open_sale(on, seats_per_row=6, **settings):
     """An open event (one row, PRICE points a seat) on app `on`; returns (event, seat ids)."""
     values = {"admit_rate": 1_000, "max_active": 10_000, **settings}
     with on.app_context():
-        event = events.create("Fault show", [{"name": "A", "rows": 1,
-                                              "seats_per_row": seats_per_row,
-                                              "price": PRICE}], **values)
+        event = events.create(
+            "Fault show",
+            [{"name": "A", "rows": 1, "seats_per_row": seats_per_row, "price": PRICE}],
+            **values,
+        )
         events.update(event.id, admission="open")
-        ids = [s.id for s in Seat.select(Seat.id).where(Seat.event == event.id)
-               .order_by(Seat.id)]
+        ids = [s.id for s in Seat.select(Seat.id).where(Seat.event == event.id).order_by(Seat.id)]
     return event, ids
 
 
@@ -416,15 +445,16 @@ def stall(monkeypatch):
 
 # Redis loses everything mid-sale: FLUSHALL, and a real restart
 
+
 def rq_connection(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)  # RQ wants bytes back
 
 
 def schedules_present(scheduler) -> bool:
-    listed = {m.decode() for m in
-              scheduler.connection.zrange(scheduler.scheduled_jobs_key, 0, -1)}
+    listed = {m.decode() for m in scheduler.connection.zrange(scheduler.scheduled_jobs_key, 0, -1)}
     return set(PERIODIC) <= listed and all(
-        JSONJob.exists(job_id, connection=scheduler.connection) for job_id in PERIODIC)
+        JSONJob.exists(job_id, connection=scheduler.connection) for job_id in PERIODIC
+    )
 
 
 @pytest.mark.faults
@@ -500,7 +530,8 @@ def test_redis_loses_everything_mid_sale(app, loss, private_redis, make_app, peo
     queue = Queue(papp.config["RQ_QUEUE"], connection=rq, serializer=JSONSerializer)
     assert set(PERIODIC) <= set(queue.job_ids)
     assert SimpleWorker([queue], connection=rq, serializer=JSONSerializer).work(
-        burst=True, with_scheduler=False)
+        burst=True, with_scheduler=False
+    )
     for job_id in PERIODIC:
         job = JSONJob.fetch(job_id, connection=rq)
         assert job.is_finished, (job_id, job.get_status(), job.latest_result())
@@ -530,14 +561,19 @@ def test_redis_loses_everything_mid_sale(app, loss, private_redis, make_app, peo
     assert d.checkout(event.id, [(ids[3], t_d)]).status_code == 201
 
     books = ledger(app)
-    assert books["sold"] == {ids[0]: (a.id, t_a), ids[1]: (b.id, t_b2), ids[2]: (c1.id, t_c1),
-                             ids[3]: (d.id, t_d)}
+    assert books["sold"] == {
+        ids[0]: (a.id, t_a),
+        ids[1]: (b.id, t_b2),
+        ids[2]: (c1.id, t_c1),
+        ids[3]: (d.id, t_d),
+    }
     assert books["bookings"] == 4 and books["taken"] == 4 * PRICE
     states = r.hgetall(k.seats)
     assert {int(s) for s, v in states.items() if v.startswith("booked:")} == set(books["sold"])
 
 
 # Redis unreachable: a clear 503 within seconds, and the waiting room fails closed
+
 
 def clone(client: FlaskClient) -> FlaskClient:
     """Another test client with the same session cookie (one per thread)."""
@@ -551,7 +587,8 @@ def clone(client: FlaskClient) -> FlaskClient:
 @pytest.mark.faults
 @pytest.mark.parametrize("outage", ["refused", "silent"])
 def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
-        app, outage, private_redis, proxy, make_app, people):
+    app, outage, private_redis, proxy, make_app, people
+):
     """Redis refuses connections (crashed) or stops answering (a silent network):
     every page and API call that needs it answers 503 with a message within a
     few seconds (3 s socket timeout in the app, redis-py's 5 s in the rate
@@ -570,8 +607,12 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
     token = admitted.poll(eid).get_json()["token"]  # admitted, not yet through the entrance
     assert waiting.join(eid).get_json()["status"] == "waiting"
     raw = private_redis.client(decode_responses=True)
-    before = {"seats": raw.hgetall(k.seats), "queue": raw.zrange(k.queue, 0, -1),
-              "active": raw.zrange(k.active, 0, -1), "entry": raw.hgetall(k.admission(admitted.id))}
+    before = {
+        "seats": raw.hgetall(k.seats),
+        "queue": raw.zrange(k.queue, 0, -1),
+        "active": raw.zrange(k.active, 0, -1),
+        "entry": raw.hgetall(k.admission(admitted.id)),
+    }
     assert before["queue"] == [str(waiting.id)] and "session" not in before["entry"]
 
     seats_form = {"data": {"seat": ids[1]}}
@@ -581,13 +622,25 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
         (newcomer, "post", f"/api/events/{eid}/queue", {}, "json"),
         (waiting, "get", f"/api/events/{eid}/queue", {}, "json"),
         (waiting, "get", f"/api/events/{eid}/seats", {}, "json"),
-        (admitted, "post", f"/api/events/{eid}/enter",
-         {"headers": {"Authorization": f"Bearer {token}"}}, "json"),
+        (
+            admitted,
+            "post",
+            f"/api/events/{eid}/enter",
+            {"headers": {"Authorization": f"Bearer {token}"}},
+            "json",
+        ),
         (inside, "get", f"/api/events/{eid}/seats", {}, "json"),
         (inside, "post", f"/api/events/{eid}/seats/{ids[1]}/hold", {}, "json"),
-        (inside, "post", f"/api/events/{eid}/checkout",
-         {"json": {"seats": [{"seat_id": ids[0], "token": t_in}]},
-          "headers": {"Idempotency-Key": "during-outage"}}, "json"),
+        (
+            inside,
+            "post",
+            f"/api/events/{eid}/checkout",
+            {
+                "json": {"seats": [{"seat_id": ids[0], "token": t_in}]},
+                "headers": {"Idempotency-Key": "during-outage"},
+            },
+            "json",
+        ),
         (None, "get", "/", {}, "page"),
         (None, "get", f"/events/{eid}", {}, "page"),
         (admitted, "get", f"/events/{eid}/waiting/status", {}, "page"),
@@ -596,8 +649,7 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
         (inside, "get", f"/events/{eid}/seats", {}, "page"),
         (inside, "get", f"/events/{eid}/seats/panel", hx, "fragment"),
         (inside, "post", f"/events/{eid}/seats/hold", seats_form, "page"),
-        (inside, "post", f"/events/{eid}/checkout", {"data": {"idempotency_key": "page"}},
-         "page"),
+        (inside, "post", f"/events/{eid}/checkout", {"data": {"idempotency_key": "page"}}, "page"),
         (None, "get", "/readyz", {}, "ready"),
     ]
     if outage == "refused":
@@ -649,8 +701,12 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
     assert papp.test_client().get("/healthz").status_code == 200  # the process itself is alive
 
     # Redis saw none of it: the hold, the queue, the admission all as they were.
-    after = {"seats": raw.hgetall(k.seats), "queue": raw.zrange(k.queue, 0, -1),
-             "active": raw.zrange(k.active, 0, -1), "entry": raw.hgetall(k.admission(admitted.id))}
+    after = {
+        "seats": raw.hgetall(k.seats),
+        "queue": raw.zrange(k.queue, 0, -1),
+        "active": raw.zrange(k.active, 0, -1),
+        "entry": raw.hgetall(k.admission(admitted.id)),
+    }
     assert after == before
     assert ledger(app)["bookings"] == 0
 
@@ -665,7 +721,8 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
 
 @pytest.mark.faults
 def test_redis_gone_right_after_the_commit_the_sale_stands_and_the_seat_stays_sold(
-        app, mysql, private_redis, proxy, make_app, people, monkeypatch):
+    app, mysql, private_redis, proxy, make_app, people, monkeypatch
+):
     """Redis becomes unreachable between the MySQL commit and step 3
     (pay_finish): the buyer still gets the receipt (the database decided), and
     when Redis is back with the seat still marked "being paid for", nobody can
@@ -705,8 +762,8 @@ def test_redis_gone_right_after_the_commit_the_sale_stands_and_the_seat_stays_so
     assert books["sold"] == {seat: (buyer.id, t)} and books["taken"] == PRICE
 
 
-
 # MySQL: a connection killed mid-checkout, and the server going away
+
 
 def probe_locked(conn, seat_ids) -> bool:
     """True if another transaction holds a row lock on any of these seats."""
@@ -714,8 +771,9 @@ def probe_locked(conn, seat_ids) -> bool:
         cur.execute("BEGIN")
         try:
             marks = ", ".join(["%s"] * len(seat_ids))
-            cur.execute(f"SELECT id FROM seats WHERE id IN ({marks}) FOR UPDATE NOWAIT",
-                        list(seat_ids))
+            cur.execute(
+                f"SELECT id FROM seats WHERE id IN ({marks}) FOR UPDATE NOWAIT", list(seat_ids)
+            )
             return False
         except pymysql.err.OperationalError as e:
             if e.args[0] not in (1205, 3572):  # lock wait / NOWAIT refused
@@ -727,7 +785,8 @@ def probe_locked(conn, seat_ids) -> bool:
 
 @pytest.mark.faults
 def test_mysql_connection_killed_mid_checkout_rolls_back_and_the_retry_books_once(
-        app, mysql, monkeypatch, people):
+    app, mysql, monkeypatch, people
+):
     """The checkout's transaction has locked its seat rows and waits for the
     user row (another connection holds it) when its connection is KILLed: the
     whole transaction rolls back, the buyer gets a retryable 503 and the hold
@@ -736,8 +795,10 @@ def test_mysql_connection_killed_mid_checkout_rolls_back_and_the_retry_books_onc
     event, ids = open_sale(app)
     (buyer,) = come_in(app, people(app, 1), event.id)
     k = keys.event(event.id)
-    items = [(ids[1], token_of(buyer.hold(event.id, ids[1]))),
-             (ids[4], token_of(buyer.hold(event.id, ids[4])))]
+    items = [
+        (ids[1], token_of(buyer.hold(event.id, ids[1]))),
+        (ids[4], token_of(buyer.hold(event.id, ids[4]))),
+    ]
     rows_before = {s: seat_row(s) for s, _ in items}
     holds_before = {s: redis_store.client.hget(k.seats, s) for s, _ in items}
 
@@ -752,11 +813,14 @@ def test_mysql_connection_killed_mid_checkout_rolls_back_and_the_retry_books_onc
             # PROCESSLIST, not INNODB_TRX: InnoDB refreshes that table only after
             # 100 ms without readers, and other sessions on the server read it too.
             with watcher.cursor() as cur:
-                cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s "
-                            "AND ID <> %s AND INFO LIKE %s",
-                            (MYSQL_DB, locker.thread_id(), "%FROM `users`%FOR UPDATE"))
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s "
+                    "AND ID <> %s AND INFO LIKE %s",
+                    (MYSQL_DB, locker.thread_id(), "%FROM `users`%FOR UPDATE"),
+                )
                 row = cur.fetchone()
                 return row and row[0]
+
         victim = wait_for(waiting_checkout, 20, "the checkout to wait for the user row")
         assert probe_locked(prober, [s for s, _ in items])  # it holds the seat locks now
         with watcher.cursor() as cur:
@@ -792,7 +856,8 @@ def mysql_url_via(link: TcpProxy) -> str:
 
 @pytest.mark.faults
 def test_mysql_down_is_a_clear_503_nothing_half_written_and_the_hold_kept(
-        app, mysql, proxy, make_app, people, stall):
+    app, mysql, proxy, make_app, people, stall
+):
     """MariaDB goes away (connections reset, new ones refused) before a checkout
     and in the middle of one, after its Redis step: 503 with a message within
     seconds, no row written, the seats still the buyer's hold in Redis, and the
@@ -802,12 +867,16 @@ def test_mysql_down_is_a_clear_503_nothing_half_written_and_the_hold_kept(
     event, ids = open_sale(papp)
     k = keys.event(event.id)
     (buyer,) = come_in(papp, people(papp, 1), event.id)
-    items = [(ids[0], token_of(buyer.hold(event.id, ids[0]))),
-             (ids[2], token_of(buyer.hold(event.id, ids[2])))]
+    items = [
+        (ids[0], token_of(buyer.hold(event.id, ids[0]))),
+        (ids[2], token_of(buyer.hold(event.id, ids[2]))),
+    ]
     r = redis_store.client
     holds = {s: r.hget(k.seats, s) for s, _ in items}
-    assert all(h.startswith(f"held:{buyer.id}:{t}:") for (s, t), h in zip(items, holds.values(),
-                                                                        strict=True))
+    assert all(
+        h.startswith(f"held:{buyer.id}:{t}:")
+        for (s, t), h in zip(items, holds.values(), strict=True)
+    )
     rows_before = {s: seat_row(s) for s, _ in items}
 
     def down():
@@ -881,7 +950,8 @@ def test_mysql_silent_is_a_503_within_seconds_not_a_hang(app, mysql, proxy, make
 
 @pytest.mark.faults
 def test_a_hold_that_met_a_mysql_outage_still_fences_out_a_stalled_buyer(
-        app, mysql, private_redis, proxy, make_app, people):
+    app, mysql, private_redis, proxy, make_app, people
+):
     """X is paying (Redis step done, MySQL step not yet: a paused process, its
     lease still running) when Redis loses everything; Y comes back and holds
     the seat during a MySQL blip (503), then again once MySQL is back. MySQL
@@ -916,6 +986,7 @@ def test_a_hold_that_met_a_mysql_outage_still_fences_out_a_stalled_buyer(
 
 
 # Admission: workers SIGKILLed mid-tick, the scheduler stopped
+
 
 def seed_queue(r, event_id: int, user_ids) -> None:
     """Queue people in this order, scored and heartbeated as join.lua would."""
@@ -964,7 +1035,8 @@ with app.app_context():
 
 @pytest.mark.faults
 def test_admission_workers_sigkilled_mid_tick_admit_nobody_twice_and_lose_nobody(
-        app, mysql, r, tmp_path):
+    app, mysql, r, tmp_path
+):
     """Two admission workers tick one event back to back and are SIGKILLed at
     random moments, four rounds over (in the last the room fills up): every time
     nobody is admitted twice, nobody loses their place, the active set never
@@ -979,10 +1051,26 @@ def test_admission_workers_sigkilled_mid_tick_admit_nobody_twice_and_lose_nobody
     log = tmp_path / "tickers.log"
     # Every round's two workers start at once (imports are slow), each round's
     # wait for their own go key.
-    procs = [[spawn([sys.executable, "-c", TICKER, app.config["REDIS_URL"],
-                     app.config["DATABASE_URL"], str(event.id), f"test:faults:go:{i}",
-                     f"test:faults:started:{i}"], child_env(), log) for _ in range(2)]
-             for i in range(rounds)]
+    procs = [
+        [
+            spawn(
+                [
+                    sys.executable,
+                    "-c",
+                    TICKER,
+                    app.config["REDIS_URL"],
+                    app.config["DATABASE_URL"],
+                    str(event.id),
+                    f"test:faults:go:{i}",
+                    f"test:faults:started:{i}",
+                ],
+                child_env(),
+                log,
+            )
+            for _ in range(2)
+        ]
+        for i in range(rounds)
+    ]
     cap, largest, admitted_per_round, kills = 100_000, 0, [], 0
     rng = random.Random()
     try:
@@ -993,8 +1081,11 @@ def test_admission_workers_sigkilled_mid_tick_admit_nobody_twice_and_lose_nobody
                 with app.app_context():
                     events.update(event.id, max_active=cap)
             r.set(f"test:faults:go:{round_no}", 1)
-            wait_for(lambda n=round_no: int(r.get(f"test:faults:started:{n}") or 0) == 2, 30,
-                     f"the workers of round {round_no + 1}\n{tail(log)}")
+            wait_for(
+                lambda n=round_no: int(r.get(f"test:faults:started:{n}") or 0) == 2,
+                30,
+                f"the workers of round {round_no + 1}\n{tail(log)}",
+            )
             kill_at = time.monotonic() + rng.uniform(0.2, 0.5)
             while time.monotonic() < kill_at:
                 largest = max(largest, r.zcard(k.active))
@@ -1008,8 +1099,10 @@ def test_admission_workers_sigkilled_mid_tick_admit_nobody_twice_and_lose_nobody
     finally:
         for p in (p for pair in procs for p in pair):
             kill_group(p)
-    print(f"\n{kills} admission workers SIGKILLed mid-tick; admitted per round "
-          f"{admitted_per_round}; largest active set {largest}, cap {cap} in the last round")
+    print(
+        f"\n{kills} admission workers SIGKILLed mid-tick; admitted per round "
+        f"{admitted_per_round}; largest active set {largest}, cap {cap} in the last round"
+    )
     assert all(n > 0 for n in admitted_per_round)  # they were admitting when killed
     assert largest <= cap and r.zcard(k.active) == cap  # the room filled, and not one more
     ledger(app)
@@ -1017,7 +1110,8 @@ def test_admission_workers_sigkilled_mid_tick_admit_nobody_twice_and_lose_nobody
 
 @pytest.mark.faults
 def test_worker_killed_and_scheduler_stopped_admission_resumes_within_the_cap(
-        app, mysql, private_redis, make_app, tmp_path):
+    app, mysql, private_redis, make_app, tmp_path
+):
     """The real processes (`flask worker`, `flask scheduler`) on a private Redis:
     the RQ worker is SIGKILLed twice and started again (as bin/run does), then
     the scheduler is killed and stays away. Nobody is admitted twice or loses
@@ -1031,9 +1125,13 @@ def test_worker_killed_and_scheduler_stopped_admission_resumes_within_the_cap(
     r = redis_store.client
     everyone = list(range(1, 1_001))
     seed_queue(r, event.id, everyone)
-    env = child_env(REDIS_URL=private_redis.url, DATABASE_URL=app.config["DATABASE_URL"],
-                    SECRET_KEY="faults", JWT_SECRET="faults-jwt-secret-that-is-32-bytes-long",
-                    ADMIT_INTERVAL="1")
+    env = child_env(
+        REDIS_URL=private_redis.url,
+        DATABASE_URL=app.config["DATABASE_URL"],
+        SECRET_KEY="faults",
+        JWT_SECRET="faults-jwt-secret-that-is-32-bytes-long",
+        ADMIT_INTERVAL="1",
+    )
     commands = {"scheduler": ["scheduler", "--interval", "1"], "worker": ["worker"]}
     log = tmp_path / "jobs.log"
     procs: dict[str, subprocess.Popen] = {}
@@ -1051,6 +1149,7 @@ def test_worker_killed_and_scheduler_stopped_admission_resumes_within_the_cap(
             nonlocal largest
             largest = max(largest, r.zcard(k.active))
             return condition()
+
         wait_for(check, timeout, f"{what}\n{tail(log)}", step=0.01)
 
     try:
@@ -1070,8 +1169,11 @@ def test_worker_killed_and_scheduler_stopped_admission_resumes_within_the_cap(
         # same code path (admit.lua admits rate x the gap when ticks resume).
         kill_group(procs["scheduler"])
         kills += 1
-        queue = Queue(papp.config["RQ_QUEUE"], connection=rq_connection(private_redis.url),
-                      serializer=JSONSerializer)
+        queue = Queue(
+            papp.config["RQ_QUEUE"],
+            connection=rq_connection(private_redis.url),
+            serializer=JSONSerializer,
+        )
         wait_for(lambda: queue.count == 0, 30, "the jobs it had queued to be taken", step=0.05)
         time.sleep(0.5)  # and the last one to finish (a tick takes milliseconds)
         stopped_at = time.monotonic()
@@ -1107,12 +1209,15 @@ def test_worker_killed_and_scheduler_stopped_admission_resumes_within_the_cap(
         r.hset(k.tick, mapping={"last_ms": redis_now_ms(r) - 600_000, "carry": 0})
         assert waiting_room.admit(event.id)["admitted"] == 7
     assert assert_places_kept(r, event.id, everyone, 100_000) == before + rate * 60 + 7
-    print(f"\nworker SIGKILLed twice, scheduler killed for 4 s ({kills} kills); "
-          f"largest active set {largest} (cap {cap})")
+    print(
+        f"\nworker SIGKILLed twice, scheduler killed for 4 s ({kills} kills); "
+        f"largest active set {largest} (cap {cap})"
+    )
     ledger(app)
 
 
 # A web process paused (SIGSTOP) between the Redis step and the MySQL transaction
+
 
 class HttpClient:
     """A cookie-keeping JSON client for the app running in another process."""
@@ -1120,7 +1225,8 @@ class HttpClient:
     def __init__(self, base: str):
         self.base = base
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
 
     def call(self, method, path, body=None, headers=None, timeout=30.0):
         headers = dict(headers or {})
@@ -1128,8 +1234,9 @@ class HttpClient:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers=headers)
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=headers
+        )
         try:
             with self.opener.open(request, timeout=timeout) as response:
                 status, raw = response.status, response.read()
@@ -1154,7 +1261,8 @@ def group_stopped(pgid: int) -> bool:
 
 @pytest.mark.faults
 def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
-        app, mysql, r, proxy, people, tmp_path):
+    app, mysql, r, proxy, people, tmp_path
+):
     """A gunicorn process is SIGSTOPped in the middle of A's checkout: after the
     Redis step (the seat is A's "being paid for" under a 2 s lease; the event's
     hold time is 1 s) and before the MySQL transaction (its BEGIN is held by the
@@ -1164,13 +1272,32 @@ def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
     link = proxy(MYSQL["port"])  # only to find the moment; it forwards everything
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = child_env(REDIS_URL=app.config["REDIS_URL"], DATABASE_URL=mysql_url_via(link),
-                    SECRET_KEY="faults", JWT_SECRET="faults-jwt-secret-that-is-32-bytes-long",
-                    CHECKOUT_LEASE="2")
+    env = child_env(
+        REDIS_URL=app.config["REDIS_URL"],
+        DATABASE_URL=mysql_url_via(link),
+        SECRET_KEY="faults",
+        JWT_SECRET="faults-jwt-secret-that-is-32-bytes-long",
+        CHECKOUT_LEASE="2",
+    )
     log = tmp_path / "gunicorn.log"
-    web = spawn([str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                 "--worker-class", "gthread", "--threads", "4", "--timeout", "60", "wsgi:app"],
-                env, log)
+    web = spawn(
+        [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--timeout",
+            "60",
+            "wsgi:app",
+        ],
+        env,
+        log,
+    )
     try:
         event, ids = open_sale(app, hold_ttl=1)
         seat = ids[0]
@@ -1183,16 +1310,25 @@ def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
                 return a.call("GET", "/healthz", timeout=2)[0] == 200
             except (urllib.error.URLError, OSError):
                 return False
+
         wait_for(up, 30, "gunicorn to answer", step=0.1)
         (a_user,), (b,) = [p.user for p in people(app, 1)], people(app, 1)
-        assert a.call("POST", "/api/auth/login",
-                      {"email": a_user.email, "password": "password123"})[0] == 200
+        assert (
+            a.call("POST", "/api/auth/login", {"email": a_user.email, "password": "password123"})[0]
+            == 200
+        )
         assert a.call("POST", f"/api/events/{event.id}/queue")[0] == 200
         come_in(app, [b], event.id)  # admits A as well
         status, body = a.call("GET", f"/api/events/{event.id}/queue")
         assert body["status"] == "admitted", body
-        assert a.call("POST", f"/api/events/{event.id}/enter",
-                      headers={"Authorization": f"Bearer {body['token']}"})[0] == 200
+        assert (
+            a.call(
+                "POST",
+                f"/api/events/{event.id}/enter",
+                headers={"Authorization": f"Bearer {body['token']}"},
+            )[0]
+            == 200
+        )
         start = points_of(a_user.id)
 
         for _ in range(3):  # a 1 s hold: on a very slow machine, try again
@@ -1200,9 +1336,14 @@ def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
             assert status == 201, held
             t_a = held["token"]
             link.hold_on(b"\x03BEGIN")  # the transaction's first statement
-            pay = in_background(lambda t=t_a: a.call(
-                "POST", f"/api/events/{event.id}/checkout",
-                {"seats": [{"seat_id": seat, "token": t}]}, {"Idempotency-Key": "paused"}))
+            pay = in_background(
+                lambda t=t_a: a.call(
+                    "POST",
+                    f"/api/events/{event.id}/checkout",
+                    {"seats": [{"seat_id": seat, "token": t}]},
+                    {"Idempotency-Key": "paused"},
+                )
+            )
             while not link.held.wait(0.05) and pay[0].is_alive():
                 pass
             if link.held.is_set():
@@ -1274,7 +1415,8 @@ def countdowns(html: str) -> list[int]:
 
 @pytest.mark.faults
 def test_countdowns_do_not_depend_on_the_browsers_or_the_web_servers_clock(
-        app, mysql, r, monkeypatch, people):
+    app, mysql, r, monkeypatch, people
+):
     """The seat panel and the checkout page carry seconds left, computed from
     Redis TIME (the web server's clock an hour fast changes nothing); the
     waiting room schedules its next poll as a delay; countdown.js only counts
@@ -1292,11 +1434,13 @@ def test_countdowns_do_not_depend_on_the_browsers_or_the_web_servers_clock(
     with monkeypatch.context() as m:
         m.setattr(time, "time", lambda: real_time() + 3_600)  # this server's clock: 1 h fast
         first = redis_now_ms(r)
-        panel = person.client.get(f"/events/{event.id}/seats/panel",
-                                  headers={"HX-Request": "true"}).get_data(as_text=True)
+        panel = person.client.get(
+            f"/events/{event.id}/seats/panel", headers={"HX-Request": "true"}
+        ).get_data(as_text=True)
         page = person.client.get(f"/events/{event.id}/checkout").get_data(as_text=True)
-        status = waiting.client.get(f"/events/{event.id}/waiting/status",
-                                    headers={"HX-Request": "true"}).get_data(as_text=True)
+        status = waiting.client.get(
+            f"/events/{event.id}/waiting/status", headers={"HX-Request": "true"}
+        ).get_data(as_text=True)
         last = redis_now_ms(r)
 
     def seconds_left(until_ms):
@@ -1310,16 +1454,20 @@ def test_countdowns_do_not_depend_on_the_browsers_or_the_web_servers_clock(
     delay = re.search(r'hx-trigger="load delay:(\d+)ms', status)
     assert delay and 900 <= int(delay.group(1)) <= 1_100, status  # position 1: about 1 s
     for html in (panel, page, status):  # (form values hold random keys: not times)
-        assert not re.search(r"\d{10,}", re.sub(r'value="[^"]*"', "", html)), \
+        assert not re.search(r"\d{10,}", re.sub(r'value="[^"]*"', "", html)), (
             "an absolute time reached the browser"
+        )
 
     source = COUNTDOWN_JS.read_text()
     assert "Date" not in source and "now(" not in source
     node = shutil.which("node")
     if node:  # run it in a fake browser whose clock throws
-        ran = subprocess.run([node, "-e", FAKE_BROWSER, "--", str(COUNTDOWN_JS)],
-                             capture_output=True, text=True, timeout=30)
+        ran = subprocess.run(
+            [node, "-e", FAKE_BROWSER, "--", str(COUNTDOWN_JS)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout) == [["122", "2:02"], ["58", "0:58"], ["0", "expired"]]
     assert ledger(app)["bookings"] == 0
-

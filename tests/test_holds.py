@@ -29,9 +29,11 @@ SEAT_FIELDS = {"id", "label", "section", "row", "number", "price", "status", "he
 def quick_passwords(monkeypatch):
     """Hundreds of accounts at scrypt's production cost would take a minute;
     these tests are about seats, so accounts get a cheap (still real) hash."""
-    monkeypatch.setattr(accounts, "generate_password_hash",
-                        lambda password: generate_password_hash(password,
-                                                                method="pbkdf2:sha256:1"))
+    monkeypatch.setattr(
+        accounts,
+        "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +47,16 @@ def fresh_catalogue():
 
 # People, events, seats
 
+
 @pytest.fixture
 def people(app, make_user, login):
     """n new accounts, each logged in (through the real endpoint) on its own client."""
+
     def make(n):
-        return [Person(user, login(app.test_client(), user))
-                for user in [make_user() for _ in range(n)]]
+        return [
+            Person(user, login(app.test_client(), user)) for user in [make_user() for _ in range(n)]
+        ]
+
     return make
 
 
@@ -59,6 +65,7 @@ def enter_all(app, r):
     """Bring people through the waiting room quickly: join, one admission tick
     that admits them all, then each poll mints a token that the person's own
     session consumes at the entrance."""
+
     def enter(event_id, persons):
         k = keys.event(event_id)
         with app.app_context():
@@ -71,15 +78,19 @@ def enter_all(app, r):
                 assert status.status == "admitted", status
                 entrance.enter(event_id, person.id, person.sid, status.token)
         return persons
+
     return enter
 
 
 @pytest.fixture
 def sale(make_event):
     """An open event (2 rows x 5 seats at 1,000 points) that admits hundreds at once."""
+
     def make(**settings):
-        return make_event(admission="open", **{"admit_rate": 1_000, "max_active": 10_000,
-                                               **settings})
+        return make_event(
+            admission="open", **{"admit_rate": 1_000, "max_active": 10_000, **settings}
+        )
+
     return make
 
 
@@ -87,17 +98,21 @@ def sale(make_event):
 def seat_ids(app):
     def ids(event_id):
         with app.app_context():
-            return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)
-                    .order_by(Seat.id)]
+            return [
+                s.id for s in Seat.select(Seat.id).where(Seat.event == event_id).order_by(Seat.id)
+            ]
+
     return ids
 
 
 @pytest.fixture
 def row(app):
     """A seat's MySQL row, read fresh."""
+
     def read(seat_id):
         with app.app_context():
             return Seat.get_by_id(seat_id)
+
     return read
 
 
@@ -138,11 +153,13 @@ def snapshot(app, seat_id, *persons):
     """What the database says about one seat, the sales and some people's points."""
     with app.app_context():
         seat = Seat.get_by_id(seat_id)
-        return {"seat": (seat.status, seat.holder_id, seat.fencing_token, seat.version),
-                "bookings": Booking.select().count(),
-                "booked_seats": BookingSeat.select().where(BookingSeat.seat == seat_id).count(),
-                "payments": Payment.select().count(),
-                "points": {p.id: User.get_by_id(p.id).points for p in persons}}
+        return {
+            "seat": (seat.status, seat.holder_id, seat.fencing_token, seat.version),
+            "bookings": Booking.select().count(),
+            "booked_seats": BookingSeat.select().where(BookingSeat.seat == seat_id).count(),
+            "payments": Payment.select().count(),
+            "points": {p.id: User.get_by_id(p.id).points for p in persons},
+        }
 
 
 @pytest.fixture
@@ -165,9 +182,11 @@ def stall(monkeypatch):
 
 # One winner per seat
 
+
 @pytest.mark.slow
 def test_two_hundred_people_press_one_seat_at_once_and_exactly_one_wins(
-        app, r, monkeypatch, sale, people, enter_all, seat_ids, row):
+    app, r, monkeypatch, sale, people, enter_all, seat_ids, row
+):
     n = 200
     event = sale()
     crowd = enter_all(event.id, people(n))
@@ -215,8 +234,9 @@ def test_two_hundred_people_press_one_seat_at_once_and_exactly_one_wins(
     assert (stored.status, stored.holder_id) == ("available", None)  # holds live in Redis
 
 
-def test_holding_the_same_seat_twice_returns_the_same_hold(r, sale, people, enter_all,
-                                                           seat_ids, row):
+def test_holding_the_same_seat_twice_returns_the_same_hold(
+    r, sale, people, enter_all, seat_ids, row
+):
     event = sale()
     (a,) = enter_all(event.id, people(1))
     seat = seat_ids(event.id)[0]
@@ -237,8 +257,7 @@ def test_holding_the_same_seat_twice_returns_the_same_hold(r, sale, people, ente
     assert state(r, event.id, seat).holder == a.id
 
 
-def test_a_fifth_seat_is_refused_until_one_is_given_back(app, r, sale, people, enter_all,
-                                                         seat_ids):
+def test_a_fifth_seat_is_refused_until_one_is_given_back(app, r, sale, people, enter_all, seat_ids):
     event = sale()
     a, b = enter_all(event.id, people(2))
     ids = seat_ids(event.id)
@@ -261,6 +280,7 @@ def test_a_fifth_seat_is_refused_until_one_is_given_back(app, r, sale, people, e
 
 
 # Refusals
+
 
 def test_a_booked_or_blocked_seat_cannot_be_held(app, r, sale, people, enter_all, seat_ids):
     event = sale()
@@ -303,8 +323,7 @@ def test_holding_needs_an_entered_session(app, r, sale, people, enter_all, login
     token_of(a.hold(event.id, seat))
 
 
-def test_holding_after_the_active_window_is_over_is_refused(r, sale, people, enter_all,
-                                                            seat_ids):
+def test_holding_after_the_active_window_is_over_is_refused(r, sale, people, enter_all, seat_ids):
     event = sale()
     a, b = enter_all(event.id, people(2))
     seat = seat_ids(event.id)[0]
@@ -318,8 +337,7 @@ def test_holding_after_the_active_window_is_over_is_refused(r, sale, people, ent
     token_of(b.hold(event.id, seat))
 
 
-def test_a_hold_ends_no_later_than_the_holders_active_window(r, sale, people, enter_all,
-                                                             seat_ids):
+def test_a_hold_ends_no_later_than_the_holders_active_window(r, sale, people, enter_all, seat_ids):
     event = sale(active_ttl=10, hold_ttl=300)
     (a,) = enter_all(event.id, people(1))
     seat = seat_ids(event.id)[0]
@@ -330,8 +348,10 @@ def test_a_hold_ends_no_later_than_the_holders_active_window(r, sale, people, en
 
 # Release
 
-def test_release_by_the_holder_only_and_only_with_the_right_token(r, sale, people, enter_all,
-                                                                  seat_ids):
+
+def test_release_by_the_holder_only_and_only_with_the_right_token(
+    r, sale, people, enter_all, seat_ids
+):
     event = sale()
     a, b = enter_all(event.id, people(2))
     seat = seat_ids(event.id)[0]
@@ -374,8 +394,10 @@ def test_fencing_tokens_only_grow_per_seat(r, sale, people, enter_all, seat_ids,
 
 # Redis loses data; the database remembers
 
+
 def test_after_a_redis_flush_tokens_keep_growing_and_sold_seats_stay_sold(
-        app, r, sale, people, enter_all, seat_ids, row):
+    app, r, sale, people, enter_all, seat_ids, row
+):
     event = sale()
     a, b, c, d = enter_all(event.id, people(4))
     sold, seat = seat_ids(event.id)[:2]
@@ -413,7 +435,8 @@ def test_after_a_redis_flush_tokens_keep_growing_and_sold_seats_stay_sold(
 
 
 def test_counters_lost_but_config_kept_the_database_makes_the_hold_redraw(
-        app, r, sale, people, enter_all, seat_ids, row):
+    app, r, sale, people, enter_all, seat_ids, row
+):
     """Redis lost the seat states and counters but not the event config (or the
     entries): the hold draws token 1, MySQL refuses it, the seat is reconciled
     and the hold is redone with a token above the database's."""
@@ -438,7 +461,8 @@ def test_counters_lost_but_config_kept_the_database_makes_the_hold_redraw(
 
 
 def test_a_staff_change_right_after_a_redis_flush_still_brings_back_sold_seats(
-        app, r, sale, people, enter_all, seat_ids):
+    app, r, sale, people, enter_all, seat_ids
+):
     event = sale()
     a, b = enter_all(event.id, people(2))
     sold = seat_ids(event.id)[0]
@@ -454,8 +478,10 @@ def test_a_staff_change_right_after_a_redis_flush_still_brings_back_sold_seats(
 
 # Stale and stalled buyers: the database has the last word
 
+
 def test_a_stale_holder_cannot_buy_after_someone_else_took_the_seat(
-        app, r, mysql, sale, people, enter_all, seat_ids, row):
+    app, r, mysql, sale, people, enter_all, seat_ids, row
+):
     event = sale(hold_ttl=1)
     a, b = enter_all(event.id, people(2))
     seat = seat_ids(event.id)[0]
@@ -472,8 +498,9 @@ def test_a_stale_holder_cannot_buy_after_someone_else_took_the_seat(
     assert_error(a.checkout(event.id, [(seat, t1)]), 409, "hold_taken")
     with app.app_context(), pytest.raises(AppError) as refused:
         # Step 2 alone, as if Redis had let A through: the stored token says no.
-        checkout._book(event.id, a.id, [(seat, t1)], "stale", "0" * 64,
-                       int(time.time() * 1000) + 30_000)
+        checkout._book(
+            event.id, a.id, [(seat, t1)], "stale", "0" * 64, int(time.time() * 1000) + 30_000
+        )
     assert (refused.value.status, refused.value.code) == (409, "hold_stale")
 
     assert b.checkout(event.id, [(seat, t2)]).status_code == 201
@@ -486,10 +513,12 @@ def test_a_stale_holder_cannot_buy_after_someone_else_took_the_seat(
     assert r.hget(keys.event(event.id).seats, seat) == f"booked:{b.id}:{t2}"
 
 
-@pytest.mark.parametrize("b_pays_first", [False, True],
-                         ids=["a_resumes_before_b_pays", "a_resumes_after_b_pays"])
+@pytest.mark.parametrize(
+    "b_pays_first", [False, True], ids=["a_resumes_before_b_pays", "a_resumes_after_b_pays"]
+)
 def test_a_stalled_buyer_is_refused_once_its_lease_lapsed(
-        app, r, mysql, monkeypatch, stall, sale, people, enter_all, seat_ids, row, b_pays_first):
+    app, r, mysql, monkeypatch, stall, sale, people, enter_all, seat_ids, row, b_pays_first
+):
     event = sale(hold_ttl=1)
     a, b = enter_all(event.id, people(2))
     seat = seat_ids(event.id)[0]
@@ -534,7 +563,8 @@ def test_a_stalled_buyer_is_refused_once_its_lease_lapsed(
 
 
 def test_a_paused_buyer_is_refused_by_the_database_when_redis_lost_the_payment(
-        app, r, mysql, stall, sale, people, enter_all, seat_ids, row):
+    app, r, mysql, stall, sale, people, enter_all, seat_ids, row
+):
     """The lease is still running, but Redis lost everything while A was paused:
     B comes back, holds the seat with a newer token, and only MySQL's fencing
     token can tell that A is stale."""
@@ -570,8 +600,9 @@ def test_a_paused_buyer_is_refused_by_the_database_when_redis_lost_the_payment(
     assert after["bookings"] == 1 and after["points"] == {a.id: start}
 
 
-def test_after_buying_some_of_my_holds_the_rest_go_back_on_sale(r, sale, people, enter_all,
-                                                                seat_ids):
+def test_after_buying_some_of_my_holds_the_rest_go_back_on_sale(
+    r, sale, people, enter_all, seat_ids
+):
     event = sale()
     a, b = enter_all(event.id, people(2))
     ids = seat_ids(event.id)
@@ -586,8 +617,10 @@ def test_after_buying_some_of_my_holds_the_rest_go_back_on_sale(r, sale, people,
 
 # The seat map
 
-def test_the_seat_map_shows_every_seat_and_whose_hold_is_whose(app, r, sale, people, enter_all,
-                                                               seat_ids):
+
+def test_the_seat_map_shows_every_seat_and_whose_hold_is_whose(
+    app, r, sale, people, enter_all, seat_ids
+):
     event = sale()
     a, b, c = enter_all(event.id, people(3))
     ids = seat_ids(event.id)
@@ -603,9 +636,18 @@ def test_the_seat_map_shows_every_seat_and_whose_hold_is_whose(app, r, sale, peo
     assert response.status_code == 200
     listing = response.get_json()
     assert [s["id"] for s in listing] == ids  # every seat, in map order
-    assert listing[0] == {"id": ids[0], "label": "A-A1", "section": "A", "row": "A",
-                          "number": 1, "price": 1000, "status": "held", "held_by_me": True,
-                          "token": t_mine, "expires_in": listing[0]["expires_in"]}
+    assert listing[0] == {
+        "id": ids[0],
+        "label": "A-A1",
+        "section": "A",
+        "row": "A",
+        "number": 1,
+        "price": 1000,
+        "status": "held",
+        "held_by_me": True,
+        "token": t_mine,
+        "expires_in": listing[0]["expires_in"],
+    }
     assert 0 < listing[0]["expires_in"] <= 300
     assert listing[5]["label"] == "A-B1" and listing[5]["row"] == "B"
     by_id = {s["id"]: s for s in listing}
@@ -633,8 +675,10 @@ def test_the_seat_map_needs_an_entered_session_and_a_real_event(sale, people, en
 
 # Reconciling Redis with MySQL
 
-def test_reconcile_brings_redis_in_line_with_the_database(app, r, sale, people, enter_all,
-                                                          seat_ids):
+
+def test_reconcile_brings_redis_in_line_with_the_database(
+    app, r, sale, people, enter_all, seat_ids
+):
     event = sale()
     (a,) = enter_all(event.id, people(1))
     ids = seat_ids(event.id)
@@ -646,7 +690,8 @@ def test_reconcile_brings_redis_in_line_with_the_database(app, r, sale, people, 
     r.hset(k.seats, unblocked, "blocked")  # the database says it is for sale again
     with app.app_context():
         Seat.update(status="booked", holder=a.id, fencing_token=7).where(
-            Seat.id == booked).execute()
+            Seat.id == booked
+        ).execute()
         Seat.update(status="blocked").where(Seat.id == blocked).execute()
         Seat.update(fencing_token=42).where(Seat.id == fenced).execute()
         result = seats.reconcile(event.id)
@@ -668,16 +713,15 @@ def test_reconcile_brings_redis_in_line_with_the_database(app, r, sale, people, 
     # In small batches, and for chosen seats only, it comes to the same.
     r.delete(k.seats, k.fence)
     with app.app_context():
-        assert seats.reconcile(event.id, [blocked]) == {"seats": 1, "changed": 1,
-                                                        "fence_raised": 0}
-        assert seats.reconcile(event.id, batch=3) == {"seats": 10, "changed": 1,
-                                                      "fence_raised": 3}
+        assert seats.reconcile(event.id, [blocked]) == {"seats": 1, "changed": 1, "fence_raised": 0}
+        assert seats.reconcile(event.id, batch=3) == {"seats": 10, "changed": 1, "fence_raised": 3}
     assert r.hgetall(k.seats) == {str(booked): f"booked:{a.id}:7", str(blocked): "blocked"}
     assert r.hgetall(k.fence) == {str(booked): "7", str(fenced): "43", str(live): str(t_live)}
 
 
 def test_the_reconcile_job_covers_every_event_that_is_not_closed(
-        app, r, sale, make_event, make_user, seat_ids, job_app):
+    app, r, sale, make_event, make_user, seat_ids, job_app
+):
     from jobs.reconcile import reconcile
 
     buyer = make_user()
@@ -687,7 +731,8 @@ def test_the_reconcile_job_covers_every_event_that_is_not_closed(
         first, second = seat_ids(event.id)[:2]
         with app.app_context():
             Seat.update(status="booked", holder=buyer.id, fencing_token=5).where(
-                Seat.id == first).execute()
+                Seat.id == first
+            ).execute()
             Seat.update(status="blocked").where(Seat.id == second).execute()
     lapsed = seat_ids(open_event.id)[2]
     k = keys.event(open_event.id)
@@ -701,8 +746,9 @@ def test_the_reconcile_job_covers_every_event_that_is_not_closed(
     for event in (open_event, paused):
         first, second = seat_ids(event.id)[:2]
         assert r.hgetall(keys.event(event.id).seats) == {
-            str(first): f"booked:{buyer.id}:5", str(second): "blocked"}
+            str(first): f"booked:{buyer.id}:5",
+            str(second): "blocked",
+        }
         assert r.hget(keys.event(event.id).fence, first) == "5"
     assert not r.exists(keys.event(closed.id).seats)  # closed events are left alone
     assert reconcile()[open_event.id] == {"seats": 10, "changed": 0, "fence_raised": 0}
-

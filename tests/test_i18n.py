@@ -57,9 +57,12 @@ def first_seat(app, event) -> int:
 
 # Pages in Korean
 
+
 def test_a_korean_browser_gets_the_public_pages_in_korean(client, event):
-    pages = {url: text(client.get(url, headers=KO))
-             for url in ("/", f"/events/{event.id}", "/auth/login", "/auth/register")}
+    pages = {
+        url: text(client.get(url, headers=KO))
+        for url in ("/", f"/events/{event.id}", "/auth/login", "/auth/register")
+    }
     assert all(html_lang(page) == "ko" for page in pages.values())
     assert "<h1>판매 중인 공연</h1>" in pages["/"]
     assert "입장 진행 중 · 대기 0명" in pages["/"]
@@ -67,8 +70,10 @@ def test_a_korean_browser_gets_the_public_pages_in_korean(client, event):
     assert "<dt>입장</dt><dd>진행 중: 순서대로 입장하고 있습니다</dd>" in event_page
     assert "<dd>0명 / 최대 10,000명</dd>" in event_page  # numbers grouped
     assert "로그인하고 대기열 참여하기" in event_page
-    assert "<h1>로그인</h1>" in pages["/auth/login"] and "아직 계정이 없으신가요?" in pages[
-        "/auth/login"]
+    assert (
+        "<h1>로그인</h1>" in pages["/auth/login"]
+        and "아직 계정이 없으신가요?" in pages["/auth/login"]
+    )
     assert "비밀번호 (8자 이상)" in pages["/auth/register"]
     for page in pages.values():  # the nav too, and no English left in it
         assert '<a href="/auth/login">로그인</a>' in page and "Log in" not in page
@@ -97,7 +102,9 @@ def test_the_waiting_page_is_one_page_per_language(app, client, event, make_user
         assert "public" in response.headers["Cache-Control"]
         assert "Set-Cookie" not in response.headers
         assert {v.strip() for v in response.headers["Vary"].split(",")} == {
-            "Accept-Language", "Cookie"}
+            "Accept-Language",
+            "Cookie",
+        }
     page = text(korean[0])
     assert html_lang(page) == "ko"
     assert "<h1>Test event: 예매 대기</h1>" in page
@@ -120,8 +127,13 @@ def test_the_status_fragment_in_korean(app, make_user, login, event):
 
 def test_the_status_fragment_says_the_wait_per_locale(app):
     """Positions and counts grouped, the ETA in the locale's units."""
-    status = QueueStatus("waiting", position=1234, waiting_total=56_789, poll_after=5.0,
-                         eta_range={"from": 240, "to": 375})
+    status = QueueStatus(
+        "waiting",
+        position=1234,
+        waiting_total=56_789,
+        poll_after=5.0,
+        eta_range={"from": 240, "to": 375},
+    )
     context = {"event_id": 1, "status": status, "problem": None, "start": 2000}
     with app.test_request_context(headers=KO):
         korean = render_template("waiting/_status.html", **context)
@@ -136,8 +148,7 @@ def test_the_status_fragment_says_the_wait_per_locale(app):
     assert "Estimated wait: 4 min to 6 min." in english
 
 
-def test_seat_map_and_hold_messages_in_korean(app, event, customer, make_user, login,
-                                              first_seat):
+def test_seat_map_and_hold_messages_in_korean(app, event, customer, make_user, login, first_seat):
     _, client = customer
     admit_and_enter(app, client, event.id)
     first = first_seat
@@ -147,19 +158,26 @@ def test_seat_map_and_hold_messages_in_korean(app, event, customer, make_user, l
     assert "좌석 배치도에서 최대 4석까지 선택할 수 있습니다." in page
     assert 'data-expired="만료"' in page  # the word countdown.js shows at zero
 
-    panel = text(client.post(f"/events/{event.id}/seats/hold", data={"seat": str(first)},
-                             headers={**HX, **KO}))
+    panel = text(
+        client.post(
+            f"/events/{event.id}/seats/hold", data={"seat": str(first)}, headers={**HX, **KO}
+        )
+    )
     assert re.search(r"Floor-A1 좌석을 [45]분 동안 확보했습니다\.", panel), panel
-    assert ('aria-label="Floor A열 좌석 1, 12,000포인트, 내가 선택한 좌석: '
-            '누르면 선택이 취소됩니다"') in panel
+    assert (
+        'aria-label="Floor A열 좌석 1, 12,000포인트, 내가 선택한 좌석: 누르면 선택이 취소됩니다"'
+    ) in panel
     assert "합계 12,000포인트." in panel and ">결제하기</a>" in panel
     assert 'aria-label="Floor A열 좌석 1 선택 취소"' in panel
 
     # A refusal from the seats module, put into Korean when it is shown.
     other = login(app.test_client(), make_user())
     admit_and_enter(app, other, event.id)
-    refused = text(other.post(f"/events/{event.id}/seats/hold", data={"seat": str(first)},
-                              headers={**HX, **KO}))
+    refused = text(
+        other.post(
+            f"/events/{event.id}/seats/hold", data={"seat": str(first)}, headers={**HX, **KO}
+        )
+    )
     assert "다른 분이 이 좌석을 선택하고 있습니다." in refused
 
 
@@ -174,8 +192,7 @@ def test_checkout_confirmation_and_bookings_in_korean(app, event, customer, firs
     assert "12,000포인트 결제하기" in page and 'data-expired="만료"' in page
     key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)
 
-    done = client.post(f"/events/{event.id}/checkout", data={"idempotency_key": key},
-                       headers=KO)
+    done = client.post(f"/events/{event.id}/checkout", data={"idempotency_key": key}, headers=KO)
     assert done.status_code == 302
     confirmation = text(client.get(done.headers["Location"], headers=KO))
     assert "<h1>예매가 완료되었습니다</h1>" in confirmation
@@ -187,8 +204,9 @@ def test_checkout_confirmation_and_bookings_in_korean(app, event, customer, firs
     assert "<h1>예매 내역</h1>" in listing and "12,000포인트" in listing
     assert re.search(rf"· {KO_DATETIME} UTC</p>", listing), listing
     english = text(client.get("/bookings", headers=EN))
-    assert re.search(r"12,000 points · [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M UTC",
-                     english), english
+    assert re.search(
+        r"12,000 points · [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M UTC", english
+    ), english
 
 
 def test_the_admin_pages_in_korean(app, staff, event):
@@ -202,13 +220,15 @@ def test_the_admin_pages_in_korean(app, staff, event):
     assert '<h2 id="audit-h">감사 로그</h2>' in page
     assert re.search(rf'<time datetime="[^"]+Z">{KO_DATETIME}</time>', page), page
     assert "공연 설정 변경 <code>event.update" in page  # the code stays as it is stored
-    flashed = client.post(f"/admin/events/{event.id}/settings", data={"admit_rate": "5"},
-                          headers=KO)
+    flashed = client.post(
+        f"/admin/events/{event.id}/settings", data={"admit_rate": "5"}, headers=KO
+    )
     after = text(client.get(flashed.headers["Location"], headers=KO))
     assert "저장했습니다: 초당 입장 인원 = 5" in after
 
 
 # Messages: the JSON API, errors, and messages made outside a request
+
 
 def test_json_errors_keep_their_code_and_speak_the_requests_language(client, event):
     url = "/api/events/999999"
@@ -240,8 +260,9 @@ def test_json_errors_keep_their_code_and_speak_the_requests_language(client, eve
 
 
 def test_the_register_form_explains_a_problem_in_korean(client):
-    response = client.post("/auth/register", data={"email": "a@example.com",
-                                                    "password": "short"}, headers=KO)
+    response = client.post(
+        "/auth/register", data={"email": "a@example.com", "password": "short"}, headers=KO
+    )
     assert "비밀번호: 8자 이상이어야 합니다." in text(response)
 
 
@@ -250,12 +271,16 @@ def test_a_price_in_a_message_is_formatted_when_read(app, event, make_user, logi
     admit_and_enter(app, client, event.id)
     seat = first_seat
     token = client.post(f"/api/events/{event.id}/seats/{seat}/hold").json["token"]
-    response = client.post(f"/api/events/{event.id}/checkout", headers={
-        "Idempotency-Key": "k1", **KO}, json={"seats": [{"seat_id": seat, "token": token}]})
+    response = client.post(
+        f"/api/events/{event.id}/checkout",
+        headers={"Idempotency-Key": "k1", **KO},
+        json={"seats": [{"seat_id": seat, "token": token}]},
+    )
     assert response.status_code == 402
     assert response.json == {
         "error": "not_enough_points",
-        "message": "결제 금액은 12,000포인트인데 보유 포인트는 100포인트입니다."}
+        "message": "결제 금액은 12,000포인트인데 보유 포인트는 100포인트입니다.",
+    }
 
 
 def test_messages_made_outside_a_request_are_english_and_lazy(app):
@@ -274,9 +299,18 @@ def test_messages_made_outside_a_request_are_english_and_lazy(app):
 def test_the_429_message_in_korean(app, rebind, make_user, login, event):
     from app import create_app
 
-    limited = create_app({**app.test_settings, "RATELIMIT_ENABLED": True,
-                          "RATE_LIMITS": {"join": "1/minute", "hold": "1/minute",
-                                          "checkout": "1/minute", "per_ip": "1000/minute"}})
+    limited = create_app(
+        {
+            **app.test_settings,
+            "RATELIMIT_ENABLED": True,
+            "RATE_LIMITS": {
+                "join": "1/minute",
+                "hold": "1/minute",
+                "checkout": "1/minute",
+                "per_ip": "1000/minute",
+            },
+        }
+    )
     client = login(limited.test_client(), make_user())
     client.post(f"/api/events/{event.id}/queue")
     refused = client.post(f"/api/events/{event.id}/queue", headers=KO)
@@ -287,6 +321,7 @@ def test_the_429_message_in_korean(app, rebind, make_user, login, event):
 
 
 # The switcher
+
 
 def test_the_switcher_cookie_beats_accept_language(client, event):
     url = f"/events/{event.id}"
@@ -308,8 +343,9 @@ def test_the_switcher_links_name_each_language_in_itself(client, event):
     nav = re.search(r'<nav class="languages" aria-label="Language">(.*?)</nav>', page, re.S)
     assert nav, page
     assert '<span lang="en" aria-current="true">English</span>' in nav.group(1)
-    assert (f'<a href="/lang/ko?next=/events/{event.id}?x%3D1" lang="ko" hreflang="ko">'
-            "한국어</a>") in nav.group(1)
+    assert (
+        f'<a href="/lang/ko?next=/events/{event.id}?x%3D1" lang="ko" hreflang="ko">한국어</a>'
+    ) in nav.group(1)
     korean = text(client.get(f"/events/{event.id}", headers=KO))
     assert '<nav class="languages" aria-label="언어">' in korean
     assert '<a href="/lang/en?next=/events/' in korean and '<span lang="ko" aria-current' in korean
@@ -325,9 +361,20 @@ def test_the_switcher_refuses_languages_we_do_not_have(client):
     assert "지원하지 않는 언어입니다." in text(korean)
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example/", "//evil.example/path", "/\\evil.example", "\\\\evil.example",
-    "http:/evil.example", "javascript:alert(1)", "evil.example", "/\t/evil.example", ""])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/path",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/\t/evil.example",
+        "",
+    ],
+)
 def test_the_switcher_never_leaves_the_site(client, target):
     response = client.get("/lang/ko", query_string={"next": target})
     assert response.status_code == 302
@@ -343,18 +390,27 @@ def test_the_switcher_keeps_a_same_site_path_and_its_query(client, event):
 
 # Formatting
 
+
 def test_numbers_durations_and_times_follow_the_locale(app):
     moment = datetime(2030, 1, 5, 15, 4, 5)
     with app.test_request_context(headers=KO):
         assert [i18n.duration(s) for s in (45, 300, 4800, 7200)] == [
-            "45초", "5분", "1시간 20분", "2시간"]
+            "45초",
+            "5분",
+            "1시간 20분",
+            "2시간",
+        ]
         assert i18n.number(1_234_567) == "1,234,567" and i18n.number(12.5) == "12.5"
         assert i18n.when(moment) == "2030. 1. 5. 오후 3:04:05"
         assert i18n.when("2030-01-05T15:04:05Z", time="short") == "2030. 1. 5. 오후 3:04"
         assert i18n.admission("paused") == "일시 중지"
     with app.test_request_context(headers=EN):
         assert [i18n.duration(s) for s in (45, 300, 4800, 7200)] == [
-            "45 sec", "5 min", "1 hr 20 min", "2 hr"]
+            "45 sec",
+            "5 min",
+            "1 hr 20 min",
+            "2 hr",
+        ]
         assert i18n.when(moment) == "Jan 5, 2030, 3:04:05\u202fPM"
         assert i18n.admission("paused") == "paused"
     assert i18n.duration(59) == "59 sec"  # no request, no app: English
@@ -366,13 +422,18 @@ def test_countdown_js_takes_its_words_from_the_page():
     code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
     literals = re.findall(r'"([^"\n]*)"', code)
     assert "[data-countdown]" in literals  # the parsing works
-    words = [lit for lit in literals if re.search("[A-Za-z]", lit)
-             and lit not in ("[data-countdown]", "data-countdown", "data-expired",
-                             "data-announce", "{time}")]
+    words = [
+        lit
+        for lit in literals
+        if re.search("[A-Za-z]", lit)
+        and lit
+        not in ("[data-countdown]", "data-countdown", "data-expired", "data-announce", "{time}")
+    ]
     assert words == [], "countdown.js writes words of its own into the page"
 
 
 # The catalog
+
 
 def source_messages() -> dict[str, str]:
     """Every translatable string in app/ (as `make messages` extracts them):
@@ -382,7 +443,8 @@ def source_messages() -> dict[str, str]:
     keywords = {**DEFAULT_KEYWORDS, "_l": None}
     found = {}
     for filename, lineno, message, _, _ in extract_from_dir(
-            str(ROOT), method_map, options_map, keywords=keywords):
+        str(ROOT), method_map, options_map, keywords=keywords
+    ):
         msgid = message if isinstance(message, str) else message[0]
         found.setdefault(msgid, f"{filename}:{lineno}")
     return found
@@ -406,8 +468,9 @@ def test_every_string_in_the_sources_is_translated_into_korean():
             fuzzy.append(message.id)
     assert not untranslated, f"untranslated in {CATALOG.name}: {untranslated}"
     assert not fuzzy, f"fuzzy (check, then drop the flag) in {CATALOG.name}: {fuzzy}"
-    stale = [m.id for m in catalog if m.id and (m.id if isinstance(m.id, str) else m.id[0])
-             not in found]
+    stale = [
+        m.id for m in catalog if m.id and (m.id if isinstance(m.id, str) else m.id[0]) not in found
+    ]
     assert not stale, f"no longer in the sources: run `make messages` ({stale})"
     # The placeholders of each translation are the ones of its msgid.
     problems = [(m.id, [str(e) for e in errors]) for m, errors in catalog.check()]

@@ -54,11 +54,13 @@ def job_data(conn: Redis, job_id: str) -> bytes:
 
 # End to end: scheduler -> queue -> worker -> admission
 
+
 def test_scheduler_and_worker_admit_people(private_app, private_redis):
     config = private_app.config
     with private_app.app_context():
-        event = events.create("Job show", [{"name": "A", "rows": 1, "seats_per_row": 5,
-                                            "price": 10}], admit_rate=1)
+        event = events.create(
+            "Job show", [{"name": "A", "rows": 1, "seats_per_row": 5, "price": 10}], admit_rate=1
+        )
         events.update(event.id, admission="open")
         person = accounts.register("queued@example.com", "password123")
         assert waiting_room.join(event.id, person.id).status == "waiting"
@@ -127,6 +129,7 @@ def test_a_job_enqueued_without_a_serializer_is_still_json(private_app, private_
 
 # Schedules heal themselves
 
+
 def scheduled(scheduler) -> set[str]:
     return {m.decode() for m in scheduler.connection.zrange(scheduler.scheduled_jobs_key, 0, -1)}
 
@@ -165,7 +168,9 @@ def test_half_lost_schedule_is_repaired(private_app, private_redis):
     conn.delete("rq:job:ticketdrop-admission")
     conn.zrem(scheduler.scheduled_jobs_key, "ticketdrop-cleanup")
     assert sorted(ensure_schedules(scheduler, config)) == [
-        "ticketdrop-admission", "ticketdrop-cleanup"]
+        "ticketdrop-admission",
+        "ticketdrop-cleanup",
+    ]
     assert_schedules_present(scheduler)
     assert ensure_schedules(scheduler, config) == []
 
@@ -190,11 +195,11 @@ def test_admission_job_directly(private_app, private_redis):
     from jobs import admission, cleanup
 
     with private_app.app_context():
-        open_event = events.create("Open", [{"name": "A", "rows": 1, "seats_per_row": 1,
-                                             "price": 1}])
+        open_event = events.create(
+            "Open", [{"name": "A", "rows": 1, "seats_per_row": 1, "price": 1}]
+        )
         events.update(open_event.id, admission="open")
-        closed = events.create("Closed", [{"name": "A", "rows": 1, "seats_per_row": 1,
-                                           "price": 1}])
+        closed = events.create("Closed", [{"name": "A", "rows": 1, "seats_per_row": 1, "price": 1}])
         person = accounts.register("direct@example.com", "password123")
         waiting_room.join(open_event.id, person.id)
         events.update(closed.id, admission="closed")
@@ -206,6 +211,7 @@ def test_admission_job_directly(private_app, private_redis):
 
 
 # The command line
+
 
 def test_capacity_command(runner):
     result = runner.invoke(args=["capacity", "--waiting", "200000"])
@@ -228,8 +234,14 @@ def test_capacity_command_other_numbers(runner):
 def test_capacity_through_the_real_flask_command(redis_url, database_url):
     env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
     flask = Path(sys.executable).with_name("flask")
-    result = subprocess.run([str(flask), "--app", "wsgi", "capacity", "--waiting", "200000"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(flask), "--app", "wsgi", "capacity", "--waiting", "200000"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "6,966.7" in result.stdout and "66,666.7" in result.stdout
 
@@ -248,18 +260,25 @@ def test_init_db_twice_on_sqlite(app, tmp_path, rebind):
     import sqlite3
 
     path = tmp_path / "fresh.sqlite3"
-    sqlite_app = create_app({**dict(app.test_settings),
-                             "DATABASE_URL": f"sqlite:///{path}"})
+    sqlite_app = create_app({**dict(app.test_settings), "DATABASE_URL": f"sqlite:///{path}"})
     cli = sqlite_app.test_cli_runner()
     for _ in range(2):
         result = cli.invoke(args=["init-db"])
         assert result.exit_code == 0, (result.output, result.exception)
         assert "Tables ready (SQLite)" in result.output
     with sqlite3.connect(path) as conn:
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master "
-                                                 "WHERE type = 'table'")}
-    assert {"users", "events", "seats", "bookings", "booking_seats", "payments",
-            "audit_log"} <= tables
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    assert {
+        "users",
+        "events",
+        "seats",
+        "bookings",
+        "booking_seats",
+        "payments",
+        "audit_log",
+    } <= tables
     result = cli.invoke(args=["create-user", "lite@example.com", "--password", "password123"])
     assert result.exit_code == 0, result.output
     assert cli.invoke(args=["init-db"]).exit_code == 0
@@ -268,12 +287,23 @@ def test_init_db_twice_on_sqlite(app, tmp_path, rebind):
 
 
 def test_create_user_command(app, runner, client):
-    result = runner.invoke(args=["create-user", "Boss@Example.com", "--password", "password123",
-                                 "--staff"])
+    result = runner.invoke(
+        args=["create-user", "Boss@Example.com", "--password", "password123", "--staff"]
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     assert "boss@example.com" in result.output and "(staff)" in result.output
-    result = runner.invoke(args=["create-user", "fan@example.com", "--password", "password123",
-                                 "--points", "5", "--name", "Fan"])
+    result = runner.invoke(
+        args=[
+            "create-user",
+            "fan@example.com",
+            "--password",
+            "password123",
+            "--points",
+            "5",
+            "--name",
+            "Fan",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "(staff)" not in result.output
     with app.app_context():
@@ -281,12 +311,18 @@ def test_create_user_command(app, runner, client):
         fan = User.get(User.email == "fan@example.com")
         assert boss.is_staff and boss.points == 100_000
         assert not fan.is_staff and fan.points == 5 and fan.name == "Fan"
-    response = client.post("/api/auth/login", json={"email": "boss@example.com",
-                                                    "password": "password123"})
+    response = client.post(
+        "/api/auth/login", json={"email": "boss@example.com", "password": "password123"}
+    )
     assert response.status_code == 200 and response.json["is_staff"] is True
     # A staff account made on the command line can use the staff API.
-    created = client.post("/api/admin/events", json={"name": "CLI show", "sections": [
-        {"name": "A", "rows": 1, "seats_per_row": 2, "price": 5}]})
+    created = client.post(
+        "/api/admin/events",
+        json={
+            "name": "CLI show",
+            "sections": [{"name": "A", "rows": 1, "seats_per_row": 2, "price": 5}],
+        },
+    )
     assert created.status_code == 201
 
 

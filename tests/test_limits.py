@@ -19,17 +19,19 @@ from app.models import Booking, Seat
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
-LIMITS = {"join": "3/minute", "hold": "3/minute", "checkout": "2/minute",
-          "per_ip": "1000/minute"}
+LIMITS = {"join": "3/minute", "hold": "3/minute", "checkout": "2/minute", "per_ip": "1000/minute"}
 
 
 @pytest.fixture
 def limited_app(app, rebind):
     """Build an app on the session's Redis and database with rate limits on."""
+
     def make(**limits):
         settings = dict(app.test_settings)
-        return create_app({**settings, "RATELIMIT_ENABLED": True,
-                           "RATE_LIMITS": {**LIMITS, **limits}})
+        return create_app(
+            {**settings, "RATELIMIT_ENABLED": True, "RATE_LIMITS": {**LIMITS, **limits}}
+        )
+
     return make
 
 
@@ -46,8 +48,10 @@ def event(make_event):
 @pytest.fixture
 def person(lim, make_user, login):
     """A logged-in person on the limited app: returns a new test client each call."""
+
     def make(points=None):
         return login(lim.test_client(), make_user(points=points))
+
     return make
 
 
@@ -58,16 +62,16 @@ def enter(app, client, event_id):
         waiting_room.admit(event_id)
     status = client.get(f"/api/events/{event_id}/queue").get_json()
     assert status["status"] == "admitted", status
-    response = client.post(f"/api/events/{event_id}/enter",
-                           headers={"Authorization": f"Bearer {status['token']}"})
+    response = client.post(
+        f"/api/events/{event_id}/enter", headers={"Authorization": f"Bearer {status['token']}"}
+    )
     assert response.status_code == 200, response.get_json()
     return client
 
 
 def seat_ids(app, event_id):
     with app.app_context():
-        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)
-                .order_by(Seat.id)]
+        return [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id).order_by(Seat.id)]
 
 
 def assert_429_json(response):
@@ -82,6 +86,7 @@ def assert_429_json(response):
 
 
 # Join
+
 
 def test_fourth_join_by_one_person_is_429(lim, event, person):
     client = person()
@@ -111,14 +116,16 @@ def test_per_ip_ceiling(limited_app, event, make_user, login):
         assert client.post(f"/api/events/{event.id}/queue").status_code == 200
     assert_429_json(people[5].post(f"/api/events/{event.id}/queue"))
     # Another address is counted on its own.
-    other_ip = people[6].post(f"/api/events/{event.id}/queue",
-                              environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    other_ip = people[6].post(
+        f"/api/events/{event.id}/queue", environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    )
     assert other_ip.status_code == 200, other_ip.get_json()
     # The ceiling is per action: the people already in may still poll and hold.
     assert people[0].get(f"/api/events/{event.id}/queue").status_code == 200
 
 
 # Hold and checkout
+
 
 def test_hold_is_limited_per_person(lim, event, person):
     ids = seat_ids(lim, event.id)
@@ -139,18 +146,28 @@ def test_checkout_is_limited_per_person(lim, event, person):
 
     def pay(client, seat_id):
         token = client.post(f"/api/events/{event.id}/seats/{seat_id}/hold").get_json()["token"]
-        return client.post(f"/api/events/{event.id}/checkout",
-                           json={"seats": [{"seat_id": seat_id, "token": token}]},
-                           headers={"Idempotency-Key": uuid.uuid4().hex})
+        return client.post(
+            f"/api/events/{event.id}/checkout",
+            json={"seats": [{"seat_id": seat_id, "token": token}]},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
 
     token = poor.post(f"/api/events/{event.id}/seats/{ids[0]}/hold").get_json()["token"]
     body = {"seats": [{"seat_id": ids[0], "token": token}]}
     for _ in range(2):  # refusals count too: no guessing at full speed
-        response = poor.post(f"/api/events/{event.id}/checkout", json=body,
-                             headers={"Idempotency-Key": uuid.uuid4().hex})
+        response = poor.post(
+            f"/api/events/{event.id}/checkout",
+            json=body,
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
         assert response.status_code == 402, response.get_json()
-    assert_429_json(poor.post(f"/api/events/{event.id}/checkout", json=body,
-                              headers={"Idempotency-Key": uuid.uuid4().hex}))
+    assert_429_json(
+        poor.post(
+            f"/api/events/{event.id}/checkout",
+            json=body,
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+    )
     # Someone else pays normally.
     assert pay(rich, ids[1]).status_code == 201
     with lim.app_context():
@@ -161,7 +178,8 @@ SHARED_REASON = (
     "app/web/limits.py limited(): limiter.limit(..., scope=...) is not a shared limit; "
     "flask-limiter stores it under '<endpoint>:<scope>', so each page and its JSON endpoint "
     "count separately (a person gets the limit twice, the per-IP ceiling too); "
-    "limiter.shared_limit(..., scope=...) would share one count")
+    "limiter.shared_limit(..., scope=...) would share one count"
+)
 
 
 @pytest.mark.parametrize("action", ["join", "hold", "checkout"])
@@ -177,8 +195,14 @@ def test_page_and_api_share_one_count_per_person(lim, event, person, action):
         api = [client.post(f"/api/events/{event.id}/seats/{s}/hold") for s in ids[:3]]
         page = client.post(f"/events/{event.id}/seats/hold", data={"seat": ids[3]})
     else:
-        api = [client.post(f"/api/events/{event.id}/checkout", json={"seats": []},
-                           headers={"Idempotency-Key": "k"}) for _ in range(2)]
+        api = [
+            client.post(
+                f"/api/events/{event.id}/checkout",
+                json={"seats": []},
+                headers={"Idempotency-Key": "k"},
+            )
+            for _ in range(2)
+        ]
         page = client.post(f"/events/{event.id}/checkout", data={"idempotency_key": "x"})
     assert all(r.status_code != 429 for r in api), [r.status_code for r in api]
     assert page.status_code == 429, page.status_code
@@ -193,6 +217,7 @@ def test_per_ip_ceiling_covers_the_page_too(limited_app, event, make_user, login
 
 
 # Pages and htmx
+
 
 def test_page_join_beyond_the_limit_is_an_html_page(lim, event, person):
     client = person()
@@ -234,6 +259,7 @@ def test_the_429_message_tells_people_to_wait(lim, event, person):
 
 # The poll
 
+
 def test_poll_is_never_limited(limited_app, event, make_user, login):
     strict = limited_app(per_ip="5/minute", join="1/minute")
     client = login(strict.test_client(), make_user())
@@ -241,8 +267,10 @@ def test_poll_is_never_limited(limited_app, event, make_user, login):
     statuses = [client.get(f"/api/events/{event.id}/queue").status_code for _ in range(100)]
     assert statuses == [200] * 100
     # The browser's status fragment is not limited either.
-    fragments = [client.get(f"/events/{event.id}/waiting/status",
-                            headers={"HX-Request": "true"}).status_code for _ in range(20)]
+    fragments = [
+        client.get(f"/events/{event.id}/waiting/status", headers={"HX-Request": "true"}).status_code
+        for _ in range(20)
+    ]
     assert fragments == [200] * 20
 
 
@@ -253,5 +281,8 @@ def test_join_keeps_the_poll_interval_in_retry_after(lim, event, person):
     response = client.post(f"/api/events/{event.id}/queue")
     assert response.status_code == 200
     poll_after = response.get_json()["poll_after"]
-    assert response.headers["Retry-After"] == str(math.ceil(poll_after)), \
-        (response.headers["Retry-After"], poll_after, response.headers.get("X-RateLimit-Reset"))
+    assert response.headers["Retry-After"] == str(math.ceil(poll_after)), (
+        response.headers["Retry-After"],
+        poll_after,
+        response.headers.get("X-RateLimit-Reset"),
+    )

@@ -43,21 +43,30 @@ from app import checkout, entrance, events, keys, seats, waiting_room
 from app.errors import AppError
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
-pytestmark = [pytest.mark.attacks, pytest.mark.model,
-              # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-              pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
+pytestmark = [
+    pytest.mark.attacks,
+    pytest.mark.model,
+    # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
+    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
+]
 
 PEOPLE = 6
 POINTS = [3000, 1200, 900, 600, 5000, 400]  # some cannot afford what they hold
-SECTIONS = [{"name": "A", "rows": 1, "seats_per_row": 3, "price": 1000},
-            {"name": "B", "rows": 1, "seats_per_row": 3, "price": 400}]
+SECTIONS = [
+    {"name": "A", "rows": 1, "seats_per_row": 3, "price": 1000},
+    {"name": "B", "rows": 1, "seats_per_row": 3, "price": 400},
+]
 MAX_ACTIVE, ACTIVE_TTL, HOLD_TTL, HEARTBEAT_TIMEOUT = 2, 300, 120, 60
 JUMPS = [1, 5, 30, 61, 121, 299, 301, 900]  # seconds, around each timeout
 EXAMPLES, STEPS = 80, 30
 
 # What each operation may refuse with (anything else, or a 5xx, is a failure).
-REFUSALS = {"poll": {404}, "enter": {401, 409}, "hold": {403, 409, 422},
-            "checkout": {402, 403, 409, 422}}
+REFUSALS = {
+    "poll": {404},
+    "enter": {401, 409},
+    "hold": {403, 409, 422},
+    "checkout": {402, 403, 409, 422},
+}
 
 STATS = Counter()
 
@@ -103,7 +112,8 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             Payment.delete().execute()
             Booking.delete().execute()
             Seat.update(status="available", holder=None, version=0, fencing_token=0).where(
-                Seat.event == event_id).execute()
+                Seat.event == event_id
+            ).execute()
             for uid, points in zip(user_ids, POINTS, strict=True):
                 User.update(points=points).where(User.id == uid).execute()
             events.sync_config(events.get(event_id))
@@ -189,9 +199,12 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
 
         # The clock (scores and leases in Redis, moved instead of waited for)
 
-        @rule(what=st.sampled_from(["jump", "jump", "stops_polling", "window_ends",
-                                    "hold_lapses"]),
-              seconds=st.sampled_from(JUMPS), p=person, s=seat)
+        @rule(
+            what=st.sampled_from(["jump", "jump", "stops_polling", "window_ends", "hold_lapses"]),
+            seconds=st.sampled_from(JUMPS),
+            p=person,
+            s=seat,
+        )
         def time_passes(self, what, seconds, p, s):
             """The whole clock jumps by `seconds`; or one person stops polling
             (their heartbeat ages), one window ends, one hold lapses."""
@@ -219,8 +232,9 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 if h[0] == "held":
                     r.hset(k.seats, seat_id, f"held:{h[1]}:{h[2]}:{int(h[3]) - ms}")
                 elif h[0] == "paying":
-                    r.hset(k.seats, seat_id,
-                           f"paying:{h[1]}:{h[2]}:{int(h[3]) - ms}:{int(h[4]) - ms}")
+                    r.hset(
+                        k.seats, seat_id, f"paying:{h[1]}:{h[2]}:{int(h[3]) - ms}:{int(h[4]) - ms}"
+                    )
 
         def move_window(self, member: str, until: int, by: int | None = None):
             """Set an active window's end; the admission record mirrors it."""
@@ -280,18 +294,28 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
 
         def held_by(self, p) -> list[int]:
             index = {str(seat_id): i for i, seat_id in enumerate(seat_ids)}
-            return [index[seat_id] for seat_id, state in r.hgetall(k.seats).items()
-                    if state.startswith(f"held:{user_ids[p]}:")]
+            return [
+                index[seat_id]
+                for seat_id, state in r.hgetall(k.seats).items()
+                if state.startswith(f"held:{user_ids[p]}:")
+            ]
 
-        @rule(held=holding, token=st.sampled_from(["none", "right", "wrong"]),
-              someone_else=st.sampled_from([False, False, True]))
+        @rule(
+            held=holding,
+            token=st.sampled_from(["none", "right", "wrong"]),
+            someone_else=st.sampled_from([False, False, True]),
+        )
         def release(self, held, token, someone_else):
             p, s = held
             self.try_release((p + someone_else) % PEOPLE, s, token)
 
-        @rule(held=holding, what=st.sampled_from(["all mine", "all mine", "this", "and another"]),
-              other=seat, stale=st.sampled_from([False, False, False, True]),
-              key=st.sampled_from(["k1", "k1", "k2"]))
+        @rule(
+            held=holding,
+            what=st.sampled_from(["all mine", "all mine", "this", "and another"]),
+            other=seat,
+            stale=st.sampled_from([False, False, False, True]),
+            key=st.sampled_from(["k1", "k1", "k2"]),
+        )
         def checkout(self, held, what, other, stale, key):
             """Pay for every seat this person holds (as the checkout page does),
             for this one seat, or for it and another seat (perhaps not theirs)."""
@@ -301,9 +325,13 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 picks = self.held_by(p) or [s]
             self.try_checkout(p, picks, stale, key)
 
-        @rule(target=holding, action=st.sampled_from(["hold", "release", "checkout"]), p=person,
-              picks=st.lists(seat, min_size=1, max_size=5, unique=True),
-              token=st.sampled_from(["none", "right", "wrong"]))
+        @rule(
+            target=holding,
+            action=st.sampled_from(["hold", "release", "checkout"]),
+            p=person,
+            picks=st.lists(seat, min_size=1, max_size=5, unique=True),
+            token=st.sampled_from(["none", "right", "wrong"]),
+        )
         def stranger(self, action, p, picks, token):
             """Anyone at all: mostly refused (not entered, someone else's seat)."""
             if action == "hold":
@@ -353,8 +381,9 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 items[0] = (items[0][0], items[0][1] + 1)
             points_before = User.get_by_id(uid).points
             try:
-                receipt, created = checkout.checkout(event_id, uid, self.sid(p), items,
-                                                     f"{uid}-{key}")
+                receipt, created = checkout.checkout(
+                    event_id, uid, self.sid(p), items, f"{uid}-{key}"
+                )
             except AppError as e:
                 self.refused("checkout", e)
                 assert User.get_by_id(uid).points == points_before
@@ -377,8 +406,11 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
 
         def live_active(self) -> dict[str, int]:
             now = now_ms(r)
-            return {m: int(score) for m, score in r.zrange(k.active, 0, -1, withscores=True)
-                    if score > now}
+            return {
+                m: int(score)
+                for m, score in r.zrange(k.active, 0, -1, withscores=True)
+                if score > now
+            }
 
         @invariant()
         def check_all(self):
@@ -421,10 +453,18 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 assert int(counter) >= self.fence_seen.get(seat, 0), ("fence went back", seat)
                 self.fence_seen[seat] = int(counter)
             rows = {s.id: s for s in Seat.select().where(Seat.event == event_id)}
-            live = dict(BookingSeat.select(BookingSeat.seat, fn.COUNT(BookingSeat.id))
-                        .where(BookingSeat.live == 1).group_by(BookingSeat.seat).tuples())
-            buyers = dict(BookingSeat.select(BookingSeat.seat, Booking.user).join(Booking)
-                          .where(BookingSeat.live == 1).tuples())
+            live = dict(
+                BookingSeat.select(BookingSeat.seat, fn.COUNT(BookingSeat.id))
+                .where(BookingSeat.live == 1)
+                .group_by(BookingSeat.seat)
+                .tuples()
+            )
+            buyers = dict(
+                BookingSeat.select(BookingSeat.seat, Booking.user)
+                .join(Booking)
+                .where(BookingSeat.live == 1)
+                .tuples()
+            )
             for seat_id, row in rows.items():
                 assert live.get(seat_id, 0) <= 1, ("booked twice", seat_id)
                 assert row.fencing_token <= int(fence.get(str(seat_id), 0)), seat_id
@@ -432,7 +472,9 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 if row.status == "booked":
                     assert live.get(seat_id) == 1 and buyers[seat_id] == row.holder_id
                     assert redis_state == f"booked:{row.holder_id}:{row.fencing_token}", (
-                        seat_id, redis_state)
+                        seat_id,
+                        redis_state,
+                    )
                 else:
                     assert row.status == "available" and seat_id not in live
                     assert not redis_state.startswith("booked"), (seat_id, redis_state)
@@ -453,14 +495,23 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
 @pytest.fixture
 def sale(app, r):
     with app.app_context():
-        event = events.create("Model", SECTIONS, max_active=MAX_ACTIVE, admit_rate=100_000,
-                              active_ttl=ACTIVE_TTL, hold_ttl=HOLD_TTL)
+        event = events.create(
+            "Model",
+            SECTIONS,
+            max_active=MAX_ACTIVE,
+            admit_rate=100_000,
+            active_ttl=ACTIVE_TTL,
+            hold_ttl=HOLD_TTL,
+        )
         events.update(event.id, admission="open")
         cheap = generate_password_hash("password123", method="pbkdf2:sha256:1")
-        user_ids = [User.create(email=f"model{i}@example.com", password_hash=cheap,
-                                points=points).id for i, points in enumerate(POINTS)]
-        seat_ids = [s.id for s in Seat.select(Seat.id).where(Seat.event == event.id)
-                    .order_by(Seat.id)]
+        user_ids = [
+            User.create(email=f"model{i}@example.com", password_hash=cheap, points=points).id
+            for i, points in enumerate(POINTS)
+        ]
+        seat_ids = [
+            s.id for s in Seat.select(Seat.id).where(Seat.event == event.id).order_by(Seat.id)
+        ]
         yield machine_for(app, r, event.id, user_ids, seat_ids)
 
 
@@ -468,16 +519,36 @@ def test_the_sale_keeps_its_promises_in_any_order(app, sale, capsys):
     STATS.clear()
     started = time.monotonic()
     with app.app_context():
-        run_state_machine_as_test(sale, settings=settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, derandomize=True,
-            database=None, suppress_health_check=[HealthCheck.too_slow]))
+        run_state_machine_as_test(
+            sale,
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
     seconds = time.monotonic() - started
     with capsys.disabled():
-        print(f"\n[model] {STATS['examples']} examples, {STATS['steps']} checked steps in "
-              f"{seconds:.1f} s; " + ", ".join(f"{name} {n}" for name, n in sorted(STATS.items())
-                                               if name not in ("examples", "steps")))
+        print(
+            f"\n[model] {STATS['examples']} examples, {STATS['steps']} checked steps in "
+            f"{seconds:.1f} s; "
+            + ", ".join(
+                f"{name} {n}"
+                for name, n in sorted(STATS.items())
+                if name not in ("examples", "steps")
+            )
+        )
     assert STATS["examples"] >= EXAMPLES // 2
     # The walk got through the whole sale, not only its refusals.
-    for reached in ("admitted", "enter:ok", "hold:ok", "checkout:created", "cleaned_up",
-                    "time:jump"):
+    for reached in (
+        "admitted",
+        "enter:ok",
+        "hold:ok",
+        "checkout:created",
+        "cleaned_up",
+        "time:jump",
+    ):
         assert STATS[reached] > 0, (reached, dict(STATS))

@@ -46,6 +46,7 @@ def progress(page: str) -> int:
 
 # Events
 
+
 def test_index_and_event_pages_render(client, make_event):
     event = make_event(admission="open")
     index = client.get("/")
@@ -59,10 +60,12 @@ def test_index_and_event_pages_render(client, make_event):
 
 def test_index_hides_closed_events(app, client):
     with app.app_context():
-        shown = events.create("Shown show", [{"name": "A", "rows": 1, "seats_per_row": 1,
-                                              "price": 1}])
-        hidden = events.create("Hidden show", [{"name": "A", "rows": 1, "seats_per_row": 1,
-                                                "price": 1}])
+        shown = events.create(
+            "Shown show", [{"name": "A", "rows": 1, "seats_per_row": 1, "price": 1}]
+        )
+        hidden = events.create(
+            "Hidden show", [{"name": "A", "rows": 1, "seats_per_row": 1, "price": 1}]
+        )
         events.update(hidden.id, admission="closed")
     page = html(client.get("/"))
     assert "Shown show" in page and "Hidden show" not in page
@@ -98,6 +101,7 @@ def test_email_in_the_header_is_escaped(app, make_user, login):
 
 # The waiting page: the same for everyone, cacheable
 
+
 def test_waiting_page_is_the_same_for_everyone(app, client, make_event, make_user, login):
     event = make_event(admission="open")
     a = login(app.test_client(), make_user())
@@ -113,8 +117,7 @@ def test_waiting_page_is_the_same_for_everyone(app, client, make_event, make_use
         # it varies only with the language (Accept-Language or the `lang`
         # cookie: test_i18n.py), never with the session.
         assert "Set-Cookie" not in page.headers
-        assert {v.strip() for v in page.headers["Vary"].split(",")} == {"Accept-Language",
-                                                                        "Cookie"}
+        assert {v.strip() for v in page.headers["Vary"].split(",")} == {"Accept-Language", "Cookie"}
 
 
 def test_waiting_page_loads_the_status_fragment(client, make_event):
@@ -139,6 +142,7 @@ def test_waiting_page_shows_no_flash_messages(app, person, make_event):
 
 # The status fragment
 
+
 def test_fragment_for_a_waiting_person(person, make_event):
     _, client = person
     event = make_event(admission="open")
@@ -156,8 +160,9 @@ def test_fragment_for_a_waiting_person(person, make_event):
     assert 'aria-valuemin="0"' in page and 'aria-valuemax="100"' in page
     assert 'class="status-text"' in page  # what live.js reads out on change
     # ...through the waiting page's own polite live region, which outlives the swaps.
-    assert re.search(r'id="announcer"[^>]*aria-live="polite"',
-                     html(client.get(f"/events/{event.id}/waiting")))
+    assert re.search(
+        r'id="announcer"[^>]*aria-live="polite"', html(client.get(f"/events/{event.id}/waiting"))
+    )
     assert re.search(r"number <strong>1</strong>", page)
     vary = {v.strip() for v in response.headers["Vary"].split(",")}
     assert "HX-Request" in vary
@@ -309,6 +314,7 @@ def test_fragment_for_an_unknown_event(person):
 
 # Forms: join and leave
 
+
 def test_join_and_leave_forms(person, make_event):
     user, client = person
     event = make_event(admission="open")
@@ -357,18 +363,31 @@ def test_join_an_unknown_event(person):
 
 # CSRF (a second app with CSRF switched on, on the same Redis and database)
 
+
 @pytest.fixture
 def csrf_app(app):
     from app import create_app
 
-    csrf_app = create_app({**{k: app.config[k] for k in (
-        "TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET")},
-        "WTF_CSRF_ENABLED": True})
+    csrf_app = create_app(
+        {
+            **{
+                k: app.config[k]
+                for k in ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET")
+            },
+            "WTF_CSRF_ENABLED": True,
+        }
+    )
     yield csrf_app
     # create_app rebinds the global db proxy and Redis client: bind them back.
-    create_app({**{k: app.config[k] for k in (
-        "TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET")},
-        "WTF_CSRF_ENABLED": False})
+    create_app(
+        {
+            **{
+                k: app.config[k]
+                for k in ("TESTING", "REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET")
+            },
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
 
 
 def csrf_token(page: str) -> str:
@@ -396,8 +415,9 @@ def test_a_token_from_another_session_is_refused(csrf_app, make_user):
     token = csrf_token(html(other.get("/auth/login")))
     client = csrf_app.test_client()
     client.get("/auth/login")
-    response = client.post("/auth/login", data={"email": user.email, "password": "password123",
-                                                "csrf_token": token})
+    response = client.post(
+        "/auth/login", data={"email": user.email, "password": "password123", "csrf_token": token}
+    )
     assert response.status_code == 400
 
 
@@ -406,8 +426,12 @@ def test_join_form_needs_the_csrf_token(csrf_app, make_user, make_event):
     event = make_event(admission="open")
     client = csrf_app.test_client()
     # The JSON API needs no token (it takes JSON bodies only).
-    assert client.post("/api/auth/login", json={"email": user.email,
-                                                "password": "password123"}).status_code == 200
+    assert (
+        client.post(
+            "/api/auth/login", json={"email": user.email, "password": "password123"}
+        ).status_code
+        == 200
+    )
     assert client.post(f"/events/{event.id}/join").status_code == 400
     assert client.get(f"/api/events/{event.id}/queue").status_code == 404
     token = csrf_token(html(client.get(f"/events/{event.id}")))
@@ -427,34 +451,44 @@ def test_cross_site_form_post_to_the_api_is_refused(csrf_app, make_user, make_ev
     event = make_event(admission="open")
     client = csrf_app.test_client()
     client.post("/api/auth/login", json={"email": user.email, "password": "password123"})
-    for content_type in ("application/x-www-form-urlencoded", "text/plain",
-                         "multipart/form-data; boundary=x"):
-        response = client.post(f"/api/events/{event.id}/queue", data="a=b",
-                               content_type=content_type)
+    for content_type in (
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ):
+        response = client.post(
+            f"/api/events/{event.id}/queue", data="a=b", content_type=content_type
+        )
         assert response.status_code == 415
     assert client.get(f"/api/events/{event.id}/queue").status_code == 404
 
 
 # Account pages without JavaScript
 
+
 def test_register_page(client):
     page = client.get("/auth/register")
     assert page.status_code == 200
     assert 'action="/auth/register"' in html(page) and 'name="password"' in html(page)
-    response = client.post("/auth/register", data={
-        "email": "form@example.com", "password": "password123", "name": "Form"})
+    response = client.post(
+        "/auth/register",
+        data={"email": "form@example.com", "password": "password123", "name": "Form"},
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/"
     me = client.get("/api/me").json
     assert me["email"] == "form@example.com" and me["points"] == 100_000
     assert "Welcome" in html(client.get("/"))
 
 
-@pytest.mark.parametrize("form, message", [
-    ({"email": "x@example.com", "password": "short"}, "Password"),
-    ({"email": "not-an-email", "password": "password123"}, "Email"),
-    ({"email": "x@example.com"}, "Password"),
-    ({}, "Email"),
-])
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ({"email": "x@example.com", "password": "short"}, "Password"),
+        ({"email": "not-an-email", "password": "password123"}, "Email"),
+        ({"email": "x@example.com"}, "Password"),
+        ({}, "Email"),
+    ],
+)
 def test_register_page_problems(app, client, form, message):
     response = client.post("/auth/register", data=form)
     assert response.status_code == 200
@@ -467,8 +501,9 @@ def test_register_page_problems(app, client, form, message):
 
 def test_register_page_duplicate_email(client, make_user):
     make_user(email="dup@example.com")
-    response = client.post("/auth/register", data={"email": "dup@example.com",
-                                                   "password": "password123"})
+    response = client.post(
+        "/auth/register", data={"email": "dup@example.com", "password": "password123"}
+    )
     assert response.status_code == 200
     assert "already exists" in html(response)
 
@@ -497,8 +532,9 @@ def test_login_page_bad_password(client, make_user, password):
 
 
 def test_login_page_unknown_email(client):
-    response = client.post("/auth/login", data={"email": "who@example.com",
-                                                "password": "password123"})
+    response = client.post(
+        "/auth/login", data={"email": "who@example.com", "password": "password123"}
+    )
     assert response.status_code == 200 and "Wrong email or password." in html(response)
 
 
@@ -508,16 +544,29 @@ def test_login_next_same_site(client, make_user, make_event):
     target = f"/events/{event.id}/waiting"
     page = html(client.get(f"/auth/login?next={target}"))
     assert f'name="next" value="{target}"' in page
-    response = client.post("/auth/login", data={"email": user.email, "password": "password123",
-                                                "next": target})
+    response = client.post(
+        "/auth/login", data={"email": user.email, "password": "password123", "next": target}
+    )
     assert response.headers["Location"] == target
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example", "http://evil.example/path", "//evil.example", "///evil.example",
-    "/\\evil.example", "\\\\evil.example", "https:evil.example", "javascript:alert(1)",
-    "evil.example", " //evil.example", "/\t/evil.example", "%2F%2Fevil.example",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example",
+        "http://evil.example/path",
+        "//evil.example",
+        "///evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https:evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        " //evil.example",
+        "/\t/evil.example",
+        "%2F%2Fevil.example",
+    ],
+)
 def test_login_next_cannot_leave_the_site(client, make_user, target):
     user = make_user()
     for how in ("form", "query"):
@@ -539,22 +588,25 @@ def test_login_next_cannot_leave_the_site(client, make_user, target):
 
 
 def test_register_next_cannot_leave_the_site(client):
-    response = client.post("/auth/register", data={
-        "email": "n@example.com", "password": "password123", "next": "https://evil.example"})
+    response = client.post(
+        "/auth/register",
+        data={"email": "n@example.com", "password": "password123", "next": "https://evil.example"},
+    )
     assert response.headers["Location"] == "/"
 
 
 def test_an_oversized_form_is_413_not_500(client):
-    response = client.post("/auth/login", data={"email": "a@example.com",
-                                                "password": "x" * (8 * 1024 * 1024)})
+    response = client.post(
+        "/auth/login", data={"email": "a@example.com", "password": "x" * (8 * 1024 * 1024)}
+    )
     assert response.status_code == 413
     assert "text/html" in response.content_type
 
 
 # Headers and cookies
 
-@pytest.mark.parametrize("url", ["/", "/auth/login", "/events/999999", "/api/events",
-                                 "/healthz"])
+
+@pytest.mark.parametrize("url", ["/", "/auth/login", "/events/999999", "/api/events", "/healthz"])
 def test_security_headers(client, url):
     response = client.get(url)
     assert response.headers["X-Content-Type-Options"] == "nosniff"

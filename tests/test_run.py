@@ -19,18 +19,36 @@ def test_run_serves_the_demo_and_the_worker_admits_a_person(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), WEB_WORKERS="1")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bin" / "run")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / "run")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         browser = Browser(f"http://127.0.0.1:{port}")
         if not browser.wait_ready(60):
             pytest.fail("bin/run did not become ready within 60 s")
 
-        assert browser.call("POST", "/api/auth/register",
-                            {"email": "walk-in@example.com", "password": "password123"})[0] == 201
-        assert browser.call("POST", "/api/auth/login",
-                            {"email": "walk-in@example.com", "password": "password123"})[0] == 200
+        assert (
+            browser.call(
+                "POST",
+                "/api/auth/register",
+                {"email": "walk-in@example.com", "password": "password123"},
+            )[0]
+            == 201
+        )
+        assert (
+            browser.call(
+                "POST",
+                "/api/auth/login",
+                {"email": "walk-in@example.com", "password": "password123"},
+            )[0]
+            == 200
+        )
         events = browser.call("GET", "/api/events")[1]
         demo = next(e for e in events if e["name"] == "Demo concert")
         assert demo["admission"] == "open"

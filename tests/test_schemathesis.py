@@ -35,15 +35,21 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-pytestmark = [pytest.mark.attacks,
-              # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-              pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
+pytestmark = [
+    pytest.mark.attacks,
+    # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
+    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
+]
 
 ROLES = ("anonymous", "customer", "staff")
 # Examples per operation and role: random valid, valid with real ids, invalid.
 EXAMPLES = {"positive": 8, "real": 5, "negative": 8}
-CONFORMANCE = (status_code_conformance, content_type_conformance, response_schema_conformance,
-               negative_data_rejection)
+CONFORMANCE = (
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+)
 SECTIONS = [{"name": "Floor", "rows": 2, "seats_per_row": 5, "price": 1000}]
 
 
@@ -81,31 +87,45 @@ def world(app) -> dict:
     from app.models import Seat, User
 
     with app.app_context():
-        people = {role: User.create(email=f"{role}@example.com", name=role,
-                                    password_hash=generate_password_hash(
-                                        "password123", method="pbkdf2:sha256:1"),
-                                    is_staff=role == "staff", points=100_000)
-                  for role in ("customer", "staff")}
+        people = {
+            role: User.create(
+                email=f"{role}@example.com",
+                name=role,
+                password_hash=generate_password_hash("password123", method="pbkdf2:sha256:1"),
+                is_staff=role == "staff",
+                points=100_000,
+            )
+            for role in ("customer", "staff")
+        }
         event = events.create("Schemathesis", SECTIONS, admit_rate=100_000)
         events.update(event.id, admission="open")
-        seat_ids = [s.id for s in Seat.select(Seat.id).where(Seat.event == event.id)
-                    .order_by(Seat.id)]
+        seat_ids = [
+            s.id for s in Seat.select(Seat.id).where(Seat.event == event.id).order_by(Seat.id)
+        ]
     cookies = {"anonymous": {}}
     for role, user in people.items():
         client = app.test_client()
-        assert client.post("/api/auth/login", json={"email": user.email,
-                                                    "password": "password123"}
-                           ).status_code == 200
+        assert (
+            client.post(
+                "/api/auth/login", json={"email": user.email, "password": "password123"}
+            ).status_code
+            == 200
+        )
         cookies[role] = {"session": client.get_cookie("session").value}
         if role == "customer":
             client.post(f"/api/events/{event.id}/queue")
             with app.app_context():
                 waiting_room.admit(event.id)
             token = client.get(f"/api/events/{event.id}/queue").get_json()["token"]
-            assert client.post(f"/api/events/{event.id}/enter",
-                               headers={"Authorization": f"Bearer {token}"}).status_code == 200
-            assert client.post(f"/api/events/{event.id}/seats/{seat_ids[0]}/hold"
-                               ).status_code == 201
+            assert (
+                client.post(
+                    f"/api/events/{event.id}/enter", headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+                == 200
+            )
+            assert (
+                client.post(f"/api/events/{event.id}/seats/{seat_ids[0]}/hold").status_code == 201
+            )
     real = {"event_id": event.id, "seat_id": seat_ids[1], "user_id": people["customer"].id}
     return {"cookies": cookies, "real": real}
 
@@ -113,8 +133,10 @@ def world(app) -> dict:
 def strategies(operation, real: dict) -> dict:
     path_names = [p.name for p in operation.path_parameters]
     fixed = {name: real[name] for name in path_names}
-    found = {"positive": operation.as_strategy(GenerationMode.POSITIVE),
-             "negative": operation.as_strategy(GenerationMode.NEGATIVE)}
+    found = {
+        "positive": operation.as_strategy(GenerationMode.POSITIVE),
+        "negative": operation.as_strategy(GenerationMode.NEGATIVE),
+    }
     if fixed:
         found["real"] = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed)
     return found
@@ -132,9 +154,14 @@ def run(app, schema, world: dict) -> Findings:
 
 
 def examine(operation, role, cookies, kind, strategy, findings: Findings) -> None:
-    @settings(max_examples=EXAMPLES[kind], derandomize=True, database=None, deadline=None,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES[kind],
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def check(case):
         response = case.call(cookies=cookies)
@@ -143,17 +170,30 @@ def examine(operation, role, cookies, kind, strategy, findings: Findings) -> Non
         try:
             case.validate_response(response, checks=[not_a_server_error])
         except FailureGroup:
-            findings.server_errors.append((role, kind, operation.label, response.status_code,
-                                           response.text[:300], case.as_curl_command()))
+            findings.server_errors.append(
+                (
+                    role,
+                    kind,
+                    operation.label,
+                    response.status_code,
+                    response.text[:300],
+                    case.as_curl_command(),
+                )
+            )
         for conformance in CONFORMANCE:
             try:
                 case.validate_response(response, checks=[conformance])
             except FailureGroup as group:
                 for failure in group.exceptions:
-                    where = (operation.label, response.status_code, conformance.__name__,
-                             getattr(failure, "title", type(failure).__name__))
-                    findings.nonconforming.setdefault(where, (
-                        role, kind, f"{case.as_curl_command()} -> {response.text[:160]}"))
+                    where = (
+                        operation.label,
+                        response.status_code,
+                        conformance.__name__,
+                        getattr(failure, "title", type(failure).__name__),
+                    )
+                    findings.nonconforming.setdefault(
+                        where, (role, kind, f"{case.as_curl_command()} -> {response.text[:160]}")
+                    )
 
     try:
         check()
@@ -188,14 +228,18 @@ def test_no_generated_request_gets_a_server_error(findings, role):
 
 
 def describe(nonconforming: dict) -> str:
-    return "\n".join(f"{op} -> {status}: {check}: {title}\n    e.g. as {role} ({kind}): {detail}"
-                     for (op, status, check, title), (role, kind, detail)
-                     in sorted(nonconforming.items()))
+    return "\n".join(
+        f"{op} -> {status}: {check}: {title}\n    e.g. as {role} ({kind}): {detail}"
+        for (op, status, check, title), (role, kind, detail) in sorted(nonconforming.items())
+    )
 
 
 def test_every_answer_is_documented(findings):
-    unknown = {where: example for where, example in findings.nonconforming.items()
-               if where[:2] not in KNOWN_GAPS}
+    unknown = {
+        where: example
+        for where, example in findings.nonconforming.items()
+        if where[:2] not in KNOWN_GAPS
+    }
     assert unknown == {}, describe(unknown)
     with_known = "\n".join(f"  {op} -> {status}" for op, status, *_ in findings.nonconforming)
     print(f"known gaps seen:\n{with_known}")
@@ -206,9 +250,11 @@ def test_report_the_number_of_cases(findings, capsys):
     for (role, _), n in findings.cases.items():
         per_role[role] += n
     with capsys.disabled():
-        print(f"\n[schemathesis {schemathesis.__version__}] {findings.total} cases in "
-              f"{findings.seconds:.1f} s over {len({op for _, op in findings.cases})} operations; "
-              f"per role {dict(per_role)}; statuses {dict(sorted(findings.statuses.items()))}")
+        print(
+            f"\n[schemathesis {schemathesis.__version__}] {findings.total} cases in "
+            f"{findings.seconds:.1f} s over {len({op for _, op in findings.cases})} operations; "
+            f"per role {dict(per_role)}; statuses {dict(sorted(findings.statuses.items()))}"
+        )
     assert findings.total >= 500
 
 
@@ -234,7 +280,10 @@ def test_joining_documents_429(app):
 
 
 def test_bodies_document_413(app):
-    missing = [f"{method.upper()} {path}" for path, ops in document(app)["paths"].items()
-               for method, op in ops.items()
-               if "requestBody" in op and "413" not in op["responses"]]
+    missing = [
+        f"{method.upper()} {path}"
+        for path, ops in document(app)["paths"].items()
+        for method, op in ops.items()
+        if "requestBody" in op and "413" not in op["responses"]
+    ]
     assert missing == []

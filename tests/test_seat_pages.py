@@ -16,8 +16,10 @@ from app.models import Booking, Seat
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 HX = {"HX-Request": "true"}
-SECTIONS = [{"name": "Floor", "rows": 1, "seats_per_row": 5, "price": 12000},
-            {"name": "Balcony", "rows": 2, "seats_per_row": 2, "price": 8000}]
+SECTIONS = [
+    {"name": "Floor", "rows": 1, "seats_per_row": 5, "price": 12000},
+    {"name": "Balcony", "rows": 2, "seats_per_row": 2, "price": 8000},
+]
 
 
 class Buttons(HTMLParser):
@@ -45,7 +47,7 @@ class Buttons(HTMLParser):
 
 def seat_buttons(page: str) -> dict[int, dict]:
     found = [b for b in Buttons(page).buttons if b.get("id", "").startswith("seat-")]
-    by_id = {int(b["id"][len("seat-"):]): b for b in found}
+    by_id = {int(b["id"][len("seat-") :]): b for b in found}
     assert len(by_id) == len(found), "two seat buttons share an id"
     return by_id
 
@@ -82,9 +84,11 @@ def event(make_event):
 @pytest.fixture
 def browser(app, make_user, login, event):
     """An entered person in a browser: returns (user, client) for each call."""
+
     def make(points=None):
         user = make_user(points=points)
         return user, enter_by_browser(app, login(app.test_client(), user), event.id)
+
     return make
 
 
@@ -95,11 +99,13 @@ def seat_rows(app, event):
 
 
 def hold(client, event_id, seat_id, headers=HX):
-    return client.post(f"/events/{event_id}/seats/hold", data={"seat": str(seat_id)},
-                       headers=headers)
+    return client.post(
+        f"/events/{event_id}/seats/hold", data={"seat": str(seat_id)}, headers=headers
+    )
 
 
 # The seat map
+
 
 def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, seat_rows):
     me, client = browser()
@@ -109,8 +115,10 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
     assert "is yours" in html(hold(client, event.id, mine))
     assert "is yours" in html(hold(other, event.id, theirs))
     assert "is yours" in html(hold(buyer, event.id, sold))
-    assert buyer.post(f"/events/{event.id}/checkout",
-                      data={"idempotency_key": "map"}).status_code == 302
+    assert (
+        buyer.post(f"/events/{event.id}/checkout", data={"idempotency_key": "map"}).status_code
+        == 302
+    )
     with app.app_context():
         Seat.update(status="blocked").where(Seat.id == blocked).execute()
         seats.reconcile(event.id, [blocked])
@@ -120,14 +128,19 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
     page = html(response)
     buttons = seat_buttons(page)
     assert sorted(buttons) == [s.id for s in seat_rows]  # every seat, one button each
-    expected = {mine: "held by you", theirs: "held by someone else", sold: "sold",
-                blocked: "not for sale"}
+    expected = {
+        mine: "held by you",
+        theirs: "held by someone else",
+        sold: "sold",
+        blocked: "not for sale",
+    }
     for seat in seat_rows:
         button = buttons[seat.id]
         label = button["aria-label"]
         word = expected.get(seat.id, "available")
-        assert label.startswith(f"{seat.section}, row {seat.row}, seat {seat.number}, "
-                                f"{seat.price:,} points, {word}"), label
+        assert label.startswith(
+            f"{seat.section}, row {seat.row}, seat {seat.number}, {seat.price:,} points, {word}"
+        ), label
         assert button["name"] == "seat" and button["value"] == str(seat.id)
         assert "disabled" not in button, label  # taken seats stay reachable by keyboard
         if word in ("available", "held by you"):
@@ -169,6 +182,7 @@ def test_panel_after_the_window_ends_stops_refreshing(app, event, browser, r):
 
 
 # Holding and releasing
+
 
 def test_hold_with_htmx_answers_the_panel(event, browser, seat_rows):
     _, client = browser()
@@ -238,14 +252,16 @@ def test_release_with_and_without_htmx(event, browser, seat_rows):
     first, second = seat_rows[0].id, seat_rows[1].id
     hold(client, event.id, first)
     hold(client, event.id, second)
-    response = client.post(f"/events/{event.id}/seats/release", data={"seat": str(first)},
-                           headers=HX)
+    response = client.post(
+        f"/events/{event.id}/seats/release", data={"seat": str(first)}, headers=HX
+    )
     assert response.status_code == 200
     fragment = html(response)
     assert "Seat released." in fragment
     assert seat_buttons(fragment)[first]["aria-label"].endswith(", available")
-    again = html(client.post(f"/events/{event.id}/seats/release", data={"seat": str(first)},
-                             headers=HX))
+    again = html(
+        client.post(f"/events/{event.id}/seats/release", data={"seat": str(first)}, headers=HX)
+    )
     assert "You do not hold this seat." in again
     response = client.post(f"/events/{event.id}/seats/release", data={"seat": str(second)})
     assert response.status_code == 302 and path_of(response) == f"/events/{event.id}/seats"
@@ -259,14 +275,18 @@ def test_cannot_release_someone_elses_hold(event, browser, seat_rows):
     _, other = browser()
     seat = seat_rows[0].id
     hold(owner, event.id, seat)
-    fragment = html(other.post(f"/events/{event.id}/seats/release", data={"seat": str(seat)},
-                               headers=HX))
+    fragment = html(
+        other.post(f"/events/{event.id}/seats/release", data={"seat": str(seat)}, headers=HX)
+    )
     assert "You do not hold this seat." in fragment
-    assert "held by you" in seat_buttons(html(owner.get(f"/events/{event.id}/seats")))[seat][
-        "aria-label"]
+    assert (
+        "held by you"
+        in seat_buttons(html(owner.get(f"/events/{event.id}/seats")))[seat]["aria-label"]
+    )
 
 
 # Checkout, confirmation, my bookings
+
 
 def test_checkout_page_to_confirmation(app, event, browser, seat_rows, make_user, login):
     user, client = browser()
@@ -280,8 +300,9 @@ def test_checkout_page_to_confirmation(app, event, browser, seat_rows, make_user
     assert '<td class="num">20,000</td>' in page  # the total
     assert "Your balance: 100,000 points" in page and "after paying: 80,000" in page
     assert "Pay 20,000 points" in page
-    key = re.search(r'<input type="hidden" name="idempotency_key" value="([0-9a-f]{32})">',
-                    page).group(1)
+    key = re.search(
+        r'<input type="hidden" name="idempotency_key" value="([0-9a-f]{32})">', page
+    ).group(1)
 
     response = client.post(f"/events/{event.id}/checkout", data={"idempotency_key": key})
     assert response.status_code == 302
@@ -321,8 +342,12 @@ def test_checkout_page_without_enough_points(app, event, browser, seat_rows):
     with app.app_context():
         assert Booking.select().count() == 0
     # The seat is still this person's.
-    assert "held by you" in seat_buttons(html(client.get(f"/events/{event.id}/seats")))[
-        seat_rows[0].id]["aria-label"]
+    assert (
+        "held by you"
+        in seat_buttons(html(client.get(f"/events/{event.id}/seats")))[seat_rows[0].id][
+            "aria-label"
+        ]
+    )
 
 
 def test_checkout_page_with_nothing_held(event, browser):
@@ -344,6 +369,7 @@ def test_double_submitted_pay_form_shows_the_booking(event, browser, seat_rows):
 
 # Who may see the seat map
 
+
 def test_not_entered_goes_back_to_the_event_page(app, event, make_user, login):
     client = login(app.test_client(), make_user())
     response = client.get(f"/events/{event.id}/seats")
@@ -354,8 +380,9 @@ def test_not_entered_goes_back_to_the_event_page(app, event, make_user, login):
     assert "Your time to book is over." in html(client.get(f"/events/{event.id}/seats/panel"))
     with app.app_context():
         seat_id = Seat.select().where(Seat.event == event.id).first().id
-    refused = html(client.post(f"/events/{event.id}/seats/hold", data={"seat": str(seat_id)},
-                               headers=HX))
+    refused = html(
+        client.post(f"/events/{event.id}/seats/hold", data={"seat": str(seat_id)}, headers=HX)
+    )
     assert "Your time to book is over." in refused and 'role="alert"' in refused
     with app.app_context():
         assert seats.live_states(event.id)[2] == {}  # nothing was held
@@ -372,13 +399,16 @@ def test_anonymous_goes_to_login(client, event):
 
 def test_names_are_escaped_on_the_seat_map(app, make_event, make_user, login):
     evil = "<script>alert(1)</script>"
-    event = make_event(sections=[{"name": evil, "rows": 1, "seats_per_row": 2, "price": 5}],
-                       admit_rate=100_000)
+    event = make_event(
+        sections=[{"name": evil, "rows": 1, "seats_per_row": 2, "price": 5}], admit_rate=100_000
+    )
     client = enter_by_browser(app, login(app.test_client(), make_user()), event.id)
     with app.app_context():
         seat_id = Seat.select().where(Seat.event == event.id).first().id
-    for page in (html(client.get(f"/events/{event.id}/seats")),
-                 html(hold(client, event.id, seat_id))):
+    for page in (
+        html(client.get(f"/events/{event.id}/seats")),
+        html(hold(client, event.id, seat_id)),
+    ):
         assert evil not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert seat_buttons(page)[seat_id]["aria-label"].startswith(f"{evil}, row A, seat 1")

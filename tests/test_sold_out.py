@@ -85,7 +85,8 @@ def test_admission_stops_and_join_is_refused(app, make_user, login, event, staff
     assert late.get(f"/api/events/{event.id}").get_json()["sold_out"] is True
     assert staff_client.get(f"/api/admin/events/{event.id}/stats").get_json()["sold_out"] is True
     assert "Sold out: nobody is let in" in staff_client.get(f"/admin/events/{event.id}").get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
 def test_unblocking_a_seat_puts_the_sale_back(app, make_user, login, event, staff):
@@ -94,8 +95,9 @@ def test_unblocking_a_seat_puts_the_sale_back(app, make_user, login, event, staf
     first = seat_ids(app, event.id)[0]
     assert waiting.get(f"/api/events/{event.id}/queue").get_json()["status"] == "sold_out"
 
-    assert staff_client.post(f"/api/admin/events/{event.id}/seats/{first}/unblock").status_code \
-        == 200
+    assert (
+        staff_client.post(f"/api/admin/events/{event.id}/seats/{first}/unblock").status_code == 200
+    )
     assert waiting.get(f"/api/events/{event.id}/queue").get_json()["status"] == "waiting"
     with app.app_context():
         assert waiting_room.admit(event.id)["admitted"] == 1

@@ -53,7 +53,7 @@ def seed(r, key: str, scores: dict, chunk: int = 5_000) -> None:
     items = list(scores.items())
     pipe = r.pipeline(transaction=False)
     for start in range(0, len(items), chunk):
-        pipe.zadd(key, dict(items[start:start + chunk]))
+        pipe.zadd(key, dict(items[start : start + chunk]))
     pipe.execute()
 
 
@@ -83,8 +83,9 @@ def logged_in_client(app, login, user):
 # Joining
 
 
-def test_twenty_concurrent_joins_by_one_person_queue_them_once(app, r, make_user, login,
-                                                               make_event):
+def test_twenty_concurrent_joins_by_one_person_queue_them_once(
+    app, r, make_user, login, make_event
+):
     event = make_event(admission="paused")
     seed_queue(r, event.id, range(900_001, 900_006))  # five people already ahead
     person = make_user()
@@ -134,12 +135,12 @@ def test_thousand_joins_are_served_first_in_first_out(ctx, r, make_event):
     # Joining again (F5, double click, reconnect) never moves anyone.
     again = random.Random(8).sample(order, 300)
     assert [waiting_room.join(event.id, uid).position for uid in again] == [
-        order.index(uid) + 1 for uid in again]
+        order.index(uid) + 1 for uid in again
+    ]
     assert members(r, k.queue) == order
     assert [s for _, s in r.zrange(k.queue, 0, -1, withscores=True)] == scores
     assert r.get(k.sequence) == "1000"
-    assert [waiting_room.poll(event.id, uid).position for uid in order[:50]] == list(
-        range(1, 51))
+    assert [waiting_room.poll(event.id, uid).position for uid in order[:50]] == list(range(1, 51))
 
 
 def test_second_join_keeps_position_through_the_api(app, r, make_user, login, make_event):
@@ -161,14 +162,17 @@ def test_each_tier_boundary_sets_interval_and_band(position, interval, exact, ba
     assert waiting_room.band_for(position, DEFAULT_POLL_TIERS) == band
     for _ in range(200):  # the jitter is random: stay inside +/- 10 % every time
         assert within_ten_percent(
-            waiting_room.poll_interval(position, False, DEFAULT_POLL_TIERS, 0.1), interval)
+            waiting_room.poll_interval(position, False, DEFAULT_POLL_TIERS, 0.1), interval
+        )
         assert within_ten_percent(
-            waiting_room.poll_interval(position, True, DEFAULT_POLL_TIERS, 0.1), SLOWEST)
+            waiting_room.poll_interval(position, True, DEFAULT_POLL_TIERS, 0.1), SLOWEST
+        )
 
 
 def test_poll_intervals_are_jittered(ctx):
-    intervals = {waiting_room.poll_interval(50_000, False, DEFAULT_POLL_TIERS, 0.1)
-                 for _ in range(100)}
+    intervals = {
+        waiting_room.poll_interval(50_000, False, DEFAULT_POLL_TIERS, 0.1) for _ in range(100)
+    }
     assert len(intervals) > 5  # a crowd admitted together does not poll in lock-step
 
 
@@ -196,8 +200,7 @@ def test_poll_answers_each_tier_boundary_through_the_api(app, r, make_user, logi
         assert body["token"] is None and body["active_until"] is None
 
 
-def test_poll_shows_the_exact_position_as_an_integer_and_the_band_as_from_to(ctx, r,
-                                                                            make_event):
+def test_poll_shows_the_exact_position_as_an_integer_and_the_band_as_from_to(ctx, r, make_event):
     event = make_event(admission="open")
     seed_queue(r, event.id, range(1, 10_002))
     exact = waiting_room.poll(event.id, 1_000).to_json()
@@ -207,8 +210,9 @@ def test_poll_shows_the_exact_position_as_an_integer_and_the_band_as_from_to(ctx
     assert banded["position_band"] == {"from": 10_001, "to": 20_000}
 
 
-def test_paused_admission_makes_everyone_poll_at_the_slowest_tier(app, r, make_user, login,
-                                                                  make_event):
+def test_paused_admission_makes_everyone_poll_at_the_slowest_tier(
+    app, r, make_user, login, make_event
+):
     event = make_event(admission="open", admit_rate=50)
     seed_queue(r, event.id, range(OTHERS + 1, OTHERS + 6_001))
     with app.app_context():
@@ -240,8 +244,9 @@ def test_an_event_before_its_sale_opens_counts_as_paused(ctx, make_event):
     from datetime import UTC, datetime, timedelta
 
     event = make_event(admission="open")
-    events.update(event.id, sale_opens_at=datetime.now(UTC).replace(tzinfo=None)
-                  + timedelta(hours=1))
+    events.update(
+        event.id, sale_opens_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+    )
     status = waiting_room.join(event.id, 1)
     assert status.paused is True and within_ten_percent(status.poll_after, SLOWEST)
     assert waiting_room.admit(event.id)["status"] == "paused"
@@ -263,8 +268,10 @@ def test_poll_when_not_in_the_queue_is_404_not_in_queue(app, make_user, login, m
 def test_poll_and_join_on_an_unknown_event_are_404(app, r, make_user, login, make_event):
     make_event(admission="open")
     client = logged_in_client(app, login, make_user())
-    for response in (client.get("/api/events/987654/queue"),
-                     client.post("/api/events/987654/queue")):
+    for response in (
+        client.get("/api/events/987654/queue"),
+        client.post("/api/events/987654/queue"),
+    ):
         assert response.status_code == 404
         assert response.json["error"] == "not_found"
     assert not r.keys("{evt:987654}*")  # nothing left behind for a made-up id
@@ -272,9 +279,11 @@ def test_poll_and_join_on_an_unknown_event_are_404(app, r, make_user, login, mak
 
 def test_queue_api_needs_a_login(client, make_event):
     event = make_event(admission="open")
-    for response in (client.post(f"/api/events/{event.id}/queue"),
-                     client.get(f"/api/events/{event.id}/queue"),
-                     client.delete(f"/api/events/{event.id}/queue")):
+    for response in (
+        client.post(f"/api/events/{event.id}/queue"),
+        client.get(f"/api/events/{event.id}/queue"),
+        client.delete(f"/api/events/{event.id}/queue"),
+    ):
         assert response.status_code == 401
         assert response.json["error"] == "login_required"
 
@@ -288,8 +297,9 @@ def test_joining_a_closed_event_is_409_event_closed(app, r, make_user, login, ma
     assert r.zcard(keys.event(event.id).queue) == 0
 
 
-def test_join_when_already_admitted_answers_admitted_with_a_token(app, r, make_user, login,
-                                                                  make_event):
+def test_join_when_already_admitted_answers_admitted_with_a_token(
+    app, r, make_user, login, make_event
+):
     event = make_event(admission="open", admit_rate=10, active_ttl=120)
     person = make_user()
     client = logged_in_client(app, login, person)
@@ -441,8 +451,7 @@ def test_poll_shows_an_eta_after_admission_ticks(ctx, r, make_event):
     assert near.eta_seconds < far.eta_seconds
 
 
-def test_lost_event_config_is_reloaded_from_the_database(app, r, make_user, login,
-                                                         make_event):
+def test_lost_event_config_is_reloaded_from_the_database(app, r, make_user, login, make_event):
     event = make_event(admission="open", max_active=7, admit_rate=3, active_ttl=90)
     k = keys.event(event.id)
     expected = r.hgetall(k.config)
@@ -485,8 +494,9 @@ def recorded_clean_up(ctx, monkeypatch):
     return calls
 
 
-def test_clean_up_removes_100k_ghosts_in_batches_and_keeps_pollers(r, make_event,
-                                                                  recorded_clean_up):
+def test_clean_up_removes_100k_ghosts_in_batches_and_keeps_pollers(
+    r, make_event, recorded_clean_up
+):
     event = make_event(admission="open")
     k = keys.event(event.id)
     everyone = list(range(1, 100_051))
@@ -567,7 +577,8 @@ def commands_sent(redis_url: str, action) -> list[str]:
             if command["client_type"] == "lua":
                 continue
             if command["client_type"] == "tcp" and (
-                    f"{command['client_address']}:{command['client_port']}" != addr):
+                f"{command['client_address']}:{command['client_port']}" != addr
+            ):
                 continue
             if marker in command["command"]:
                 break
@@ -581,8 +592,9 @@ def evalsha_delta(r, action) -> dict:
     before = r.info("commandstats")
     action()
     after = r.info("commandstats")
-    delta = {name: stats["calls"] - before.get(name, {}).get("calls", 0)
-             for name, stats in after.items()}
+    delta = {
+        name: stats["calls"] - before.get(name, {}).get("calls", 0) for name, stats in after.items()
+    }
     return {name: calls for name, calls in delta.items() if calls}
 
 

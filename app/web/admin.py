@@ -22,8 +22,11 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(web_session.require_staff_page)
 
 # The live settings as the forms name them.
-SETTINGS = {"admission": _l("Admission"), "max_active": _l("Most people booking at once"),
-            "admit_rate": _l("Let in per second")}
+SETTINGS = {
+    "admission": _l("Admission"),
+    "max_active": _l("Most people booking at once"),
+    "admit_rate": _l("Let in per second"),
+}
 
 
 @bp.app_template_filter("json_text")
@@ -43,31 +46,43 @@ def index():
 def create_event():
     form = request.form
     try:
-        body = CreateEvent.model_validate({
-            "name": form.get("name", ""),
-            "sale_opens_at": form.get("sale_opens_at") or None,
-            "sections": _parse_sections(form.get("sections", "")),
-            **{field: _whole(form[field], field) for field in ("max_active", "admit_rate",
-                                                                "active_ttl", "hold_ttl")
-               if form.get(field)},
-        })
+        body = CreateEvent.model_validate(
+            {
+                "name": form.get("name", ""),
+                "sale_opens_at": form.get("sale_opens_at") or None,
+                "sections": _parse_sections(form.get("sections", "")),
+                **{
+                    field: _whole(form[field], field)
+                    for field in ("max_active", "admit_rate", "active_ttl", "hold_ttl")
+                    if form.get(field)
+                },
+            }
+        )
     except (ValueError, ValidationError) as e:
-        flash(gettext("The event was not created: %(problem)s", problem=_first_error(e)),
-              "error")
+        flash(gettext("The event was not created: %(problem)s", problem=_first_error(e)), "error")
         return redirect(url_for("admin.index"))
-    event = events.create(body.name, [s.model_dump() for s in body.sections],
-                          actor_id=web_session.user_id(), sale_opens_at=body.sale_opens_at,
-                          max_active=body.max_active, admit_rate=body.admit_rate,
-                          active_ttl=body.active_ttl, hold_ttl=body.hold_ttl)
+    event = events.create(
+        body.name,
+        [s.model_dump() for s in body.sections],
+        actor_id=web_session.user_id(),
+        sale_opens_at=body.sale_opens_at,
+        max_active=body.max_active,
+        admit_rate=body.admit_rate,
+        active_ttl=body.active_ttl,
+        hold_ttl=body.hold_ttl,
+    )
     flash(gettext("Created %(name)s (admission paused).", name=event.name), "info")
     return redirect(url_for("admin.event", event_id=event.id))
 
 
 @bp.get("/events/<int:event_id>")
 def event(event_id):
-    return render_template("admin/event.html", **_live_context(event_id),
-                           log=audit.recent(f"event:{event_id}"),
-                           what_if=None)
+    return render_template(
+        "admin/event.html",
+        **_live_context(event_id),
+        log=audit.recent(f"event:{event_id}"),
+        what_if=None,
+    )
 
 
 @bp.get("/events/<int:event_id>/live")
@@ -80,26 +95,35 @@ def live(event_id):
 def settings(event_id):
     form = request.form
     try:
-        changes = UpdateEvent.model_validate({
-            **({"admission": form["admission"]} if form.get("admission") else {}),
-            **{field: _whole(form[field], field) for field in ("max_active", "admit_rate")
-               if form.get(field)},
-        }).model_dump(exclude_unset=True)
+        changes = UpdateEvent.model_validate(
+            {
+                **({"admission": form["admission"]} if form.get("admission") else {}),
+                **{
+                    field: _whole(form[field], field)
+                    for field in ("max_active", "admit_rate")
+                    if form.get(field)
+                },
+            }
+        ).model_dump(exclude_unset=True)
     except (ValueError, ValidationError) as e:
         flash(gettext("Nothing changed: %(problem)s", problem=_first_error(e)), "error")
     else:
         staff.update_event(web_session.user_id(), event_id, **changes)
         saved = ", ".join(
             f"{SETTINGS.get(k, k)} = {admission(v) if k == 'admission' else number(v)}"
-            for k, v in changes.items())
+            for k, v in changes.items()
+        )
         flash(gettext("Saved: %(changes)s", changes=saved), "info")
     return redirect(url_for("admin.event", event_id=event_id))
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/<any(block, unblock, release):action>")
 def seat_action(event_id, seat_id, action):
-    control = {"block": staff.block_seat, "unblock": staff.unblock_seat,
-               "release": staff.release_hold}[action]
+    control = {
+        "block": staff.block_seat,
+        "unblock": staff.unblock_seat,
+        "release": staff.release_hold,
+    }[action]
     try:
         control(web_session.user_id(), event_id, seat_id)
     except AppError as e:
@@ -108,9 +132,14 @@ def seat_action(event_id, seat_id, action):
         flash(e.message, "error")
     else:
         label = seats.seat_info(event_id, seat_id).label
-        flash({"block": gettext("Seat %(label)s: blocked.", label=label),
-               "unblock": gettext("Seat %(label)s: unblocked.", label=label),
-               "release": gettext("Seat %(label)s: hold released.", label=label)}[action], "info")
+        flash(
+            {
+                "block": gettext("Seat %(label)s: blocked.", label=label),
+                "unblock": gettext("Seat %(label)s: unblocked.", label=label),
+                "release": gettext("Seat %(label)s: hold released.", label=label),
+            }[action],
+            "info",
+        )
     return redirect(url_for("admin.event", event_id=event_id, seat=seat_id))
 
 
@@ -136,9 +165,12 @@ def what_if(event_id):
     except ValueError:
         flash(gettext("What-if needs a rate (1-100,000/s) and a cap (1-1,000,000)."), "error")
         return redirect(url_for("admin.event", event_id=event_id))
-    return render_template("admin/event.html", **_live_context(event_id),
-                           log=audit.recent(f"event:{event_id}"),
-                           what_if=staff.what_if(event_id, rate, cap))
+    return render_template(
+        "admin/event.html",
+        **_live_context(event_id),
+        log=audit.recent(f"event:{event_id}"),
+        what_if=staff.what_if(event_id, rate, cap),
+    )
 
 
 def _live_context(event_id: int) -> dict:
@@ -146,19 +178,33 @@ def _live_context(event_id: int) -> dict:
     stats = events.stats(event_id)
     now_ms, _, states = seats.live_states(event_id)
     people = _emails({s.holder for s in states.values() if s.holder})
-    sold_at = dict(BookingSeat.select(BookingSeat.seat, Booking.created_at).join(Booking)
-                   .where(Booking.event == event_id, BookingSeat.live == 1).tuples())
+    sold_at = dict(
+        BookingSeat.select(BookingSeat.seat, Booking.created_at)
+        .join(Booking)
+        .where(Booking.event == event_id, BookingSeat.live == 1)
+        .tuples()
+    )
     cells = []
     for seat in seats.catalogue(event_id).values():
         state = states.get(seat.id)
         kind = state.kind if state else "available"
-        cells.append({"seat": seat, "state": kind,
-                      "tip": _tip(kind, state, people, sold_at.get(seat.id), now_ms)})
+        cells.append(
+            {
+                "seat": seat,
+                "state": kind,
+                "tip": _tip(kind, state, people, sold_at.get(seat.id), now_ms),
+            }
+        )
     selected = request.args.get("seat", type=int)
-    return {"event": event, "stats": stats, "layout": _rows(cells),
-            "selected": next((c for c in cells if c["seat"].id == selected), None),
-            "chart": charts.for_event(event_id, event.admit_rate),
-            "clear_in": _clear_in(stats), "bookings_per_minute": _bookings_last_minute(event_id)}
+    return {
+        "event": event,
+        "stats": stats,
+        "layout": _rows(cells),
+        "selected": next((c for c in cells if c["seat"].id == selected), None),
+        "chart": charts.for_event(event_id, event.admit_rate),
+        "clear_in": _clear_in(stats),
+        "bookings_per_minute": _bookings_last_minute(event_id),
+    }
 
 
 def _tip(kind: str, state, people: dict, sold_at, now_ms: int) -> str:
@@ -166,14 +212,20 @@ def _tip(kind: str, state, people: dict, sold_at, now_ms: int) -> str:
     if kind in ("held", "paying"):
         who = people.get(state.holder, state.holder)
         left = max(0, (state.until_ms - now_ms) // 1000)
-        return (gettext("held by %(who)s, %(seconds)s s left", who=who, seconds=left)
-                if kind == "held" else
-                gettext("being paid for by %(who)s, %(seconds)s s left", who=who, seconds=left))
+        return (
+            gettext("held by %(who)s, %(seconds)s s left", who=who, seconds=left)
+            if kind == "held"
+            else gettext("being paid for by %(who)s, %(seconds)s s left", who=who, seconds=left)
+        )
     if kind == "booked":
         who = people.get(state.holder, state.holder)
-        return gettext("booked by %(who)s at %(time)s UTC", who=who,
-                       time=format_time(sold_at, "HH:mm:ss")) if sold_at else \
-            gettext("booked by %(who)s", who=who)
+        return (
+            gettext(
+                "booked by %(who)s at %(time)s UTC", who=who, time=format_time(sold_at, "HH:mm:ss")
+            )
+            if sold_at
+            else gettext("booked by %(who)s", who=who)
+        )
     return gettext("blocked") if kind == "blocked" else gettext("available")
 
 
@@ -210,12 +262,22 @@ def _parse_sections(text: str) -> list[dict]:
     for line_number, line in enumerate(filter(str.strip, text.splitlines()), 1):
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 4:
-            raise ValueError(gettext("section line %(number)s needs: name, rows, seats per row, "
-                                     "price", number=line_number))
+            raise ValueError(
+                gettext(
+                    "section line %(number)s needs: name, rows, seats per row, price",
+                    number=line_number,
+                )
+            )
         name, rows, per_row, price = parts
         where = gettext("section line %(number)s", number=line_number)
-        sections.append({"name": name, "rows": _whole(rows, where),
-                         "seats_per_row": _whole(per_row, where), "price": _whole(price, where)})
+        sections.append(
+            {
+                "name": name,
+                "rows": _whole(rows, where),
+                "seats_per_row": _whole(per_row, where),
+                "price": _whole(price, where),
+            }
+        )
     return sections
 
 
@@ -223,8 +285,9 @@ def _whole(text: str, where: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(gettext("%(where)s: %(text)s is not a whole number", where=where,
-                                 text=text)) from None
+        raise ValueError(
+            gettext("%(where)s: %(text)s is not a whole number", where=where, text=text)
+        ) from None
 
 
 def _first_error(e: Exception) -> str:

@@ -17,17 +17,24 @@ bp.before_request(json_bodies_only)
 def create_event():
     body = parse(CreateEvent, json_body())
     event = events.create(
-        body.name, [s.model_dump() for s in body.sections], actor_id=web_session.user_id(),
-        sale_opens_at=body.sale_opens_at, max_active=body.max_active, admit_rate=body.admit_rate,
-        active_ttl=body.active_ttl, hold_ttl=body.hold_ttl)
+        body.name,
+        [s.model_dump() for s in body.sections],
+        actor_id=web_session.user_id(),
+        sale_opens_at=body.sale_opens_at,
+        max_active=body.max_active,
+        admit_rate=body.admit_rate,
+        active_ttl=body.active_ttl,
+        hold_ttl=body.hold_ttl,
+    )
     return jsonify(events.describe(event, 0, 0)), 201
 
 
 @bp.patch("/events/<int:event_id>")
 def update_event(event_id):
     body = parse(UpdateEvent, json_body())
-    event = staff.update_event(web_session.user_id(), event_id,
-                               **body.model_dump(exclude_unset=True))
+    event = staff.update_event(
+        web_session.user_id(), event_id, **body.model_dump(exclude_unset=True)
+    )
     return jsonify(events.describe(event, *events.queue_counts([event.id])[event.id]))
 
 

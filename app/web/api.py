@@ -43,6 +43,7 @@ def queue_response(status: waiting_room.QueueStatus):
 
 # Accounts
 
+
 @bp.post("/auth/register")
 def register():
     body = parse(Register, json_body())
@@ -71,8 +72,9 @@ def me():
     if user is None:  # the account was deleted under a live session
         web_session.logout()
         raise AppError(*web_session.LOGIN_REQUIRED)
-    return jsonify(id=user.id, email=user.email, name=user.name, points=user.points,
-                   is_staff=user.is_staff)
+    return jsonify(
+        id=user.id, email=user.email, name=user.name, points=user.points, is_staff=user.is_staff
+    )
 
 
 @bp.get("/me/bookings")
@@ -82,6 +84,7 @@ def my_bookings():
 
 
 # Events and the waiting room
+
 
 @bp.get("/events")
 def list_events():
@@ -124,13 +127,15 @@ def leave_queue(event_id):
 def enter(event_id):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise AppError(401, "invalid_token",
-                       _l("Send the admission token as 'Authorization: Bearer <token>'."))
+        raise AppError(
+            401, "invalid_token", _l("Send the admission token as 'Authorization: Bearer <token>'.")
+        )
     until = entrance.enter(event_id, web_session.user_id(), web_session.session_id(), token.strip())
     return jsonify(status="entered", active_until=until)
 
 
 # Seats and checkout: entered, still-active sessions only
+
 
 @bp.get("/events/<int:event_id>/seats")
 @api_login_required
@@ -165,6 +170,10 @@ def checkout_seats(event_id):
         raise AppError(422, "invalid", _l("Send an Idempotency-Key header (1-100 characters)."))
     body = parse(Checkout, json_body())
     receipt, created = checkout.checkout(
-        event_id, web_session.user_id(), web_session.session_id(),
-        [(item.seat_id, item.token) for item in body.seats], key)
+        event_id,
+        web_session.user_id(),
+        web_session.session_id(),
+        [(item.seat_id, item.token) for item in body.seats],
+        key,
+    )
     return jsonify(receipt.to_json()), 201 if created else 200

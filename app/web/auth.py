@@ -66,8 +66,13 @@ def same_site_path(target: str) -> str:
     no scheme or host, and no "//" or "/\\" that a browser reads as another
     host; anything else is the home page."""
     parts = urlsplit(target)
-    if (parts.scheme or parts.netloc or not target.startswith("/")
-            or target[1:2] in ("/", "\\") or any(ord(c) < 32 for c in target)):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target[1:2] in ("/", "\\")
+        or any(ord(c) < 32 for c in target)
+    ):
         return url_for("pages.index")
     return target
 

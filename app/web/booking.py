@@ -27,6 +27,7 @@ from app.web.session import page_login_required
 
 bp = Blueprint("booking", __name__)
 
+
 @bp.get("/events/<int:event_id>/seats", endpoint="seats")
 @page_login_required
 def seats_page(event_id):
@@ -54,13 +55,17 @@ def panel(event_id):
 def hold(event_id):
     seat_id = request.form.get("seat", type=int)
     try:
-        held = seats.hold(event_id, web_session.user_id(), web_session.session_id(),
-                          seat_id or 0)
+        held = seats.hold(event_id, web_session.user_id(), web_session.session_id(), seat_id or 0)
     except AppError as e:
         return _after_action(event_id, e.message, "error")
     label = seats.seat_info(event_id, held.seat_id).label
-    return _after_action(event_id, gettext("Seat %(label)s is yours for %(time)s.", label=label,
-                                           time=duration(held.expires_in)), "info")
+    return _after_action(
+        event_id,
+        gettext(
+            "Seat %(label)s is yours for %(time)s.", label=label, time=duration(held.expires_in)
+        ),
+        "info",
+    )
 
 
 @bp.post("/events/<int:event_id>/seats/release")
@@ -69,8 +74,11 @@ def release(event_id):
     seat_id = request.form.get("seat", type=int) or 0
     seats.seat_info(event_id, seat_id)
     released = seats.release(event_id, web_session.user_id(), seat_id)
-    return _after_action(event_id, gettext("Seat released.") if released
-                         else str(seats.NOT_YOUR_HOLD[2]), "info" if released else "error")
+    return _after_action(
+        event_id,
+        gettext("Seat released.") if released else str(seats.NOT_YOUR_HOLD[2]),
+        "info" if released else "error",
+    )
 
 
 @bp.route("/events/<int:event_id>/checkout", methods=["GET", "POST"])
@@ -94,7 +102,8 @@ def checkout_page(event_id):
         # a stale page cannot buy seats it no longer holds.
         try:
             receipt, _ = checkout.checkout(
-                event_id, user_id, session_id, [(s.id, h.token) for s, h in holds], key)
+                event_id, user_id, session_id, [(s.id, h.token) for s, h in holds], key
+            )
         except AppError as e:
             flash(e.message, "error")
             return redirect(url_for("booking.checkout_page", event_id=event_id))
@@ -104,27 +113,36 @@ def checkout_page(event_id):
         return redirect(url_for("booking.seats", event_id=event_id))
     user = User.get_by_id(user_id)
     total = sum(s.price for s, _ in holds)
-    return render_template("booking/checkout.html", event=event, holds=holds, total=total,
-                           points=user.points, idempotency_key=uuid.uuid4().hex)
+    return render_template(
+        "booking/checkout.html",
+        event=event,
+        holds=holds,
+        total=total,
+        points=user.points,
+        idempotency_key=uuid.uuid4().hex,
+    )
 
 
 @bp.get("/bookings/<int:booking_id>")
 @page_login_required
 def confirmation(booking_id):
-    booking = Booking.get_or_none(Booking.id == booking_id,
-                                  Booking.user == web_session.user_id())
+    booking = Booking.get_or_none(Booking.id == booking_id, Booking.user == web_session.user_id())
     if booking is None:
         abort(404)
-    return render_template("booking/confirmation.html", booking=booking,
-                           receipt=checkout.receipt_for(booking),
-                           event=events.get(booking.event_id))
+    return render_template(
+        "booking/confirmation.html",
+        booking=booking,
+        receipt=checkout.receipt_for(booking),
+        event=events.get(booking.event_id),
+    )
 
 
 @bp.get("/bookings")
 @page_login_required
 def my_bookings():
-    return render_template("booking/bookings.html",
-                           bookings=bookings.for_user(web_session.user_id()))
+    return render_template(
+        "booking/bookings.html", bookings=bookings.for_user(web_session.user_id())
+    )
 
 
 def _after_action(event_id: int, message: str, category: str):
@@ -143,8 +161,9 @@ def _render_panel(event_id: int, **extra):
         if e.status != 403:
             raise
         context = {"over": True}
-    response = make_response(render_template("booking/_panel.html", event_id=event_id,
-                                             **context, **extra))
+    response = make_response(
+        render_template("booking/_panel.html", event_id=event_id, **context, **extra)
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -152,19 +171,34 @@ def _render_panel(event_id: int, **extra):
 def _panel_context(event_id: int) -> dict:
     user_id = web_session.user_id()
     catalogue = seats.catalogue(event_id)
-    now_ms, active_until_ms, states = seats.live_states(event_id, user_id,
-                                                        web_session.session_id())
+    now_ms, active_until_ms, states = seats.live_states(event_id, user_id, web_session.session_id())
     cells = []
     for seat in catalogue.values():
         state = states.get(seat.id)
         kind = state.public if state else "available"
         if kind == "held" and state.holder == user_id and state.kind == "held":
             kind = "mine"
-        cells.append({"seat": seat, "state": kind,
-                      "expires_in": (state.until_ms - now_ms) // 1000 if kind == "mine" else 0})
-    layout = [(section, [(row, list(row_cells)) for row, row_cells
-                         in groupby(section_cells, key=lambda c: c["seat"].row)])
-              for section, section_cells in groupby(cells, key=lambda c: c["seat"].section)]
+        cells.append(
+            {
+                "seat": seat,
+                "state": kind,
+                "expires_in": (state.until_ms - now_ms) // 1000 if kind == "mine" else 0,
+            }
+        )
+    layout = [
+        (
+            section,
+            [
+                (row, list(row_cells))
+                for row, row_cells in groupby(section_cells, key=lambda c: c["seat"].row)
+            ],
+        )
+        for section, section_cells in groupby(cells, key=lambda c: c["seat"].section)
+    ]
     mine = [c for c in cells if c["state"] == "mine"]
-    return {"layout": layout, "mine": mine, "total": sum(c["seat"].price for c in mine),
-            "window_left": max(0, (active_until_ms - now_ms) // 1000)}
+    return {
+        "layout": layout,
+        "mine": mine,
+        "total": sum(c["seat"].price for c in mine),
+        "window_left": max(0, (active_until_ms - now_ms) // 1000),
+    }

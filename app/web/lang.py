@@ -18,6 +18,12 @@ def switch(code):
     if code not in i18n.LANGUAGES:
         raise not_found("language")
     response = redirect(same_site_path(request.args.get("next", "")))
-    response.set_cookie(i18n.COOKIE, code, max_age=ONE_YEAR, httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    response.set_cookie(
+        i18n.COOKIE,
+        code,
+        max_age=ONE_YEAR,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
     return response

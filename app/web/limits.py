@@ -24,11 +24,19 @@ def limited(action: str):
     """Decorate a view: `action`'s per-person limit and the per-IP ceiling,
     each one count shared by the page and the JSON endpoint (shared scopes).
     The 429's message is app/errors.py's, in the reader's language."""
+
     def decorate(view):
-        view = limiter.shared_limit(lambda: current_app.config["RATE_LIMITS"][action],
-                                    scope=f"{action}:person", key_func=person_key)(view)
-        return limiter.shared_limit(lambda: current_app.config["RATE_LIMITS"]["per_ip"],
-                                    scope=f"{action}:ip", key_func=get_remote_address)(view)
+        view = limiter.shared_limit(
+            lambda: current_app.config["RATE_LIMITS"][action],
+            scope=f"{action}:person",
+            key_func=person_key,
+        )(view)
+        return limiter.shared_limit(
+            lambda: current_app.config["RATE_LIMITS"]["per_ip"],
+            scope=f"{action}:ip",
+            key_func=get_remote_address,
+        )(view)
+
     return decorate
 
 
@@ -40,5 +48,8 @@ def retry_after() -> str:
 
 def storage_uri(redis_url: str) -> str:
     """The limits library spells unix sockets redis+unix://."""
-    return "redis+unix://" + redis_url[len("unix://"):] if redis_url.startswith("unix://") \
+    return (
+        "redis+unix://" + redis_url[len("unix://") :]
+        if redis_url.startswith("unix://")
         else redis_url
+    )

@@ -25,21 +25,38 @@ def _errors(*codes: int) -> dict:
     return {str(code): _response("error", ERROR) for code in codes}
 
 
-def _op(summary: str, ok: tuple[int, str, dict | None], *errors: int, body: str | None = None,
-        params: tuple[str, ...] = (), headers: tuple[str, ...] = (),
-        optional_body: str | None = None) -> dict:
+def _op(
+    summary: str,
+    ok: tuple[int, str, dict | None],
+    *errors: int,
+    body: str | None = None,
+    params: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    optional_body: str | None = None,
+) -> dict:
     code, description, schema = ok
-    op = {"summary": summary, "responses": {str(code): _response(description, schema),
-                                            **_errors(*errors)}}
-    parameters = [{"name": p, "in": "path", "required": True,
-                   "schema": {"type": "integer", "minimum": 1}} for p in params]
-    parameters += [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-                   for h in headers]
+    op = {
+        "summary": summary,
+        "responses": {str(code): _response(description, schema), **_errors(*errors)},
+    }
+    parameters = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        for p in params
+    ]
+    parameters += [
+        {"name": h, "in": "header", "required": True, "schema": {"type": "string"}} for h in headers
+    ]
     if parameters:
         op["parameters"] = parameters
     if body or optional_body:
-        op["requestBody"] = {"required": bool(body), "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{body or optional_body}"}}}}
+        op["requestBody"] = {
+            "required": bool(body),
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{body or optional_body}"}
+                }
+            },
+        }
     return op
 
 
@@ -49,73 +66,194 @@ OBJECT = {"type": "object"}
 
 
 def document() -> dict:
-    models = [schemas.Register, schemas.Login, schemas.CreateEvent, schemas.UpdateEvent,
-              schemas.Checkout, schemas.Release]
+    models = [
+        schemas.Register,
+        schemas.Login,
+        schemas.CreateEvent,
+        schemas.UpdateEvent,
+        schemas.Checkout,
+        schemas.Release,
+    ]
     components = {}
     for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(schema.pop("$defs", {}))
         components[model.__name__] = schema
-    components["Error"] = {"type": "object", "required": ["error", "message"], "properties": {
-        "error": {"type": "string"}, "message": {"type": "string"}}}
-    components["QueueStatus"] = {"type": "object", "required": ["status"], "properties": {
-        "status": {"enum": ["waiting", "admitted", "sold_out"]},
-        "position": {"type": ["integer", "null"]},
-        "position_band": {"type": ["object", "null"]},
-        "waiting_total": {"type": "integer"},
-        "poll_after": {"type": ["number", "null"]},
-        "eta_seconds": {"type": ["integer", "null"]},
-        "eta_range": {"type": ["object", "null"]},
-        "paused": {"type": "boolean"},
-        "token": {"type": ["string", "null"]},
-        "active_until": {"type": ["integer", "null"]}}}
+    components["Error"] = {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    }
+    components["QueueStatus"] = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"enum": ["waiting", "admitted", "sold_out"]},
+            "position": {"type": ["integer", "null"]},
+            "position_band": {"type": ["object", "null"]},
+            "waiting_total": {"type": "integer"},
+            "poll_after": {"type": ["number", "null"]},
+            "eta_seconds": {"type": ["integer", "null"]},
+            "eta_range": {"type": ["object", "null"]},
+            "paused": {"type": "boolean"},
+            "token": {"type": ["string", "null"]},
+            "active_until": {"type": ["integer", "null"]},
+        },
+    }
     paths = {
-        "/api/auth/register": {"post": _op("Create an account", (201, "created", OBJECT),
-                                           400, 409, 415, 422, body="Register")},
-        "/api/auth/login": {"post": _op("Log in (sets the session cookie)", (200, "ok", OBJECT),
-                                        400, 401, 415, 422, body="Login")},
+        "/api/auth/register": {
+            "post": _op(
+                "Create an account", (201, "created", OBJECT), 400, 409, 415, 422, body="Register"
+            )
+        },
+        "/api/auth/login": {
+            "post": _op(
+                "Log in (sets the session cookie)",
+                (200, "ok", OBJECT),
+                400,
+                401,
+                415,
+                422,
+                body="Login",
+            )
+        },
         "/api/auth/logout": {"post": _op("Log out", (204, "logged out", None))},
         "/api/me": {"get": _op("Who am I", (200, "ok", OBJECT), 401)},
         "/api/me/bookings": {"get": _op("My bookings", (200, "ok", {"type": "array"}), 401)},
         "/api/events": {"get": _op("Events", (200, "ok", {"type": "array"}))},
-        "/api/events/{event_id}": {"get": _op("One event", (200, "ok", OBJECT), 404,
-                                              params=EVENT)},
+        "/api/events/{event_id}": {"get": _op("One event", (200, "ok", OBJECT), 404, params=EVENT)},
         "/api/events/{event_id}/queue": {
-            "post": _op("Join the waiting room", (200, "queue status", QUEUE_STATUS),
-                        401, 404, 409, 415, 429, params=EVENT),
-            "get": _op("Poll: heartbeat and status", (200, "queue status", QUEUE_STATUS),
-                       401, 404, params=EVENT),
+            "post": _op(
+                "Join the waiting room",
+                (200, "queue status", QUEUE_STATUS),
+                401,
+                404,
+                409,
+                415,
+                429,
+                params=EVENT,
+            ),
+            "get": _op(
+                "Poll: heartbeat and status",
+                (200, "queue status", QUEUE_STATUS),
+                401,
+                404,
+                params=EVENT,
+            ),
             "delete": _op("Leave", (204, "left", None), 401, 404, 415, params=EVENT),
         },
-        "/api/events/{event_id}/enter": {"post": _op(
-            "Consume the admission token (Authorization: Bearer <token>)",
-            (200, "entered", OBJECT), 401, 404, 409, 415, params=EVENT)
-            | {"security": [{"session": [], "admission_token": []}]}},
-        "/api/events/{event_id}/seats": {"get": _op(
-            "The live seat map (entered, active sessions)", (200, "ok", {"type": "array"}),
-            401, 403, 404, params=EVENT)},
-        "/api/events/{event_id}/seats/{seat_id}/hold": {
-            "post": _op("Hold a seat", (201, "held", OBJECT), 401, 403, 404, 409, 415, 422, 429,
-                        params=SEAT),
-            "delete": _op("Release your hold", (204, "released", None), 400, 401, 404, 415,
-                          422, params=SEAT, optional_body="Release"),
+        "/api/events/{event_id}/enter": {
+            "post": _op(
+                "Consume the admission token (Authorization: Bearer <token>)",
+                (200, "entered", OBJECT),
+                401,
+                404,
+                409,
+                415,
+                params=EVENT,
+            )
+            | {"security": [{"session": [], "admission_token": []}]}
         },
-        "/api/events/{event_id}/checkout": {"post": _op(
-            "Buy the held seats", (201, "booked", OBJECT), 400, 401, 402, 403, 404, 409, 415,
-            422, 429, 503, body="Checkout", params=EVENT, headers=("Idempotency-Key",))},
-        "/api/admin/events": {"post": _op("Create an event (staff)", (201, "created", OBJECT),
-                                          400, 401, 403, 415, 422, body="CreateEvent")},
-        "/api/admin/events/{event_id}": {"patch": _op(
-            "Change admission and limits (staff)", (200, "ok", OBJECT), 400, 401, 403, 404,
-            415, 422, body="UpdateEvent", params=EVENT)},
-        "/api/admin/events/{event_id}/stats": {"get": _op(
-            "Live numbers (staff)", (200, "ok", OBJECT), 401, 403, 404, params=EVENT)},
-        **{f"/api/admin/events/{{event_id}}/seats/{{seat_id}}/{action}": {"post": _op(
-            f"{action.capitalize()} a seat (staff)", (200, "ok", OBJECT), 401, 403, 404, 409,
-            415, params=SEAT)} for action in ("release", "block", "unblock")},
-        "/api/admin/events/{event_id}/queue/{user_id}": {"delete": _op(
-            "Remove a person from the queue (staff)", (204, "removed", None), 401, 403, 404,
-            415, params=("event_id", "user_id"))},
+        "/api/events/{event_id}/seats": {
+            "get": _op(
+                "The live seat map (entered, active sessions)",
+                (200, "ok", {"type": "array"}),
+                401,
+                403,
+                404,
+                params=EVENT,
+            )
+        },
+        "/api/events/{event_id}/seats/{seat_id}/hold": {
+            "post": _op(
+                "Hold a seat", (201, "held", OBJECT), 401, 403, 404, 409, 415, 422, 429, params=SEAT
+            ),
+            "delete": _op(
+                "Release your hold",
+                (204, "released", None),
+                400,
+                401,
+                404,
+                415,
+                422,
+                params=SEAT,
+                optional_body="Release",
+            ),
+        },
+        "/api/events/{event_id}/checkout": {
+            "post": _op(
+                "Buy the held seats",
+                (201, "booked", OBJECT),
+                400,
+                401,
+                402,
+                403,
+                404,
+                409,
+                415,
+                422,
+                429,
+                503,
+                body="Checkout",
+                params=EVENT,
+                headers=("Idempotency-Key",),
+            )
+        },
+        "/api/admin/events": {
+            "post": _op(
+                "Create an event (staff)",
+                (201, "created", OBJECT),
+                400,
+                401,
+                403,
+                415,
+                422,
+                body="CreateEvent",
+            )
+        },
+        "/api/admin/events/{event_id}": {
+            "patch": _op(
+                "Change admission and limits (staff)",
+                (200, "ok", OBJECT),
+                400,
+                401,
+                403,
+                404,
+                415,
+                422,
+                body="UpdateEvent",
+                params=EVENT,
+            )
+        },
+        "/api/admin/events/{event_id}/stats": {
+            "get": _op("Live numbers (staff)", (200, "ok", OBJECT), 401, 403, 404, params=EVENT)
+        },
+        **{
+            f"/api/admin/events/{{event_id}}/seats/{{seat_id}}/{action}": {
+                "post": _op(
+                    f"{action.capitalize()} a seat (staff)",
+                    (200, "ok", OBJECT),
+                    401,
+                    403,
+                    404,
+                    409,
+                    415,
+                    params=SEAT,
+                )
+            }
+            for action in ("release", "block", "unblock")
+        },
+        "/api/admin/events/{event_id}/queue/{user_id}": {
+            "delete": _op(
+                "Remove a person from the queue (staff)",
+                (204, "removed", None),
+                401,
+                403,
+                404,
+                415,
+                params=("event_id", "user_id"),
+            )
+        },
     }
     for ops in paths.values():
         for method, op in ops.items():
@@ -124,16 +262,29 @@ def document() -> dict:
             op["responses"].setdefault("503", _response("error", ERROR))
             if method in ("post", "patch", "delete"):
                 op["responses"].setdefault("413", _response("error", ERROR))
-    return {"openapi": "3.1.0",
-            "info": {"title": "Ticket drop API", "version": "1"},
-            "paths": paths,
-            "security": [{"session": []}, {}],
-            "components": {"schemas": components, "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "session",
-                            "description": "Set by POST /api/auth/login."},
-                "admission_token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                    "description": "The token a poll returns once admitted."},
-            }}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Ticket drop API", "version": "1"},
+        "paths": paths,
+        "security": [{"session": []}, {}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "Set by POST /api/auth/login.",
+                },
+                "admission_token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "The token a poll returns once admitted.",
+                },
+            },
+        },
+    }
 
 
 @bp.get("/api/openapi.json")

@@ -28,16 +28,25 @@ bp = Blueprint("pages", __name__)
 def index():
     rows = list(Event.select().where(Event.admission != "closed").order_by(Event.id))
     counts = events.queue_counts([e.id for e in rows])
-    return render_template("events/index.html", events=rows, counts=counts,
-                           sold_out=seats.sold_out([e.id for e in rows]))
+    return render_template(
+        "events/index.html",
+        events=rows,
+        counts=counts,
+        sold_out=seats.sold_out([e.id for e in rows]),
+    )
 
 
 @bp.get("/events/<int:event_id>")
 def event(event_id):
     event = events.get(event_id)
     waiting, active = events.queue_counts([event.id])[event.id]
-    return render_template("events/event.html", event=event, waiting=waiting, active=active,
-                           sold_out=event.id in seats.sold_out([event.id]))
+    return render_template(
+        "events/event.html",
+        event=event,
+        waiting=waiting,
+        active=active,
+        sold_out=event.id in seats.sold_out([event.id]),
+    )
 
 
 @bp.post("/events/<int:event_id>/join")
@@ -111,8 +120,9 @@ def waiting_status(event_id):
                 else:
                     if fragment:
                         response = make_response("", 200)
-                        response.headers["HX-Redirect"] = url_for("booking.seats",
-                                                                  event_id=event_id)
+                        response.headers["HX-Redirect"] = url_for(
+                            "booking.seats", event_id=event_id
+                        )
                         return response
     response = make_response(render_template(template, **context))
     response.headers["Vary"] = "HX-Request, Cookie"

@@ -55,8 +55,7 @@ class CreateEvent(Body):
     @classmethod
     def sections_fit(cls, sections):
         if sum(s.rows * s.seats_per_row for s in sections) > 100_000:
-            raise ValueError(gettext("an event has at most %(count)s seats",
-                                     count=number(100_000)))
+            raise ValueError(gettext("an event has at most %(count)s seats", count=number(100_000)))
         names = [s.name.casefold() for s in sections]
         if len(set(names)) != len(names):
             raise ValueError(gettext("every section needs its own name"))
@@ -115,22 +114,31 @@ def explain(error: dict) -> str:
     if kind in ("string_too_short", "string_too_long", "too_short", "too_long"):
         size = ctx.get("min_length", ctx.get("max_length"))
         return {
-            "string_too_short": ngettext("should have at least %(num)s character",
-                                         "should have at least %(num)s characters", size),
-            "string_too_long": ngettext("should have at most %(num)s character",
-                                        "should have at most %(num)s characters", size),
-            "too_short": ngettext("should have at least %(num)s item",
-                                  "should have at least %(num)s items", size),
-            "too_long": ngettext("should have at most %(num)s item",
-                                 "should have at most %(num)s items", size),
+            "string_too_short": ngettext(
+                "should have at least %(num)s character",
+                "should have at least %(num)s characters",
+                size,
+            ),
+            "string_too_long": ngettext(
+                "should have at most %(num)s character",
+                "should have at most %(num)s characters",
+                size,
+            ),
+            "too_short": ngettext(
+                "should have at least %(num)s item", "should have at least %(num)s items", size
+            ),
+            "too_long": ngettext(
+                "should have at most %(num)s item", "should have at most %(num)s items", size
+            ),
         }[kind]
     if kind == "greater_than_equal":
         return gettext("should be %(limit)s or more", limit=number(ctx["ge"]))
     if kind == "less_than_equal":
         return gettext("should be %(limit)s or less", limit=number(ctx["le"]))
     if kind == "literal_error":
-        return gettext("should be one of: %(choices)s", choices=ctx["expected"].replace(
-            " or ", ", "))
+        return gettext(
+            "should be one of: %(choices)s", choices=ctx["expected"].replace(" or ", ", ")
+        )
     words = {
         "missing": gettext("is required"),
         "string_type": gettext("should be text"),

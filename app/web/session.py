@@ -45,6 +45,7 @@ def api_login_required(view):
         if not user_id():
             raise AppError(*LOGIN_REQUIRED)
         return view(*args, **kwargs)
+
     return wrapped
 
 
@@ -54,6 +55,7 @@ def page_login_required(view):
         if not user_id():
             return redirect(url_for("auth.login", next=request.full_path))
         return view(*args, **kwargs)
+
     return wrapped
 
 
