@@ -1,7 +1,34 @@
-"""Reading bookings back (the checkout that writes them lives in checkout.py)."""
+"""Reading bookings back: a person's list and one receipt (the checkout that
+writes them lives in checkout.py)."""
 
-from app.events import iso
-from app.models import Booking, BookingSeat, Seat
+from dataclasses import asdict, dataclass
+
+from app.models import Booking, BookingSeat, Seat, iso
+
+
+@dataclass
+class Receipt:
+    booking_id: int
+    seats: list[dict]  # [{seat_id, label, price}] in seat order
+    amount: int
+    points_left: int
+    created_at: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def receipt(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
+    """A booking as its buyer sees it (`rows`: its seats, if already read)."""
+    if rows is None:
+        rows = _seats_of(booking.id)
+    return Receipt(
+        booking.id,
+        [{"seat_id": s.id, "label": s.label, "price": s.price} for s in rows],
+        booking.amount,
+        booking.points_left,
+        iso(booking.created_at),
+    )
 
 
 def for_user(user_id: int) -> list[dict]:
@@ -11,21 +38,26 @@ def for_user(user_id: int) -> list[dict]:
         .where(Booking.user == user_id, Booking.status == "confirmed")
         .order_by(Booking.id.desc())
     )
-    result = []
-    for booking in rows:
-        seats = (
-            Seat.select()
-            .join(BookingSeat)
-            .where(BookingSeat.booking == booking.id)
-            .order_by(Seat.id)
-        )
-        result.append(
-            {
-                "booking_id": booking.id,
-                "event_id": booking.event_id,
-                "seats": [{"seat_id": s.id, "label": s.label} for s in seats],
-                "amount": booking.amount,
-                "created_at": iso(booking.created_at),
-            }
-        )
-    return result
+    return [
+        {
+            "booking_id": booking.id,
+            "event_id": booking.event_id,
+            "seats": [{"seat_id": s.id, "label": s.label} for s in _seats_of(booking.id)],
+            "amount": booking.amount,
+            "created_at": iso(booking.created_at),
+        }
+        for booking in rows
+    ]
+
+
+def find(user_id: int, booking_id: int | None = None, idempotency_key: str | None = None):
+    """One of this person's bookings, by id or by the checkout's
+    Idempotency-Key; None if there is no such booking of theirs."""
+    where = Booking.id == booking_id if booking_id else Booking.idempotency_key == idempotency_key
+    return Booking.get_or_none(Booking.user == user_id, where)
+
+
+def _seats_of(booking_id: int) -> list[Seat]:
+    return list(
+        Seat.select().join(BookingSeat).where(BookingSeat.booking == booking_id).order_by(Seat.id)
+    )

@@ -19,15 +19,16 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import peewee
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import keys, seats
+from app import bookings, keys, mirror, seats
+from app.bookings import Receipt
+from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
-from app.events import iso
 from app.extensions import db, is_mariadb, is_mysql, redis_store
 from app.i18n import lazy_number
 from app.models import Booking, BookingSeat, Payment, Seat, User
@@ -50,18 +51,6 @@ def _mismatch(kind: str, label: str):
 
 def _stale(label: str):
     return _l("Your hold on seat %(label)s was replaced; please pick it again.", label=label)
-
-
-@dataclass
-class Receipt:
-    booking_id: int
-    seats: list[dict]
-    amount: int
-    points_left: int
-    created_at: str | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 class Retry(Exception):
@@ -91,7 +80,7 @@ def checkout(
             return earlier, False
         raise
     _finish_payment(event_id, user_id, items, "booked")
-    seats.note_sold_out(event_id, may_clear=False)
+    mirror.note_sold_out(event_id, may_clear=False)
     log.info(
         "booking %s: user %s bought %s seats of event %s for %s points",
         receipt.booking_id,
@@ -103,15 +92,42 @@ def checkout(
     return receipt, True
 
 
+@dataclass
+class Summary:
+    """What the checkout page shows: the seats this session holds now, in map
+    order, their total and the person's points."""
+
+    holds: list[tuple[seats.SeatInfo, seats.Hold]]
+    total: int
+    points: int
+
+
+def summary(event_id: int, user_id: int, session_id: str) -> Summary:
+    """403 unless this session entered and is still active."""
+    holds = seats.my_holds(event_id, user_id, session_id)
+    points = User.get_by_id(user_id).points
+    return Summary(holds, sum(seat.price for seat, _ in holds), points)
+
+
+def buy_my_holds(event_id: int, user_id: int, session_id: str, idempotency_key: str) -> Receipt:
+    """The checkout page's Pay button: buy what this session holds now, with
+    the tokens Redis has (so a stale page cannot buy seats it no longer
+    holds). Pressed twice, it answers with the booking the first press made."""
+    done = bookings.find(user_id, idempotency_key=idempotency_key)
+    if done:
+        return bookings.receipt(done)
+    holds = seats.my_holds(event_id, user_id, session_id)
+    items = [(seat.id, hold.token) for seat, hold in holds]
+    return checkout(event_id, user_id, session_id, items, idempotency_key)[0]
+
+
 def _request_hash(event_id: int, items: list[tuple[int, int]]) -> str:
     canonical = json.dumps({"event": event_id, "seats": sorted(items)})
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _replay(user_id: int, idempotency_key: str, request_hash: str) -> Receipt | None:
-    booking = Booking.get_or_none(
-        Booking.user == user_id, Booking.idempotency_key == idempotency_key
-    )
+    booking = bookings.find(user_id, idempotency_key=idempotency_key)
     if booking is None:
         return None
     if booking.request_hash != request_hash:
@@ -120,7 +136,7 @@ def _replay(user_id: int, idempotency_key: str, request_hash: str) -> Receipt | 
             "idempotency_key_reused",
             _l("This Idempotency-Key was already used for a different checkout."),
         )
-    return receipt_for(booking)
+    return bookings.receipt(booking)
 
 
 def _validate(event_id: int, items: list[tuple[int, int]]) -> None:
@@ -138,16 +154,19 @@ def _begin_payment(
 ) -> int:
     k = keys.event(event_id)
     flat = [value for item in items for value in item]
-    result = redis_store.scripts.pay_begin(
-        keys=[k.config, k.seats, k.admission(user_id), k.active],
-        args=[user_id, session_id or "", current_app.config["CHECKOUT_LEASE"] * 1000, *flat],
+    result = mirror.with_config(
+        event_id,
+        lambda: redis_store.scripts.pay_begin(
+            keys=[k.config, k.seats, k.entrance(user_id), k.active],
+            args=[user_id, session_id or "", current_app.config["CHECKOUT_LEASE"] * 1000, *flat],
+        ),
     )
     if result[0] == "paying":
         return int(result[1])
     if result[0] == "mismatch":
         label = seats.seat_info(event_id, int(result[1])).label
         raise AppError(409, f"hold_{result[2]}", _mismatch(result[2], label))
-    raise AppError(*seats.HOLD_REFUSALS["not_entered"])  # not entered, or no config (lost)
+    raise AppError(*NOT_ENTERED)
 
 
 def _finish_payment(event_id: int, user_id: int, items, outcome: str) -> None:
@@ -155,7 +174,7 @@ def _finish_payment(event_id: int, user_id: int, items, outcome: str) -> None:
     flat = [value for item in items for value in item]
     try:
         redis_store.scripts.pay_finish(
-            keys=[k.seats, k.holds(user_id), k.admission(user_id), k.active],
+            keys=[k.seats, k.holds(user_id), k.entrance(user_id), k.active],
             args=[user_id, outcome, *flat],
         )
     except Exception:
@@ -246,7 +265,7 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_m
         # A unique key said no: the seat has a live booking (the last line of
         # defence) or this Idempotency-Key was just used by a concurrent request.
         raise AppError(409, "seat_booked", _l("One of these seats is already sold.")) from e
-    return receipt_for(booking, rows)
+    return bookings.receipt(booking, rows)
 
 
 def _write_transaction():
@@ -288,20 +307,3 @@ def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: 
             # A newer hold exists: this buyer is stale (a paused process, a
             # lost lease). The database refuses even if Redis was wrong.
             raise AppError(409, "hold_stale", _stale(seat.label))
-
-
-def receipt_for(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
-    if rows is None:
-        rows = list(
-            Seat.select()
-            .join(BookingSeat)
-            .where(BookingSeat.booking == booking.id)
-            .order_by(Seat.id)
-        )
-    return Receipt(
-        booking.id,
-        [{"seat_id": s.id, "label": s.label, "price": s.price} for s in rows],
-        booking.amount,
-        booking.points_left,
-        iso(booking.created_at),
-    )

@@ -65,8 +65,6 @@ def register(app: Flask) -> None:
         """Print the polling cost model for a crowd."""
         click.echo(capacity.report(waiting, current_app.config["POLL_TIERS"], fixed))
 
-    add_worker_commands(app)
-
 
 DEMO_EVENT = "Demo concert"
 DEMO_STAFF = "staff@example.com"
@@ -102,43 +100,3 @@ def print_demo(event: Event, password: str) -> None:
     click.echo(f"Demo event {event.id}: {event.name} (admission open, 5 people/s, 100 at once)")
     click.echo(f"  staff login: {DEMO_STAFF} / {password}")
     click.echo(f"  fan login:   {DEMO_FAN} / {password}")
-
-
-def rq_connection():
-    """RQ wants bytes back, so it gets its own client (not decode_responses)."""
-    from redis import Redis
-
-    return Redis.from_url(current_app.config["REDIS_URL"])
-
-
-def add_worker_commands(app: Flask) -> None:
-    @app.cli.command("scheduler")
-    @click.option(
-        "--interval",
-        type=float,
-        default=1.0,
-        show_default=True,
-        help="Seconds between checks for due jobs.",
-    )
-    def scheduler(interval):
-        """Run rq-scheduler with the periodic jobs (re-registered if Redis loses them)."""
-        from jobs.schedule import make_scheduler
-
-        make_scheduler(
-            rq_connection(), current_app.config["RQ_QUEUE"], interval, current_app.config
-        ).run()
-
-    @app.cli.command("worker")
-    @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-    def worker(burst):
-        """Run an RQ worker on the app's queue (JSON serializer, no fork per job)."""
-        from rq import Queue, SimpleWorker
-        from rq.serializers import JSONSerializer
-
-        connection = rq_connection()
-        queue = Queue(
-            current_app.config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer
-        )
-        SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(
-            burst=burst, with_scheduler=False, logging_level="WARNING"
-        )

@@ -1,4 +1,5 @@
-"""Settings: defaults, then the environment (API.md lists the public ones)."""
+"""Settings: every one the app reads, from the environment with embedded
+defaults (the README's settings table lists them)."""
 
 import contextlib
 import json
@@ -6,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-# The waiting room's poll tiers (SPEC.md): people at positions up to `up_to`
+# The waiting room's poll tiers (docs/DESIGN.md): people at positions up to `up_to`
 # poll again after `interval` seconds; `band` 0 shows the exact position, a
 # band width N shows a range of N places, and the last tier ("and beyond")
 # shows only its lower bound.
@@ -18,20 +19,34 @@ DEFAULT_POLL_TIERS = [
     {"up_to": None, "interval": 60, "band": None},
 ]
 
-# Event defaults (API.md); each event stores its own copy.
+# The language of pages and messages when the reader asks for none we have.
+DEFAULT_LANGUAGE = "en"
+
+# Event defaults (docs/API.md); each event stores its own copy.
 EVENT_DEFAULTS = {"max_active": 10_000, "admit_rate": 700, "active_ttl": 300, "hold_ttl": 300}
 
 
-def load(instance_path: str) -> dict:
-    """Build the configuration dict from the environment, with embedded defaults."""
+def instance_path() -> str | None:
+    """Where the app keeps its files (secrets, SQLite, the embedded Redis):
+    INSTANCE_PATH, else Flask's default (instance/ beside the code)."""
+    return os.environ.get("INSTANCE_PATH") or None
+
+
+def load(instance_path: str, overrides: dict | None = None) -> dict:
+    """Every setting the app reads: the environment with embedded defaults,
+    then `overrides` (tests), then the settings derived from those."""
     instance = Path(instance_path)
     env = os.environ.get
     keys = _instance_secrets(instance)
-    return {
+    settings = {
         "SECRET_KEY": env("SECRET_KEY") or keys["SECRET_KEY"],
         "JWT_SECRET": env("JWT_SECRET") or keys["JWT_SECRET"],
         "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{instance / 'ticketdrop.sqlite3'}",
+        "DATABASE_POOL_SIZE": int(env("DATABASE_POOL_SIZE", "32")),  # MySQL, per process
         "REDIS_URL": env("REDIS_URL") or embedded_redis_url(instance),
+        # Seconds to wait for Redis before answering 503 (the app and its rate limits).
+        "REDIS_TIMEOUT": float(env("REDIS_TIMEOUT", "3")),
+        "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
         "STARTING_POINTS": int(env("STARTING_POINTS", "100000")),
         "POLL_TIERS": json.loads(env("POLL_TIERS", "null")) or DEFAULT_POLL_TIERS,
         "POLL_JITTER": float(env("POLL_JITTER", "0.1")),
@@ -40,9 +55,8 @@ def load(instance_path: str) -> dict:
         "CLEANUP_PAUSE": float(env("CLEANUP_PAUSE", "0.1")),
         "ADMIT_INTERVAL": int(env("ADMIT_INTERVAL", "1")),
         "CLEANUP_INTERVAL": int(env("CLEANUP_INTERVAL", "30")),
-        "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
-        "BENCH_ENDPOINTS": env("BENCH_ENDPOINTS", "0") == "1",  # bench/ only
         "RECONCILE_INTERVAL": int(env("RECONCILE_INTERVAL", "60")),
+        "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
         "MAX_SEATS_PER_PERSON": int(env("MAX_SEATS_PER_PERSON", "4")),
         # Checkout: how long seats stay "being paid for", and MySQL's patience.
         "CHECKOUT_LEASE": int(env("CHECKOUT_LEASE", "30")),
@@ -56,16 +70,51 @@ def load(instance_path: str) -> dict:
             "per_ip": env("PER_IP_LIMIT", "3000/minute"),
         },
         # No X-RateLimit headers on every answer: a 429 gets its Retry-After from
-        # errors.py, and a poll's Retry-After stays the poll interval.
+        # app/web/errors.py, and a poll's Retry-After stays the poll interval.
         "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": "ticketdrop-limits",
+        "BABEL_DEFAULT_LOCALE": DEFAULT_LANGUAGE,
+        "BABEL_DEFAULT_TIMEZONE": "UTC",  # times are stored in UTC
         "SESSION_COOKIE_SAMESITE": "Lax",
         # No fresh Set-Cookie on every poll: the hot path stays cheap.
         "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        **(overrides or {}),
     }
+    return _derived(settings) | settings
+
+
+def server(env) -> dict:
+    """The web server's settings (read by app/launcher.py and gunicorn.conf.py):
+    which server, where it listens, its processes and threads each, and
+    whether it writes an access log (off: every poll would be a line)."""
+    return {
+        "WEB_SERVER": env.get("WEB_SERVER", "granian"),
+        "HOST": env.get("HOST", "127.0.0.1"),
+        "PORT": int(env.get("PORT", "8000")),
+        "WEB_WORKERS": int(env.get("WEB_WORKERS", "2")),
+        "WEB_THREADS": int(env.get("WEB_THREADS", "8")),
+        "ACCESS_LOG": env.get("ACCESS_LOG", "0") == "1",
+    }
+
+
+def _derived(settings: dict) -> dict:
+    """Settings that follow from others unless given: the rate limits live in
+    the app's Redis and give up as fast as the app's own client does."""
+    timeout = settings["REDIS_TIMEOUT"]
+    return {
+        "RATELIMIT_STORAGE_URI": limits_storage_uri(settings["REDIS_URL"]),
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": timeout, "socket_connect_timeout": timeout},
+    }
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """The limits library spells unix sockets redis+unix://."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url
 
 
 def embedded_redis_url(instance: Path) -> str:

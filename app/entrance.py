@@ -1,9 +1,12 @@
-"""The admission token: minted by the poll that finds a person active, consumed
-once at the booking entrance, then checked by every booking endpoint.
+"""The admission token: minted by the poll that finds a person active, and
+consumed once at the booking entrance, which binds it to one session.
 
 The token is a JWT (HS256) naming the person, the event, a token id recorded
-in Redis, and the end of the active window. The queue never "uses up" the
-token; the entrance does, atomically in Lua, and binds it to one session.
+in Redis (the person's entrance record), and the end of the active window.
+The queue never "uses up" the token; the entrance does, atomically in Lua.
+After that, "this session entered and its window is still open" is checked
+inside each booking script itself (`entered_until` in app/lua/_prelude.lua:
+the seat map, hold and checkout), in the same round trip that acts.
 """
 
 import jwt
@@ -53,7 +56,7 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
     claims = verify_token(token, event_id, user_id)
     k = keys.event(event_id)
     result = redis_store.scripts.enter(
-        keys=[k.admission(user_id), k.active], args=[user_id, claims["jti"], session_id]
+        keys=[k.entrance(user_id), k.active], args=[user_id, claims["jti"], session_id]
     )
     if result[0] == "used_elsewhere":
         raise AppError(
@@ -64,27 +67,6 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
     if result[0] == "expired":
         raise _unauthorized(_l("Your time to book is over; please join the queue again."))
     return int(result[1]) // 1000
-
-
-def active_until(event_id: int, user_id: int, session_id: str) -> int:
-    """End of the window (epoch s) if this session entered and is still active, else 0."""
-    k = keys.event(event_id)
-    return (
-        int(
-            redis_store.scripts.entered(
-                keys=[k.admission(user_id), k.active], args=[user_id, session_id]
-            )
-        )
-        // 1000
-    )
-
-
-def require_entered(event_id: int, user_id: int, session_id: str) -> int:
-    """Every booking endpoint starts here: 403 unless entered and still active."""
-    until = active_until(event_id, user_id, session_id)
-    if not until:
-        raise AppError(*NOT_ENTERED)
-    return until
 
 
 def _unauthorized(message) -> AppError:

@@ -1,22 +1,18 @@
-"""Events: create with a seat layout, change admission live, numbers for staff.
-
-MySQL holds each event's settings; Redis holds a copy in the event's config
-hash, which is what the Lua scripts read. `sync_config` writes that copy and
-is called whenever the settings change or Redis turns out to have lost it.
-"""
+"""Events: create one with its seat layout, change its admission and limits
+live, describe it. MySQL holds the settings; app/mirror.py copies them into
+Redis, where the Lua scripts read them."""
 
 import string
-from datetime import UTC, datetime
+from datetime import datetime
 
 import peewee
 from flask_babel import lazy_gettext as _l
-from peewee import fn
 
-from app import audit, keys, seats
+from app import audit, keys, mirror
 from app.config import EVENT_DEFAULTS
 from app.errors import AppError, not_found
 from app.extensions import db, redis_store
-from app.models import Event, Seat
+from app.models import Event, Seat, iso
 
 ADMISSION_STATES = ("open", "paused", "closed")
 
@@ -48,7 +44,7 @@ def create(
                 "number: give every section its own name."
             ),
         ) from None
-    sync_config(event)
+    mirror.sync_config(event)
     return event
 
 
@@ -91,86 +87,12 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
         # the event spent paused or closed all at once.
         redis_store.client.hdel(keys.event(event.id).tick, "last_ms", "carry")
         if event.admission == "open":
-            seats.reconcile(event.id)  # a sale opens knowing what is sold
+            mirror.reconcile(event.id)  # a sale opens knowing what is sold
     elif event.admit_rate != before["admit_rate"]:
         # A backlog banked at the old rate (a late tick's catch-up) is dropped.
         redis_store.client.hdel(keys.event(event.id).tick, "carry")
-    sync_config(event)  # the next admission tick uses the new values
+    mirror.sync_config(event)  # the next admit tick uses the new values
     return event
-
-
-def sync_config(event: Event) -> None:
-    """Copy the event's settings into its Redis config hash. If the hash is
-    missing, Redis lost the event: bring its seats back from MySQL first."""
-    # 'state' rather than the hash: a sold-out update may have recreated it alone.
-    if not redis_store.client.hexists(keys.event(event.id).config, "state"):
-        seats.reconcile(event.id)
-    opens_at_ms = 0
-    if event.sale_opens_at:
-        opens_at_ms = int(event.sale_opens_at.replace(tzinfo=UTC).timestamp() * 1000)
-    redis_store.client.hset(
-        keys.event(event.id).config,
-        mapping={
-            "state": event.admission,
-            "max_active": event.max_active,
-            "rate": event.admit_rate,
-            "active_ttl_ms": event.active_ttl * 1000,
-            "hold_ttl_ms": event.hold_ttl * 1000,
-            "opens_at_ms": opens_at_ms,
-            "sold_out": int(event.id in seats.sold_out([event.id])),
-        },
-    )
-
-
-def reload_config(event_id: int) -> None:
-    """Redis lost an event's config (restart, flush): write it again from MySQL,
-    with the booked and blocked seats and the fencing tokens MySQL knows."""
-    sync_config(get(event_id))
-
-
-def queue_counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(waiting, active) per event, in one round trip."""
-    pipe = redis_store.client.pipeline(transaction=False)
-    for event_id in event_ids:
-        k = keys.event(event_id)
-        pipe.zcard(k.queue)
-        pipe.zcard(k.active)
-    counts = pipe.execute()
-    return {eid: (counts[2 * i], counts[2 * i + 1]) for i, eid in enumerate(event_ids)}
-
-
-def stats(event_id: int) -> dict:
-    """The staff numbers: queue, admissions, and seats by state."""
-    event = get(event_id)
-    k = keys.event(event.id)
-    pipe = redis_store.client.pipeline(transaction=False)
-    pipe.zcard(k.queue)
-    pipe.zcard(k.active)
-    pipe.hmget(k.tick, "admitted_total", "rate_obs", "cleanup_removed")
-    waiting, active, (admitted_total, rate_obs, removed) = pipe.execute()
-    in_db = dict(
-        Seat.select(Seat.status, fn.COUNT(Seat.id))
-        .where(Seat.event == event.id)
-        .group_by(Seat.status)
-        .tuples()
-    )
-    held = seats.counts(event.id)["held"]  # holds live in Redis only
-    return {
-        "event_id": event.id,
-        "admission": event.admission,
-        "waiting": waiting,
-        "active": active,
-        "max_active": event.max_active,
-        "admit_rate": event.admit_rate,
-        "admitted_total": int(admitted_total or 0),
-        "admit_rate_observed": round(float(rate_obs or 0), 1),
-        "cleanup_removed": int(removed or 0),
-        "held": held,
-        "booked": in_db.get("booked", 0),
-        "available": max(0, in_db.get("available", 0) - held),
-        "blocked": in_db.get("blocked", 0),
-        "sold_out": in_db.get("available", 0) == 0,
-    }
 
 
 def describe(
@@ -206,7 +128,3 @@ def row_label(index: int) -> str:
         index, rem = divmod(index - 1, 26)
         label = letters[rem] + label
     return label
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None

@@ -24,8 +24,8 @@ class RedisStore:
         self.client = Redis.from_url(
             app.config["REDIS_URL"],
             decode_responses=True,
-            socket_timeout=app.config.get("REDIS_TIMEOUT", 3),
-            socket_connect_timeout=app.config.get("REDIS_TIMEOUT", 3),
+            socket_timeout=app.config["REDIS_TIMEOUT"],
+            socket_connect_timeout=app.config["REDIS_TIMEOUT"],
             health_check_interval=30,
         )
         self.scripts = lua.load(self.client)
@@ -50,7 +50,7 @@ def init_db(app):
         database = connect_url(
             url,
             charset="utf8mb4",
-            max_connections=32,
+            max_connections=app.config["DATABASE_POOL_SIZE"],
             stale_timeout=300,
             timeout=10,
             connect_timeout=3,

@@ -30,13 +30,13 @@ from flask_babel.speaklater import LazyString
 from jinja2 import pass_context
 from jinja2.ext import _make_new_gettext, _make_new_ngettext  # Jinja's own newstyle wrappers
 
+from app.config import DEFAULT_LANGUAGE as DEFAULT
 from app.extensions import babel
 
 log = logging.getLogger(__name__)
 
 # Each language named in its own language, as the switcher shows it.
 LANGUAGES = {"en": "English", "ko": "한국어"}
-DEFAULT = "en"
 COOKIE = "lang"
 
 ADMISSION = {"open": _l("open"), "paused": _l("paused"), "closed": _l("closed")}
@@ -54,15 +54,14 @@ def select_locale() -> str | None:
 
 def init_app(app: Flask) -> None:
     compile_catalogs(Path(app.root_path) / "translations")
-    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
-    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")  # times are stored in UTC
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
     app.jinja_env.filters.update(
         number=_in_render_locale(number),
         duration=_in_render_locale(duration),
         when=when,
-        admission=admission,
+        admission_state=admission_state,
+        mmss=mmss,
     )
 
     @app.context_processor
@@ -192,6 +191,12 @@ def when(value: datetime | str | None, time: str = "medium") -> str:
     return format_datetime(value, pattern)
 
 
-def admission(state: str) -> str:
+def admission_state(state: str) -> str:
     """An event's admission state (open, paused, closed) in words."""
     return str(ADMISSION.get(state, state))
+
+
+def mmss(seconds) -> str:
+    """A countdown's text: 4:05 (countdown.js counts on from it)."""
+    seconds = max(0, int(seconds or 0))
+    return f"{seconds // 60}:{seconds % 60:02d}"

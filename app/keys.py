@@ -40,11 +40,11 @@ class EventKeys:
     def samples(self) -> str:  # list: "ms waiting active admitted_total", for the chart
         return f"{self.tag}:samples"
 
-    def admission(self, user_id: int) -> str:  # hash: token id, expiry, who used it
-        return f"{self.tag}:adm:{int(user_id)}"
+    def entrance(self, user_id: int) -> str:  # hash: this window's token id, its end, who entered
+        return f"{self.tag}:ent:{int(user_id)}"
 
     @property
-    def seats(self) -> str:  # hash: seat id -> state (absent = available); see hold.lua
+    def seats(self) -> str:  # hash: seat id -> state (absent = available); see _prelude.lua
         return f"{self.tag}:seats"
 
     @property

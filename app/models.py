@@ -6,9 +6,16 @@ import peewee as pw
 
 from app.extensions import db
 
+# Times are stored as naive UTC, to the second.
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as the JSON API writes it: 2030-01-31T19:00:00Z."""
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 class BaseModel(pw.Model):

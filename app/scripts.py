@@ -1,7 +1,10 @@
 """The Lua scripts in app/lua/, read once and registered with a Redis client.
 
-`register_script` only hashes the text locally; every call is one EVALSHA,
-and redis-py loads the script again by itself if Redis has lost it.
+Each script is app/lua/_prelude.lua (the rules several scripts share: Redis's
+clock, the seat-state fields, "entered and still active") followed by the
+script's own file. `register_script` only hashes the text locally; every call
+is one EVALSHA, and redis-py loads the script again by itself if Redis has
+lost it.
 """
 
 from pathlib import Path
@@ -10,14 +13,19 @@ from redis import Redis
 from redis.commands.core import Script
 
 LUA_DIR = Path(__file__).parent / "lua"
-_SOURCES = {path.stem: path.read_text() for path in sorted(LUA_DIR.glob("*.lua"))}
+PRELUDE = (LUA_DIR / "_prelude.lua").read_text()
+SOURCES = {
+    path.stem: PRELUDE + path.read_text()
+    for path in sorted(LUA_DIR.glob("*.lua"))
+    if not path.name.startswith("_")
+}
 
 
 class Scripts:
     """One attribute per app/lua/<name>.lua, e.g. `scripts.poll(keys=..., args=...)`."""
 
     def __init__(self, client: Redis):
-        for name, source in _SOURCES.items():
+        for name, source in SOURCES.items():
             setattr(self, name, client.register_script(source))
 
     def __getattr__(self, name: str) -> Script:  # pragma: no cover - a typo guard

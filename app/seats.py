@@ -1,8 +1,8 @@
-"""Seats: the catalogue, live states, hold and release, and reconciling Redis
-with MySQL.
+"""Seats: the catalogue, live states, hold and release, and the staff's seat
+controls (block, unblock, release anyone's hold).
 
 A seat's live state is one field of the event's seats hash in Redis (absent
-means available; see app/lua/hold.lua for the encoding). MySQL keeps booked
+means available; see app/lua/_prelude.lua for the encoding). MySQL keeps booked
 and blocked seats and, for every seat, the largest fencing token it has been
 told about: a hold writes its token there before it is handed out, so a
 stalled buyer with an older token can never book a seat someone else holds.
@@ -15,7 +15,7 @@ from functools import lru_cache
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import keys
+from app import keys, mirror
 from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
 from app.extensions import redis_store
@@ -107,7 +107,7 @@ def live_states(
     With a user, 403 unless that session entered and is still active."""
     k = keys.event(event_id)
     result = redis_store.scripts.seat_map(
-        keys=[k.seats, k.admission(user_id or 0), k.active],
+        keys=[k.seats, k.entrance(user_id or 0), k.active],
         args=[user_id or 0, session_id or ""] if user_id else [0, ""],
     )
     now_ms, active_until = int(result[0]), int(result[1])
@@ -192,7 +192,7 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
         # MySQL refused the token: the seat is sold or blocked there, or Redis
         # lost its counters. Undo the hold, bring Redis in line, try once more.
         release(event_id, user_id, seat_id, token)
-        reconcile(event_id, [seat_id])
+        mirror.reconcile(event_id, [seat_id])
         log.warning(
             "event %s seat %s: hold %s refused by the database; reconciled",
             event_id,
@@ -205,18 +205,14 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
 
 
 def _run_hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> list:
-    from app.events import reload_config
-
     k = keys.event(event_id)
-    call = lambda: redis_store.scripts.hold(  # noqa: E731
-        keys=[k.config, k.seats, k.fence, k.holds(user_id), k.admission(user_id), k.active],
-        args=[user_id, session_id or "", seat_id, current_app.config["MAX_SEATS_PER_PERSON"]],
+    return mirror.with_config(
+        event_id,
+        lambda: redis_store.scripts.hold(
+            keys=[k.config, k.seats, k.fence, k.holds(user_id), k.entrance(user_id), k.active],
+            args=[user_id, session_id or "", seat_id, current_app.config["MAX_SEATS_PER_PERSON"]],
+        ),
     )
-    result = call()
-    if result[0] == "no_event":
-        reload_config(event_id)
-        result = call()
-    return result
 
 
 def _record_token(seat_id: int, token: int, again: bool = False) -> bool:
@@ -251,78 +247,6 @@ def release(event_id: int, user_id: int, seat_id: int, token: int | None = None)
     )
 
 
-def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500) -> dict:
-    """Load MySQL's booked and blocked seats and its fencing tokens into Redis,
-    in batches (used when a sale opens, when Redis lost data, and every minute)."""
-    k = keys.event(event_id)
-    query = (
-        Seat.select(Seat.id, Seat.status, Seat.holder, Seat.fencing_token)
-        .where(Seat.event == event_id)
-        .order_by(Seat.id)
-    )
-    if seat_ids is not None:
-        query = query.where(Seat.id.in_(seat_ids))
-    changed = raised = 0
-    rows = list(query.tuples())
-    for start in range(0, len(rows), batch):
-        args = []
-        for seat_id, status, holder, token in rows[start : start + batch]:
-            args += [seat_id, status, holder or 0, token]
-        c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
-        changed, raised = changed + c, raised + r
-    if seat_ids is None:
-        update_sold_out(event_id)
-    return {"seats": len(rows), "changed": changed, "fence_raised": raised}
-
-
-# Sold out: MySQL has no seat left on sale (every one booked or blocked; a
-# held seat is still on sale, as its hold may lapse). The waiting room reads
-# the flag from the event's config hash: join refuses, poll tells everyone
-# waiting, admission stops.
-
-
-def sold_out(event_ids: list[int]) -> set[int]:
-    """The events among these with no seat left on sale, in MySQL's view."""
-    on_sale = (
-        Seat.select(Seat.event)
-        .distinct()
-        .where(Seat.event.in_(event_ids), Seat.status == "available")
-    )
-    return set(event_ids) - {event_id for (event_id,) in on_sale.tuples()}
-
-
-def update_sold_out(event_id: int, may_clear: bool = True) -> bool:
-    """Copy the sold-out state from MySQL to Redis. Checkouts pass
-    may_clear=False: they only take seats away, so a slow one must not clear
-    the flag that a later one set; unblock and reconcile may clear it."""
-    gone = event_id in sold_out([event_id])
-    if gone or may_clear:
-        redis_store.client.hset(keys.event(event_id).config, "sold_out", int(gone))
-    if gone:
-        log.info("event %s: sold out", event_id)
-    return gone
-
-
-def note_sold_out(event_id: int, may_clear: bool = True) -> None:
-    """update_sold_out for callers whose own change is already made (a sale,
-    a block): a failure here must not turn it into an error, so it is logged,
-    and the reconcile job puts the flag right within a minute."""
-    try:
-        update_sold_out(event_id, may_clear)
-    except Exception:
-        log.exception("event %s: could not update the sold-out flag", event_id)
-
-
-def counts(event_id: int) -> dict[str, int]:
-    """Seats by live state, for the staff numbers."""
-    seats = catalogue(event_id)
-    _, _, states = live_states(event_id)
-    tally = {"available": 0, "held": 0, "booked": 0, "blocked": 0}
-    for seat_id in seats:
-        tally[states[seat_id].public if seat_id in states else "available"] += 1
-    return tally
-
-
 # Staff controls. Each returns (before, after) states for the audit log.
 
 
@@ -346,9 +270,9 @@ def block(event_id: int, seat_id: int) -> tuple[str, str]:
         .execute()
     )
     if not updated:
-        reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
+        mirror.reconcile(event_id, [seat_id])  # MySQL knows better (sold): put Redis right
         raise AppError(409, "seat_booked", _l("This seat cannot be blocked: it is sold."))
-    note_sold_out(event_id, may_clear=False)
+    mirror.note_sold_out(event_id, may_clear=False)
     return "available", "blocked"
 
 
@@ -365,7 +289,7 @@ def unblock(event_id: int, seat_id: int) -> tuple[str, str]:
     k = keys.event(event_id)
     if redis_store.client.hget(k.seats, seat_id) == "blocked":
         redis_store.client.hdel(k.seats, seat_id)
-    note_sold_out(event_id)
+    mirror.note_sold_out(event_id)
     return "blocked", "available"
 
 

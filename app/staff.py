@@ -1,8 +1,7 @@
 """Staff controls, each one audited. Views (the admin pages and the JSON API)
 call these, so the rule "every staff action is in the audit log" lives here."""
 
-from app import audit, capacity, events, seats, waiting_room
-from app.models import User
+from app import audit, events, seats, waiting_room
 
 
 def update_event(actor_id: int, event_id: int, **changes):
@@ -35,22 +34,3 @@ def remove_from_queue(actor_id: int, event_id: int, user_id: int) -> bool:
         "removed",
     )
     return removed
-
-
-def find_user(email_or_id: str) -> User | None:
-    text = email_or_id.strip()
-    if text.isdigit():
-        return User.get_or_none(User.id == int(text))
-    return User.get_or_none(User.email == text.lower())
-
-
-def what_if(event_id: int, rate: int, cap: int) -> dict:
-    """Predicted time to admit everyone waiting now, at this rate and cap."""
-    event = events.get(event_id)
-    stats = events.stats(event_id)
-    prediction = capacity.time_to_admit(
-        stats["waiting"], rate, cap, event.active_ttl, stats["active"]
-    )
-    if prediction["seconds"] == float("inf"):
-        prediction["seconds"] = None
-    return prediction | {"waiting": stats["waiting"], "rate": rate, "cap": cap}

@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import events, keys
-from app.entrance import mint_token
+from app import entrance, keys, mirror
 from app.errors import AppError
 from app.extensions import redis_store
 
@@ -46,7 +45,7 @@ class QueueStatus:
 def join(event_id: int, user_id: int) -> QueueStatus:
     """Join the queue (idempotent). Already admitted: answers admitted."""
     k = keys.event(event_id)
-    result = _with_config(
+    result = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.join(
             keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick], args=[user_id]
@@ -64,10 +63,10 @@ def join(event_id: int, user_id: int) -> QueueStatus:
 def poll(event_id: int, user_id: int) -> QueueStatus:
     """Heartbeat and status in one round trip; mints the token once admitted."""
     k = keys.event(event_id)
-    result = _with_config(
+    result = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.poll(
-            keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.admission(user_id)],
+            keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.entrance(user_id)],
             args=[user_id, uuid.uuid4().hex],
         ),
     )
@@ -79,10 +78,54 @@ def poll(event_id: int, user_id: int) -> QueueStatus:
         active_until = int(result[1]) // 1000
         return QueueStatus(
             "admitted",
-            token=mint_token(event_id, user_id, result[2], active_until),
+            token=entrance.mint_token(event_id, user_id, result[2], active_until),
             active_until=active_until,
         )
     return _waiting_status(*result[1:])
+
+
+@dataclass
+class PageStatus:
+    """What the waiting page shows: a status, or the problem that stands in
+    its way ("login", "not_in_queue", "entered_elsewhere" with the
+    entrance's message). `entered`: admitted and through the entrance."""
+
+    status: QueueStatus | None = None
+    problem: str | None = None
+    message: str | None = None
+    entered: bool = False
+
+
+def poll_for_page(event_id: int, user_id: int | None, session_id: str | None) -> PageStatus:
+    """The waiting page's poll: poll(), and once admitted the entrance on the
+    person's behalf (the token consumed for this browser's session), so the
+    page can go straight on to the seat map."""
+    if not user_id:
+        return PageStatus(problem="login")
+    try:
+        status = poll(event_id, user_id)
+    except AppError as e:
+        if e.code != "not_in_queue":
+            raise
+        return PageStatus(problem="not_in_queue")
+    if status.status != "admitted":
+        return PageStatus(status)
+    try:
+        entrance.enter(event_id, user_id, session_id, status.token)
+    except AppError as e:
+        return PageStatus(problem="entered_elsewhere", message=e.message)
+    return PageStatus(status, entered=True)
+
+
+def counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(waiting, active) per event, in one round trip."""
+    pipe = redis_store.client.pipeline(transaction=False)
+    for event_id in event_ids:
+        k = keys.event(event_id)
+        pipe.zcard(k.queue)
+        pipe.zcard(k.active)
+    numbers = pipe.execute()
+    return {eid: (numbers[2 * i], numbers[2 * i + 1]) for i, eid in enumerate(event_ids)}
 
 
 def leave(event_id: int, user_id: int) -> bool:
@@ -90,7 +133,7 @@ def leave(event_id: int, user_id: int) -> bool:
     k = keys.event(event_id)
     return bool(
         redis_store.scripts.leave(
-            keys=[k.queue, k.heartbeat, k.active, k.admission(user_id)], args=[user_id]
+            keys=[k.queue, k.heartbeat, k.active, k.entrance(user_id)], args=[user_id]
         )
     )
 
@@ -102,7 +145,7 @@ SAMPLE_EVERY_MS, SAMPLES_KEPT = 5_000, 180
 def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -> dict:
     """One admission tick for one event (called every second by the RQ job)."""
     k = keys.event(event_id)
-    admitted, expired, active, status = _with_config(
+    admitted, expired, active, status = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.admit(
             keys=[k.config, k.queue, k.active, k.heartbeat, k.tick, k.samples],
@@ -173,14 +216,3 @@ def _waiting_status(rank, total, paused, rate_observed) -> QueueStatus:
         eta_range=eta_range,
         paused=paused,
     )
-
-
-def _with_config(event_id: int, call):
-    """Run a script; if Redis has no config for the event, load it from MySQL
-    (404 if there is no such event) and run the script again."""
-    result = call()
-    if result[-1] == "no_event":
-        events.reload_config(event_id)
-        log.info("event %s: config reloaded into Redis", event_id)
-        result = call()
-    return result

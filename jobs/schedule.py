@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 # job id -> (function, interval config key, timeout in seconds)
 PERIODIC = {
-    "ticketdrop-admission": ("jobs.admission.tick", "ADMIT_INTERVAL", 30),
+    "ticketdrop-admit": ("jobs.admit.tick", "ADMIT_INTERVAL", 30),
     "ticketdrop-cleanup": ("jobs.cleanup.clean_up", "CLEANUP_INTERVAL", 600),
     "ticketdrop-reconcile": ("jobs.reconcile.reconcile", "RECONCILE_INTERVAL", 600),
 }
@@ -32,8 +32,18 @@ def make_scheduler(
     )
 
 
+PREFIX = "ticketdrop-"
+
+
 def ensure_schedules(scheduler: Scheduler, config: dict) -> list[str]:
-    """Register every periodic job that is missing; returns the ids it added."""
+    """Register every periodic job that is missing, and cancel ours that are no
+    longer in PERIODIC (renamed or retired by an upgrade); returns the ids
+    it added."""
+    for listed_id in scheduler.connection.zrange(scheduler.scheduled_jobs_key, 0, -1):
+        job_id = listed_id.decode()
+        if job_id.startswith(PREFIX) and job_id not in PERIODIC:
+            scheduler.cancel(job_id)
+            log.info("cancelled the retired periodic job %s", job_id)
     added = []
     for job_id, (func, interval_key, timeout) in PERIODIC.items():
         listed = scheduler.connection.zscore(scheduler.scheduled_jobs_key, job_id) is not None

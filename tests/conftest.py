@@ -292,6 +292,30 @@ def make_event(app):
 
 
 @pytest.fixture
+def event(request, make_event):
+    """An open event that lets people in at once, laid out as the test
+    module's SECTIONS when it has them."""
+    return make_event(sections=getattr(request.module, "SECTIONS", None), admit_rate=100_000)
+
+
+@pytest.fixture
+def quick_passwords(request, monkeypatch):
+    """scrypt at production cost makes each account ~0.1 s; tests that make
+    many use a cheap (still real) hash, except tests about passwords."""
+    if "password" in request.node.name:
+        return
+    from werkzeug.security import generate_password_hash
+
+    from app import accounts
+
+    monkeypatch.setattr(
+        accounts,
+        "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
+
+
+@pytest.fixture
 def rebind(app):
     """For tests that call create_app() again (another Redis, SQLite, limits on):
     create_app() rebinds the global db proxy, Redis client and limiter, and a

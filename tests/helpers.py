@@ -16,6 +16,30 @@ from app import waiting_room
 from app.models import Seat, User
 
 
+def assert_error(response, status: int | None = None, code: str | None = None) -> dict:
+    """A refusal as the API documents it: JSON {error, message}, both text,
+    with `status` (any 4xx when none is given; never a 500) and, when
+    given, the error `code`. Returns the body."""
+    assert response.status_code != 500, (response.status_code, response.data[:500])
+    if status is None:
+        assert 400 <= response.status_code < 500, (response.status_code, response.data[:500])
+    else:
+        assert response.status_code == status, (response.status_code, response.data[:500])
+    body = response.get_json()
+    assert isinstance(body, dict), response.data[:300]
+    assert isinstance(body.get("error"), str) and body["error"], body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    if code is not None:
+        assert body["error"] == code, body
+    return body
+
+
+def redis_now_ms(r) -> int:
+    """Redis's clock (the one every script reads), in ms."""
+    seconds, micros = r.time()
+    return seconds * 1000 + micros // 1000
+
+
 def in_background(call):
     """Run call() in a thread; returns (thread, result dict with 'value' or 'error')."""
     result = {}

@@ -24,7 +24,6 @@ from app import capacity, charts, i18n, keys, waiting_room
 from app.models import AuditLog, Booking, Event, Seat, User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 SECTIONS = [{"name": "A", "rows": 2, "seats_per_row": 3, "price": 1000}]
 SCRIPT = "<script>alert(1)</script>"

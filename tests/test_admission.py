@@ -167,7 +167,7 @@ def test_paused_event_admits_nobody_and_reopening_releases_no_burst(ctx, r, make
 
 
 def test_reopening_a_closed_event_releases_no_burst(app, r, make_event, job_app):
-    from jobs.admission import tick
+    from jobs.admit import tick
 
     rate = 100
     event = make_event(admission="open", admit_rate=rate, max_active=100_000, active_ttl=600)
@@ -357,7 +357,7 @@ def test_four_workers_never_exceed_max_active_while_slots_expire(app, ctx, r, ma
 
 
 def test_admission_job_ticks_every_event_that_is_not_closed(app, r, make_event, job_app):
-    from jobs.admission import tick
+    from jobs.admit import tick
 
     open_event = make_event(admission="open", admit_rate=3, max_active=100)
     paused_event = make_event(admission="paused", admit_rate=3, max_active=100)

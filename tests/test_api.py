@@ -3,26 +3,12 @@
 import json
 
 import pytest
+from helpers import assert_error
 
 from app import keys, waiting_room
 from app.models import AuditLog, Event, Seat, User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-
-def assert_error(response, status=None):
-    """An error is JSON {error, message}; 4xx unless a status is given; never 500."""
-    assert response.status_code != 500, response.data[:500]
-    if status is None:
-        assert 400 <= response.status_code < 500, response.status_code
-    else:
-        assert response.status_code == status, (response.status_code, response.data[:500])
-    body = response.get_json()
-    assert isinstance(body, dict), response.data[:200]
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert isinstance(body.get("message"), str) and body["message"]
-    return body
 
 
 SECTIONS = [

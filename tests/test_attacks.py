@@ -20,18 +20,14 @@ from html.parser import HTMLParser
 
 import jwt
 import pytest
-from helpers import admit_and_enter, hold, pay
+from helpers import admit_and_enter, assert_error, hold, pay
 from markupsafe import escape
 from werkzeug.security import check_password_hash
 
 from app import create_app, keys, seats, waiting_room
 from app.models import Booking, BookingSeat, Event, Payment, Seat, User
 
-pytestmark = [
-    pytest.mark.attacks,
-    # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
-]
+pytestmark = [pytest.mark.attacks, pytest.mark.usefixtures("quick_passwords")]
 
 HOSTILE = {"inputs": 0}
 SECTIONS = [{"name": "Floor", "rows": 1, "seats_per_row": 6, "price": 1000}]
@@ -80,45 +76,11 @@ def ident(value) -> str:
     return re.sub(r"\W+", "_", repr(value).encode("unicode_escape").decode())[:40]
 
 
-def assert_error(response, status=None):
-    """A refusal: a 4xx (or the given status) with JSON {error, message}; never a 500."""
-    assert response.status_code < 500, (response.status_code, response.data[:300])
-    if status is None:
-        assert 400 <= response.status_code < 500, (response.status_code, response.data[:300])
-    else:
-        assert response.status_code == status, (response.status_code, response.data[:300])
-    body = response.get_json()
-    assert isinstance(body, dict) and body.get("error") and body.get("message"), body
-    return body
-
-
 def text(response) -> str:
     return response.get_data(as_text=True)
 
 
-@pytest.fixture(autouse=True)
-def quick_passwords(request, monkeypatch):
-    """scrypt at production cost makes each account ~0.1 s; these tests make
-    many. A cheap (still real) hash, except in the tests about passwords."""
-    if "password" in request.node.name:
-        return
-    from werkzeug.security import generate_password_hash
-
-    from app import accounts
-
-    monkeypatch.setattr(
-        accounts,
-        "generate_password_hash",
-        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
-    )
-
-
 # People and events
-
-
-@pytest.fixture
-def event(make_event):
-    return make_event(admission="open", sections=SECTIONS, admit_rate=100_000)
 
 
 @pytest.fixture

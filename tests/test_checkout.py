@@ -17,7 +17,7 @@ import peewee
 import pymysql
 import pytest
 from conftest import MYSQL, MYSQL_DB
-from helpers import admit_and_enter, entered, hold, pay, seat_ids
+from helpers import admit_and_enter, assert_error, entered, hold, pay, seat_ids
 
 from app import checkout, create_app, keys
 from app.errors import AppError
@@ -25,7 +25,6 @@ from app.extensions import db
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 SECTIONS = [
     {"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 1000},
@@ -34,18 +33,6 @@ SECTIONS = [
 
 
 # Helpers
-
-
-def assert_error(response, status, code=None):
-    """A refusal is JSON {error, message} with the documented status; never 500."""
-    assert response.status_code == status, (response.status_code, response.data[:500])
-    body = response.get_json()
-    assert isinstance(body, dict), response.data[:300]
-    assert isinstance(body.get("error"), str) and body["error"], body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    if code is not None:
-        assert body["error"] == code, body
-    return body
 
 
 def seat_listing(client, event_id) -> dict[int, dict]:
@@ -92,11 +79,6 @@ def innodb_deadlocks() -> int:
             return int(cur.fetchone()[1])
     finally:
         conn.close()
-
-
-@pytest.fixture
-def event(make_event):
-    return make_event(sections=SECTIONS, admit_rate=100_000)
 
 
 @pytest.fixture
@@ -156,7 +138,7 @@ def test_checkout_books_pays_and_frees_the_slot(app, event, buyer, r):
     for seat_id, token in items:
         assert r.hget(k.seats, seat_id) == f"booked:{user.id}:{token}"
     assert r.zscore(k.active, user.id) is None
-    assert not r.exists(k.admission(user.id))
+    assert not r.exists(k.entrance(user.id))
     assert_error(client.get(f"/api/events/{event.id}/seats"), 403, "not_entered")
 
     # The account shows the booking and the new balance.

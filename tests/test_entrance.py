@@ -14,12 +14,11 @@ import uuid
 
 import jwt
 import pytest
+from helpers import seat_ids
 
-from app import entrance, keys, waiting_room
-from app.errors import AppError
+from app import keys, waiting_room
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 
 def b64url(data: bytes) -> str:
@@ -475,35 +474,35 @@ def test_seats_page_unknown_event(client, make_user, login):
     assert client.get(seats_url(999_999)).status_code == 404
 
 
-def test_require_entered(app, admitted):
-    event, user, token, client = admitted
-    with client.session_transaction() as s:
-        sid = s["sid"]
-    with app.app_context():
-        with pytest.raises(AppError) as refused:
-            entrance.require_entered(event.id, user.id, sid)
-        assert refused.value.status == 403 and refused.value.code == "not_entered"
-    assert enter(client, event.id, token).status_code == 200
-    with app.app_context():
-        until = entrance.require_entered(event.id, user.id, sid)
-        assert until > time.time()
-        for other_sid in ("another-session", ""):
-            with pytest.raises(AppError) as refused:
-                entrance.require_entered(event.id, user.id, other_sid)
-            assert refused.value.status == 403
-        with pytest.raises(AppError):
-            entrance.require_entered(event.id, user.id + 1, sid)
+def booking_answers(client, event_id, seat_id) -> tuple[int, int, int]:
+    """What the three booking scripts answer this client: the seat map, a
+    hold, and a checkout (of a token nobody holds)."""
+    seat_map = client.get(f"/api/events/{event_id}/seats").status_code
+    hold = client.post(f"/api/events/{event_id}/seats/{seat_id}/hold").status_code
+    pay = client.post(
+        f"/api/events/{event_id}/checkout",
+        json={"seats": [{"seat_id": seat_id + 1, "token": 1}]},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    ).status_code
+    return seat_map, hold, pay
 
 
-def test_require_entered_after_the_window(app, admitted, r):
+def test_every_booking_script_asks_entered_and_still_active(app, admitted, login, r):
+    """The seat map, hold and checkout each check "this session entered and
+    its window is open" inside their own script (_prelude.lua's entered_until)."""
     event, user, token, client = admitted
+    seat_id = seat_ids(app, event.id)[0]
+    assert booking_answers(client, event.id, seat_id) == (403, 403, 403)  # not entered yet
+
     assert enter(client, event.id, token).status_code == 200
-    with client.session_transaction() as s:
-        sid = s["sid"]
+    seat_map, hold, pay = booking_answers(client, event.id, seat_id)
+    assert (seat_map, hold) == (200, 201) and pay == 409  # in: only the bogus token fails
+
+    same_person_elsewhere = login(app.test_client(), user)
+    assert booking_answers(same_person_elsewhere, event.id, seat_id) == (403, 403, 403)
+
     r.zadd(keys.event(event.id).active, {str(user.id): int(time.time() * 1000) - 1})
-    with app.app_context(), pytest.raises(AppError) as refused:
-        entrance.require_entered(event.id, user.id, sid)
-    assert refused.value.status == 403
+    assert booking_answers(client, event.id, seat_id) == (403, 403, 403)  # the window is over
 
 
 # The browser path: the htmx poll is the entrance

@@ -37,29 +37,29 @@ from pathlib import Path
 
 import pymysql
 import pytest
-import redis
 from conftest import MYSQL, MYSQL_DB
 from flask.testing import FlaskClient
-from helpers import Person, free_port, in_background
+from helpers import Person, assert_error, free_port, in_background, redis_now_ms
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
-from werkzeug.security import generate_password_hash
 
 import jobs
-from app import accounts, checkout, create_app, events, keys, seats, waiting_room
+from app import checkout, create_app, events, keys, mirror, waiting_room
 from app.errors import AppError
 from app.extensions import redis_store
 from app.models import Seat
 from jobs import JSONJob
+from jobs.commands import rq_connection
 from jobs.schedule import PERIODIC, ensure_schedules, make_scheduler
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PRICE = 1000
 QUICK = 8.0  # "answers within a few seconds": generous on a busy 2-core machine
+
+pytestmark = pytest.mark.usefixtures("quick_passwords")
 
 
 # The ledger, read straight from MySQL
@@ -141,22 +141,7 @@ def seat_row(seat_id: int) -> tuple:
         conn.close()
 
 
-def redis_now_ms(r) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
-
-
 # Rebinding the app's global singletons, private servers, proxies, processes
-
-
-@pytest.fixture(autouse=True)
-def quick_passwords(monkeypatch):
-    """Accounts get a cheap (still real) hash: these tests are about faults."""
-    monkeypatch.setattr(
-        accounts,
-        "generate_password_hash",
-        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
-    )
 
 
 @pytest.fixture
@@ -389,16 +374,6 @@ def token_of(response) -> int:
     return response.get_json()["token"]
 
 
-def assert_error(response, status, code=None) -> dict:
-    """A refusal is JSON {error, message} with the expected status; never a 500."""
-    assert response.status_code == status, (response.status_code, response.data[:300])
-    body = response.get_json()
-    assert isinstance(body, dict) and body.get("error") and body.get("message"), body
-    if code is not None:
-        assert body["error"] == code, body
-    return body
-
-
 def finished(thread, result, timeout=30.0):
     thread.join(timeout)
     assert not thread.is_alive(), "the request never finished"
@@ -444,10 +419,6 @@ def stall(monkeypatch):
 
 
 # Redis loses everything mid-sale: FLUSHALL, and a real restart
-
-
-def rq_connection(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)  # RQ wants bytes back
 
 
 def schedules_present(scheduler) -> bool:
@@ -535,7 +506,7 @@ def test_redis_loses_everything_mid_sale(app, loss, private_redis, make_app, peo
     for job_id in PERIODIC:
         job = JSONJob.fetch(job_id, connection=rq)
         assert job.is_finished, (job_id, job.get_status(), job.latest_result())
-    admitted = JSONJob.fetch("ticketdrop-admission", connection=rq).return_value()
+    admitted = JSONJob.fetch("ticketdrop-admit", connection=rq).return_value()
     assert admitted[str(event.id)]["admitted"] == 2, admitted
     enter_admitted([b, d], event.id)
     if loss == "restart":
@@ -611,7 +582,7 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
         "seats": raw.hgetall(k.seats),
         "queue": raw.zrange(k.queue, 0, -1),
         "active": raw.zrange(k.active, 0, -1),
-        "entry": raw.hgetall(k.admission(admitted.id)),
+        "entry": raw.hgetall(k.entrance(admitted.id)),
     }
     assert before["queue"] == [str(waiting.id)] and "session" not in before["entry"]
 
@@ -705,7 +676,7 @@ def test_redis_unreachable_is_a_quick_clear_503_and_nobody_gets_in(
         "seats": raw.hgetall(k.seats),
         "queue": raw.zrange(k.queue, 0, -1),
         "active": raw.zrange(k.active, 0, -1),
-        "entry": raw.hgetall(k.admission(admitted.id)),
+        "entry": raw.hgetall(k.entrance(admitted.id)),
     }
     assert after == before
     assert ledger(app)["bookings"] == 0
@@ -757,7 +728,7 @@ def test_redis_gone_right_after_the_commit_the_sale_stands_and_the_seat_stays_so
     assert_error(other.hold(event.id, seat), 409, "seat_booked")  # MySQL says sold
     assert raw.hget(k.seats, seat) == f"booked:{buyer.id}:{t}"  # and Redis learned it
     with papp.app_context():
-        assert seats.reconcile(event.id)["changed"] == 0
+        assert mirror.reconcile(event.id)["changed"] == 0
     books = ledger(app)
     assert books["sold"] == {seat: (buyer.id, t)} and books["taken"] == PRICE
 

@@ -11,29 +11,18 @@ import threading
 import time
 
 import pytest
-from helpers import Person, in_background
-from werkzeug.security import generate_password_hash
+from helpers import Person, assert_error, in_background, redis_now_ms
 
-from app import accounts, checkout, entrance, events, keys, seats, waiting_room
+from app import checkout, entrance, events, keys, mirror, seats, waiting_room
 from app.errors import AppError
 from app.extensions import redis_store
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 SEAT_FIELDS = {"id", "label", "section", "row", "number", "price", "status", "held_by_me"}
 
-
-@pytest.fixture(autouse=True)
-def quick_passwords(monkeypatch):
-    """Hundreds of accounts at scrypt's production cost would take a minute;
-    these tests are about seats, so accounts get a cheap (still real) hash."""
-    monkeypatch.setattr(
-        accounts,
-        "generate_password_hash",
-        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
-    )
+pytestmark = pytest.mark.usefixtures("quick_passwords")
 
 
 @pytest.fixture(autouse=True)
@@ -116,11 +105,6 @@ def row(app):
     return read
 
 
-def redis_now_ms(r) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
-
-
 def state(r, event_id, seat_id) -> seats.SeatState:
     return seats.SeatState.parse(r.hget(keys.event(event_id).seats, seat_id), redis_now_ms(r))
 
@@ -138,15 +122,6 @@ def wait_until_lapsed(r, event_id, seat_id, timeout=20.0):
 def token_of(response) -> int:
     assert response.status_code == 201, (response.status_code, response.get_json())
     return response.get_json()["token"]
-
-
-def assert_error(response, status, code=None):
-    assert response.status_code == status, (response.status_code, response.data[:500])
-    body = response.get_json()
-    assert isinstance(body, dict) and body.get("message"), body
-    if code is not None:
-        assert body["error"] == code, body
-    return body
 
 
 def snapshot(app, seat_id, *persons):
@@ -290,7 +265,7 @@ def test_a_booked_or_blocked_seat_cannot_be_held(app, r, sale, people, enter_all
     assert b.checkout(event.id, [(sold, token_of(b.hold(event.id, sold)))]).status_code == 201
     with app.app_context():
         Seat.update(status="blocked").where(Seat.id == blocked).execute()
-        seats.reconcile(event.id)
+        mirror.reconcile(event.id)
     assert r.hget(k.seats, blocked) == "blocked"
     fence_before = r.hgetall(k.fence)
 
@@ -330,7 +305,7 @@ def test_holding_after_the_active_window_is_over_is_refused(r, sale, people, ent
     k = keys.event(event.id)
     past = redis_now_ms(r) - 1_000
     r.zadd(k.active, {str(a.id): past})  # the window ended a second ago
-    r.hset(k.admission(a.id), "until", past)
+    r.hset(k.entrance(a.id), "until", past)
     assert_error(a.hold(event.id, seat), 403, "not_entered")
     assert_error(a.seat_map(event.id), 403, "not_entered")
     assert r.hget(k.seats, seat) is None
@@ -630,7 +605,7 @@ def test_the_seat_map_shows_every_seat_and_whose_hold_is_whose(
     assert c.checkout(event.id, [(sold, token_of(c.hold(event.id, sold)))]).status_code == 201
     with app.app_context():
         Seat.update(status="blocked").where(Seat.id == blocked).execute()
-        seats.reconcile(event.id)
+        mirror.reconcile(event.id)
 
     response = a.seat_map(event.id)
     assert response.status_code == 200
@@ -694,9 +669,9 @@ def test_reconcile_brings_redis_in_line_with_the_database(
         ).execute()
         Seat.update(status="blocked").where(Seat.id == blocked).execute()
         Seat.update(fencing_token=42).where(Seat.id == fenced).execute()
-        result = seats.reconcile(event.id)
+        result = mirror.reconcile(event.id)
         assert result == {"seats": 10, "changed": 4, "fence_raised": 2}
-        assert seats.reconcile(event.id) == {"seats": 10, "changed": 0, "fence_raised": 0}
+        assert mirror.reconcile(event.id) == {"seats": 10, "changed": 0, "fence_raised": 0}
 
     assert r.hget(k.seats, booked) == f"booked:{a.id}:7"
     assert r.hget(k.seats, blocked) == "blocked"
@@ -713,8 +688,12 @@ def test_reconcile_brings_redis_in_line_with_the_database(
     # In small batches, and for chosen seats only, it comes to the same.
     r.delete(k.seats, k.fence)
     with app.app_context():
-        assert seats.reconcile(event.id, [blocked]) == {"seats": 1, "changed": 1, "fence_raised": 0}
-        assert seats.reconcile(event.id, batch=3) == {"seats": 10, "changed": 1, "fence_raised": 3}
+        assert mirror.reconcile(event.id, [blocked]) == {
+            "seats": 1,
+            "changed": 1,
+            "fence_raised": 0,
+        }
+        assert mirror.reconcile(event.id, batch=3) == {"seats": 10, "changed": 1, "fence_raised": 3}
     assert r.hgetall(k.seats) == {str(booked): f"booked:{a.id}:7", str(blocked): "blocked"}
     assert r.hgetall(k.fence) == {str(booked): "7", str(fenced): "43", str(live): str(t_live)}
 

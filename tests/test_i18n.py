@@ -20,7 +20,6 @@ from app.errors import AppError
 from app.waiting_room import QueueStatus
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "app" / "translations" / "ko" / "LC_MESSAGES" / "messages.po"
@@ -40,11 +39,6 @@ def html_lang(page: str) -> str:
     match = re.search(r'<html lang="([^"]+)">', page)
     assert match, page[:300]
     return match.group(1)
-
-
-@pytest.fixture
-def event(make_event):
-    return make_event(sections=SECTIONS, admit_rate=100_000)
 
 
 @pytest.fixture
@@ -403,7 +397,7 @@ def test_numbers_durations_and_times_follow_the_locale(app):
         assert i18n.number(1_234_567) == "1,234,567" and i18n.number(12.5) == "12.5"
         assert i18n.when(moment) == "2030. 1. 5. 오후 3:04:05"
         assert i18n.when("2030-01-05T15:04:05Z", time="short") == "2030. 1. 5. 오후 3:04"
-        assert i18n.admission("paused") == "일시 중지"
+        assert i18n.admission_state("paused") == "일시 중지"
     with app.test_request_context(headers=EN):
         assert [i18n.duration(s) for s in (45, 300, 4800, 7200)] == [
             "45 sec",
@@ -412,7 +406,7 @@ def test_numbers_durations_and_times_follow_the_locale(app):
             "2 hr",
         ]
         assert i18n.when(moment) == "Jan 5, 2030, 3:04:05\u202fPM"
-        assert i18n.admission("paused") == "paused"
+        assert i18n.admission_state("paused") == "paused"
     assert i18n.duration(59) == "59 sec"  # no request, no app: English
 
 

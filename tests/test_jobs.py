@@ -26,7 +26,6 @@ from jobs.schedule import PERIODIC, ensure_schedules, make_scheduler
 ROOT = Path(__file__).resolve().parent.parent
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 
 @pytest.fixture
@@ -87,7 +86,7 @@ def test_scheduler_and_worker_admit_people(private_app, private_redis):
     for job_id in PERIODIC:
         job = JSONJob.fetch(job_id, connection=conn)
         assert job.is_finished, (job_id, job.get_status(), job.latest_result())
-    admission = JSONJob.fetch("ticketdrop-admission", connection=conn).return_value()
+    admission = JSONJob.fetch("ticketdrop-admit", connection=conn).return_value()
     assert str(event.id) in admission or event.id in admission
     assert queue.count == 0
 
@@ -122,7 +121,7 @@ def test_jobs_are_stored_as_json(private_app, private_redis):
 def test_a_job_enqueued_without_a_serializer_is_still_json(private_app, private_redis):
     """rq-scheduler creates jobs without passing a serializer: JSONJob keeps them JSON."""
     conn = rq_connection(private_redis.url)
-    job = JSONJob.create("jobs.admission.tick", connection=conn, id="plain-job")
+    job = JSONJob.create("jobs.admit.tick", connection=conn, id="plain-job")
     job.save()
     assert json.loads(job_data(conn, "plain-job"))
 
@@ -165,10 +164,10 @@ def test_half_lost_schedule_is_repaired(private_app, private_redis):
     conn = rq_connection(private_redis.url)
     scheduler = make_scheduler(conn, config["RQ_QUEUE"], 1, config)
     ensure_schedules(scheduler, config)
-    conn.delete("rq:job:ticketdrop-admission")
+    conn.delete("rq:job:ticketdrop-admit")
     conn.zrem(scheduler.scheduled_jobs_key, "ticketdrop-cleanup")
     assert sorted(ensure_schedules(scheduler, config)) == [
-        "ticketdrop-admission",
+        "ticketdrop-admit",
         "ticketdrop-cleanup",
     ]
     assert_schedules_present(scheduler)
@@ -191,8 +190,8 @@ def test_schedules_come_back_after_a_restart(private_app, private_redis):
 
 
 def test_admission_job_directly(private_app, private_redis):
-    """jobs.admission.tick builds its app from the environment and admits."""
-    from jobs import admission, cleanup
+    """jobs.admit.tick builds its app from the environment and admits."""
+    from jobs import admit, cleanup
 
     with private_app.app_context():
         open_event = events.create(
@@ -203,10 +202,10 @@ def test_admission_job_directly(private_app, private_redis):
         person = accounts.register("direct@example.com", "password123")
         waiting_room.join(open_event.id, person.id)
         events.update(closed.id, admission="closed")
-    result = admission.tick()
+    result = admit.tick()
     assert set(result) == {open_event.id}
     assert result[open_event.id]["admitted"] == 1
-    assert admission.tick()[open_event.id]["admitted"] == 0  # safe to run twice
+    assert admit.tick()[open_event.id]["admitted"] == 0  # safe to run twice
     assert cleanup.clean_up() == {open_event.id: 0}
 
 

@@ -17,7 +17,6 @@ from app import create_app, waiting_room
 from app.models import Booking, Seat
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 LIMITS = {"join": "3/minute", "hold": "3/minute", "checkout": "2/minute", "per_ip": "1000/minute"}
 
@@ -38,11 +37,6 @@ def limited_app(app, rebind):
 @pytest.fixture
 def lim(limited_app):
     return limited_app()
-
-
-@pytest.fixture
-def event(make_event):
-    return make_event(admit_rate=100_000)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ random clock jumps, against the real Redis and the real database (MySQL, or
 SQLite through BEGIN IMMEDIATE).
 
 Clock jumps rewrite the times stored in Redis instead of sleeping: every
-heartbeat, active window (with the admission record that mirrors it) and
+heartbeat, active window (with the entrance record that mirrors it) and
 hold or payment lease moves back by the jump, which is what the scripts see
 when the clock moves forward. Single jumps age one person's heartbeat, end
 one person's window or one seat's hold.
@@ -39,16 +39,11 @@ from hypothesis.stateful import (
 from peewee import fn
 from werkzeug.security import generate_password_hash
 
-from app import checkout, entrance, events, keys, seats, waiting_room
+from app import checkout, entrance, events, keys, mirror, seats, waiting_room
 from app.errors import AppError
 from app.models import Booking, BookingSeat, Payment, Seat, User
 
-pytestmark = [
-    pytest.mark.attacks,
-    pytest.mark.model,
-    # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
-]
+pytestmark = [pytest.mark.attacks, pytest.mark.model]
 
 PEOPLE = 6
 POINTS = [3000, 1200, 900, 600, 5000, 400]  # some cannot afford what they hold
@@ -116,7 +111,7 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             ).execute()
             for uid, points in zip(user_ids, POINTS, strict=True):
                 User.update(points=points).where(User.id == uid).execute()
-            events.sync_config(events.get(event_id))
+            mirror.sync_config(events.get(event_id))
 
         @initialize()
         def start(self):
@@ -179,7 +174,7 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             waiting_room.leave(event_id, user_ids[p])
             STATS["leave"] += 1
             assert r.zscore(k.queue, uid) is None and r.zscore(k.active, uid) is None
-            assert r.zscore(k.heartbeat, uid) is None and not r.exists(k.admission(uid))
+            assert r.zscore(k.heartbeat, uid) is None and not r.exists(k.entrance(uid))
 
         @rule(target=entered, p=admitted, elsewhere=st.sampled_from([False, False, True]))
         def enter(self, p, elsewhere):
@@ -193,7 +188,7 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 self.refused("enter", e)
                 return multiple()
             STATS["enter:ok" if not elsewhere else "enter:elsewhere"] += 1
-            assert r.hget(k.admission(user_ids[p]), "session") == sid
+            assert r.hget(k.entrance(user_ids[p]), "session") == sid
             assert until == int(r.zscore(k.active, str(user_ids[p]))) // 1000
             return multiple() if elsewhere else p
 
@@ -237,9 +232,9 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                     )
 
         def move_window(self, member: str, until: int, by: int | None = None):
-            """Set an active window's end; the admission record mirrors it."""
+            """Set an active window's end; the entrance record mirrors it."""
             r.zadd(k.active, {member: until})
-            record = k.admission(member)
+            record = k.entrance(member)
             old = r.hget(record, "until")
             if old is not None:
                 new = until if by is None else int(old) - by

@@ -11,7 +11,6 @@ from app import events, keys
 from app.models import User
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 XSS = "<script>alert(1)</script>"
 HX = {"HX-Request": "true"}

@@ -35,11 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-pytestmark = [
-    pytest.mark.attacks,
-    # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
-]
+pytestmark = pytest.mark.attacks
 
 ROLES = ("anonymous", "customer", "staff")
 # Examples per operation and role: random valid, valid with real ids, invalid.

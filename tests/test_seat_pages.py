@@ -9,11 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import keys, seats, waiting_room
+from app import keys, mirror, seats, waiting_room
 from app.models import Booking, Seat
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 HX = {"HX-Request": "true"}
 SECTIONS = [
@@ -77,11 +76,6 @@ def enter_by_browser(app, client, event_id):
 
 
 @pytest.fixture
-def event(make_event):
-    return make_event(sections=SECTIONS, admit_rate=100_000)
-
-
-@pytest.fixture
 def browser(app, make_user, login, event):
     """An entered person in a browser: returns (user, client) for each call."""
 
@@ -121,7 +115,7 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
     )
     with app.app_context():
         Seat.update(status="blocked").where(Seat.id == blocked).execute()
-        seats.reconcile(event.id, [blocked])
+        mirror.reconcile(event.id, [blocked])
 
     response = client.get(f"/events/{event.id}/seats")
     assert response.status_code == 200
@@ -205,7 +199,7 @@ def test_hold_message_near_the_end_of_the_window(event, browser, seat_rows, r):
     k = keys.event(event.id)
     until = int(r.zscore(k.active, user.id)) - 250_000  # about 50 s left
     r.zadd(k.active, {user.id: until})
-    r.hset(k.admission(user.id), "until", until)
+    r.hset(k.entrance(user.id), "until", until)
     fragment = html(hold(client, event.id, seat_rows[0].id))
     assert "Seat Floor-A1 is yours for" in fragment, fragment
     assert "for 0 minutes" not in fragment

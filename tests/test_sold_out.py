@@ -6,9 +6,7 @@ and the real database."""
 import pytest
 from helpers import entered, hold, pay, seat_ids
 
-from app import keys, seats, waiting_room
-
-pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+from app import keys, mirror, waiting_room
 
 TWO_SEATS = [{"name": "Floor", "rows": 1, "seats_per_row": 2, "price": 100}]
 
@@ -111,7 +109,7 @@ def test_a_held_seat_is_still_on_sale(app, make_user, login, event, staff):
     _, buyer = entered(app, make_user, login, event)
     hold(buyer, event.id, second)
     with app.app_context():
-        assert seats.update_sold_out(event.id) is False
+        assert mirror.update_sold_out(event.id) is False
     assert staff_client.get(f"/api/events/{event.id}").get_json()["sold_out"] is False
 
 
@@ -126,7 +124,7 @@ def test_redis_losing_the_event_keeps_it_sold_out(app, make_user, login, event, 
 def test_reconcile_clears_a_stale_flag(app, event, r):
     r.hset(keys.event(event.id).config, "sold_out", 1)  # e.g. set by a lost race
     with app.app_context():
-        seats.reconcile(event.id)
+        mirror.reconcile(event.id)
     assert r.hget(keys.event(event.id).config, "sold_out") == "0"
 
 
@@ -150,9 +148,9 @@ def test_a_checkout_never_clears_the_flag(app, event, r):
     config = keys.event(event.id).config
     r.hset(config, "sold_out", 1)  # set by the later checkout that sold the last seat
     with app.app_context():
-        assert seats.update_sold_out(event.id, may_clear=False) is False  # seats remain...
+        assert mirror.update_sold_out(event.id, may_clear=False) is False  # seats remain...
         assert r.hget(config, "sold_out") == "1"  # ...but a checkout leaves the flag alone
-        seats.update_sold_out(event.id)
+        mirror.update_sold_out(event.id)
     assert r.hget(config, "sold_out") == "0"
 
 
@@ -166,7 +164,7 @@ def test_a_failed_flag_update_does_not_undo_the_staff_action(app, event, staff, 
     def down(*args, **kwargs):
         raise redis.exceptions.ConnectionError("Redis went away")
 
-    monkeypatch.setattr(seats, "update_sold_out", down)
+    monkeypatch.setattr(mirror, "update_sold_out", down)
     _, staff_client = staff
     seat = seat_ids(app, event.id)[0]
     response = staff_client.post(f"/api/admin/events/{event.id}/seats/{seat}/block")

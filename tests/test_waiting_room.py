@@ -317,7 +317,7 @@ def test_join_when_already_admitted_answers_admitted_with_a_token(
     claims = jwt.decode(body["token"], app.config["JWT_SECRET"], algorithms=["HS256"])
     assert claims["sub"] == str(person.id) and claims["evt"] == event.id
     assert claims["exp"] == body["active_until"]
-    assert claims["jti"] == r.hget(k.admission(person.id), "jti")
+    assert claims["jti"] == r.hget(k.entrance(person.id), "jti")
     assert r.zscore(k.queue, person.id) is None  # joining again did not queue them twice
     # A poll in the same window hands out the same token id.
     assert client.get(f"/api/events/{event.id}/queue").json["token"] == body["token"]
@@ -362,11 +362,11 @@ def test_leaving_while_active_frees_the_slot(app, r, make_user, login, make_even
         assert waiting_room.admit(event.id)["admitted"] == 1
         assert waiting_room.admit(event.id)["admitted"] == 0  # full
     assert client.get(f"/api/events/{event.id}/queue").json["status"] == "admitted"
-    assert r.exists(k.admission(person.id))
+    assert r.exists(k.entrance(person.id))
 
     assert client.delete(f"/api/events/{event.id}/queue").status_code == 204
     assert r.zscore(k.active, person.id) is None
-    assert not r.exists(k.admission(person.id))  # the token id is gone with the slot
+    assert not r.exists(k.entrance(person.id))  # the token id is gone with the slot
     with app.app_context():
         tick = waiting_room.admit(event.id)
     assert tick["admitted"] == 1 and tick["active"] == 1

@@ -17,8 +17,7 @@
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
                        'opens_at_ms', 'sold_out')
 if not cfg[1] then return {0, 0, 0, 'no_event'} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local function sample()
   local last = tonumber(redis.call('HGET', KEYS[5], 'sampled_ms') or '0')
@@ -31,7 +30,7 @@ local function sample()
 end
 
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if cfg[1] ~= 'open' or now < (tonumber(cfg[5]) or 0) or cfg[6] == '1' then
+if not admitting(cfg[1], cfg[5], now) or cfg[6] == '1' then
   -- Restart the clock so reopening does not release the paused time at once;
   -- nobody is let in, so there is no observed rate (the first tick reseeds it).
   redis.call('HDEL', KEYS[5], 'last_ms', 'carry', 'rate_obs')

@@ -3,13 +3,7 @@
 -- KEYS[1] seats
 -- ARGV[1] seat id
 -- Returns {"blocked"} or {"held"|"paying"|"booked", holder id}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HGET', KEYS[1], ARGV[1])
-if state and state ~= 'blocked' then
-  local s = {}
-  for field in string.gmatch(state, '[^:]+') do s[#s + 1] = field end
-  if s[1] == 'booked' or tonumber(s[4]) > now then return {s[1], s[2]} end
-end
+local s = seat_fields(redis.call('HGET', KEYS[1], ARGV[1]))
+if s[1] == 'booked' or seat_taken_until(s, now_ms()) then return {s[1], s[2]} end
 redis.call('HSET', KEYS[1], ARGV[1], 'blocked')
 return {'blocked'}

@@ -4,8 +4,7 @@
 -- KEYS[1] heartbeat  KEYS[2] queue  KEYS[3] tick (counts removals for the staff page)
 -- ARGV[1] heartbeat timeout, ms  ARGV[2] batch size
 -- Returns the removed user ids.
-local t = redis.call('TIME')
-local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local cutoff = now_ms() - tonumber(ARGV[1])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
 for i = 1, #stale, 500 do  -- unpack() has a stack limit
   local chunk = {unpack(stale, i, math.min(i + 499, #stale))}

@@ -1,13 +1,12 @@
 -- Consume an admission token at the booking entrance. The first use binds it
 -- to the session; the same session again is fine; any other session is refused.
--- KEYS[1] the person's admission record  KEYS[2] active
+-- KEYS[1] the person's entrance record  KEYS[2] active
 -- ARGV[1] user id  ARGV[2] token id (jti)  ARGV[3] session id
 -- Returns {"entered", active_until_ms}, {"used_elsewhere"}, {"unknown"} (never
 -- issued, or replaced by a newer window) or {"expired"} (window over).
 local record = redis.call('HMGET', KEYS[1], 'jti', 'until', 'session')
 if record[1] ~= ARGV[2] then return {'unknown'} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local active_until = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not active_until or tonumber(active_until) <= now or active_until ~= record[2] then
   return {'expired'}

@@ -1,50 +1,32 @@
 -- Hold a seat for an entered, still-active person. Fails if the seat is held,
 -- being paid for, booked or blocked, or if the person already holds the most
 -- seats allowed. Hands out a fencing token from the seat's counter (a hash
--- that never expires), so a later holder always has a larger token.
--- Seat states in the seats hash (absent = available):
---   held:<user>:<token>:<until_ms>   paying:<user>:<token>:<lease_ms>:<hold_until_ms>
---   booked:<user>:<token>            blocked
+-- that never expires), so a later holder always has a larger token. (Seat
+-- states: see _prelude.lua.)
 -- KEYS[1] config  KEYS[2] seats  KEYS[3] fence  KEYS[4] the person's holds (set)
--- KEYS[5] the person's admission record  KEYS[6] active
+-- KEYS[5] the person's entrance record  KEYS[6] active
 -- ARGV[1] user id  ARGV[2] session id  ARGV[3] seat id  ARGV[4] most seats per person
 -- Returns {"held", token, until_ms, now_ms}, {"yours", token, until_ms, now_ms}
 -- (already held by this person), or one of {"not_entered"}, {"taken"}, {"booked"}, {"blocked"},
 -- {"limit"}, {"no_event"} (no config: reload and retry).
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'hold_ttl_ms')
 if not cfg[1] then return {'no_event'} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
+local active_until = entered_until(KEYS[5], KEYS[6], ARGV[1], ARGV[2], now)
+if not active_until then return {'not_entered'} end
 
-local record = redis.call('HMGET', KEYS[5], 'session', 'until')
-local active_until = redis.call('ZSCORE', KEYS[6], ARGV[1])
-if record[1] ~= ARGV[2] or not active_until or active_until ~= record[2]
-    or tonumber(active_until) <= now then
-  return {'not_entered'}
-end
-
-local function parse(state)
-  local fields = {}
-  for field in string.gmatch(state, '[^:]+') do fields[#fields + 1] = field end
-  return fields
-end
-
-local state = redis.call('HGET', KEYS[2], ARGV[3])
-if state then
-  local s = parse(state)
-  if s[1] == 'booked' or s[1] == 'blocked' then return {s[1]} end
-  if tonumber(s[4]) > now then
-    if s[1] == 'held' and s[2] == ARGV[1] then return {'yours', s[3], s[4], now} end
-    return {'taken'}
-  end
+local s = seat_fields(redis.call('HGET', KEYS[2], ARGV[3]))
+if s[1] == 'booked' or s[1] == 'blocked' then return {s[1]} end
+if seat_taken_until(s, now) then
+  if s[1] == 'held' and s[2] == ARGV[1] then return {'yours', s[3], s[4], now} end
+  return {'taken'}
 end
 
 -- The per-person limit counts live holds and payments; forget lapsed ones.
 local mine = 0
 for _, seat in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  local other = redis.call('HGET', KEYS[2], seat)
-  local s = other and parse(other) or {}
-  if (s[1] == 'held' or s[1] == 'paying') and s[2] == ARGV[1] and tonumber(s[4]) > now then
+  local other = seat_fields(redis.call('HGET', KEYS[2], seat))
+  if seat_taken_until(other, now) and other[2] == ARGV[1] then
     mine = mine + 1
   else
     redis.call('SREM', KEYS[4], seat)
@@ -54,7 +36,7 @@ if mine >= tonumber(ARGV[4]) then return {'limit'} end
 
 local token = redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 -- A hold never outlives the holder's window: after it they could not pay.
-local hold_until = math.min(now + tonumber(cfg[2]), tonumber(active_until))
+local hold_until = math.min(now + tonumber(cfg[2]), active_until)
 redis.call('HSET', KEYS[2], ARGV[3], 'held:' .. ARGV[1] .. ':' .. token .. ':' .. hold_until)
 redis.call('SADD', KEYS[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], tonumber(cfg[2]) + 60000)

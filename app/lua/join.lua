@@ -3,14 +3,13 @@
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] sequence  KEYS[4] heartbeat  KEYS[5] active
 -- KEYS[6] tick
 -- ARGV[1] user id
--- Returns {"waiting", rank (0-based), waiting_total, paused (0/1), observed rate}
+-- Returns {"waiting", ...} (see waiting_answer in _prelude.lua)
 --      or {"admitted"} (already in the active set), {"closed"}, {"sold_out"}
 --      (every seat booked or blocked: nobody is queued for nothing) or
 --      {"no_event"} (no config in Redis: the caller reloads it and retries).
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms', 'sold_out')
 if not cfg[1] then return {'no_event'} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local active_until = tonumber(redis.call('ZSCORE', KEYS[5], ARGV[1]))
 if active_until and active_until > now then return {'admitted'} end
@@ -22,6 +21,5 @@ if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
 end
 redis.call('ZADD', KEYS[4], now, ARGV[1])
 
-local paused = (cfg[1] ~= 'open' or now < (tonumber(cfg[2]) or 0)) and 1 or 0
-return {'waiting', redis.call('ZRANK', KEYS[2], ARGV[1]), redis.call('ZCARD', KEYS[2]),
-        paused, redis.call('HGET', KEYS[6], 'rate_obs') or '0'}
+return waiting_answer(redis.call('ZRANK', KEYS[2], ARGV[1]), KEYS[2], KEYS[6],
+                      admitting(cfg[1], cfg[2], now))

@@ -4,17 +4,14 @@
 -- them, and nobody else could have them). After it refused: give the
 -- seats back to the buyer's hold (if the hold has not run out meanwhile).
 -- Only seats still in this payment (same buyer, same token) are touched.
--- KEYS[1] seats  KEYS[2] the person's holds (set)  KEYS[3] admission record  KEYS[4] active
+-- KEYS[1] seats  KEYS[2] the person's holds (set)  KEYS[3] entrance record  KEYS[4] active
 -- ARGV[1] user id  ARGV[2] "booked" or "abort"  ARGV[3..] seat id, token, ...
 -- Returns the number of seats changed.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local changed = 0
 for i = 3, #ARGV, 2 do
   local seat, token = ARGV[i], ARGV[i + 1]
-  local state = redis.call('HGET', KEYS[1], seat)
-  local s = {}
-  if state then for field in string.gmatch(state, '[^:]+') do s[#s + 1] = field end end
+  local s = seat_fields(redis.call('HGET', KEYS[1], seat))
   if ARGV[2] == 'booked' then
     -- The database is the truth: booked even if the lease ran out meanwhile.
     redis.call('HSET', KEYS[1], seat, 'booked:' .. ARGV[1] .. ':' .. token)
@@ -32,10 +29,8 @@ for i = 3, #ARGV, 2 do
 end
 if ARGV[2] == 'booked' then
   for _, seat in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    local state = redis.call('HGET', KEYS[1], seat)
-    if state and string.find(state, 'held:' .. ARGV[1] .. ':', 1, true) == 1 then
-      redis.call('HDEL', KEYS[1], seat)
-    end
+    local s = seat_fields(redis.call('HGET', KEYS[1], seat))
+    if s[1] == 'held' and s[2] == ARGV[1] then redis.call('HDEL', KEYS[1], seat) end
   end
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[4], ARGV[1])

@@ -2,17 +2,16 @@
 -- call. Membership of the active set is the single truth: the poll that finds
 -- the person active records their admission token id (once per window).
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] heartbeat  KEYS[4] active  KEYS[5] tick
--- KEYS[6] this person's admission record
+-- KEYS[6] this person's entrance record
 -- ARGV[1] user id  ARGV[2] a fresh token id, used if the window has none yet
--- Returns {"waiting", rank (0-based), waiting_total, paused (0/1), observed rate}
+-- Returns {"waiting", ...} (see waiting_answer in _prelude.lua)
 --      or {"admitted", active_until_ms, token id}
 --      or {"sold_out"} (every seat booked or blocked: stop waiting; people
 --      already admitted still get "admitted")
 --      or {"not_in_queue"} or {"no_event"} (no config: reload and retry).
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms', 'sold_out')
 if not cfg[1] then return {'no_event'} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local active_until = redis.call('ZSCORE', KEYS[4], ARGV[1])
 if active_until and tonumber(active_until) > now then
@@ -32,7 +31,4 @@ if cfg[3] == '1' then return {'sold_out'} end
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
 if not rank then return {'not_in_queue'} end
 redis.call('ZADD', KEYS[3], now, ARGV[1])
-
-local paused = (cfg[1] ~= 'open' or now < (tonumber(cfg[2]) or 0)) and 1 or 0
-return {'waiting', rank, redis.call('ZCARD', KEYS[2]), paused,
-        redis.call('HGET', KEYS[5], 'rate_obs') or '0'}
+return waiting_answer(rank, KEYS[2], KEYS[5], admitting(cfg[1], cfg[2], now))

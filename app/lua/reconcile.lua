@@ -5,8 +5,7 @@
 -- KEYS[1] seats  KEYS[2] fence
 -- ARGV[1..] seat id, status (available|booked|blocked), holder id, fencing token, ...
 -- Returns {seats changed, fence counters raised}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local changed, raised = 0, 0
 for i = 1, #ARGV, 4 do
   local seat, status, holder, token = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -14,9 +13,7 @@ for i = 1, #ARGV, 4 do
     redis.call('HSET', KEYS[2], seat, token)
     raised = raised + 1
   end
-  local state = redis.call('HGET', KEYS[1], seat)
-  local s = {}
-  if state then for field in string.gmatch(state, '[^:]+') do s[#s + 1] = field end end
+  local s = seat_fields(redis.call('HGET', KEYS[1], seat))
   if status == 'booked' and s[1] ~= 'booked' then
     redis.call('HSET', KEYS[1], seat, 'booked:' .. holder .. ':' .. token)
     changed = changed + 1
@@ -24,7 +21,7 @@ for i = 1, #ARGV, 4 do
     redis.call('HSET', KEYS[1], seat, 'blocked')
     changed = changed + 1
   elseif status == 'available' and (s[1] == 'blocked'
-      or ((s[1] == 'held' or s[1] == 'paying') and tonumber(s[4]) <= now)) then
+      or ((s[1] == 'held' or s[1] == 'paying') and not seat_taken_until(s, now))) then
     redis.call('HDEL', KEYS[1], seat)
     changed = changed + 1
   end

@@ -2,10 +2,7 @@
 -- KEYS[1] seats  KEYS[2] the person's holds (set)
 -- ARGV[1] user id  ARGV[2] seat id  ARGV[3] token, or "" for any token of this holder
 -- Returns 1 if released, 0 if this person holds no such seat.
-local state = redis.call('HGET', KEYS[1], ARGV[2])
-if not state then return 0 end
-local s = {}
-for field in string.gmatch(state, '[^:]+') do s[#s + 1] = field end
+local s = seat_fields(redis.call('HGET', KEYS[1], ARGV[2]))
 if s[1] ~= 'held' or s[2] ~= ARGV[1] or (ARGV[3] ~= '' and s[3] ~= ARGV[3]) then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('SREM', KEYS[2], ARGV[2])

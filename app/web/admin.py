@@ -4,22 +4,20 @@ for the whole blueprint; every form carries a CSRF token; every action is
 audited (app/staff.py)."""
 
 import json
-from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import format_time, gettext
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
-from app import audit, charts, events, seats, staff
+from app import audit, dashboard, events, seats, staff
 from app.errors import AppError
-from app.i18n import admission, number
-from app.models import Booking, BookingSeat, Event, User, utcnow
-from app.web import session as web_session
+from app.i18n import admission_state, number
+from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-bp.before_request(web_session.require_staff_page)
+bp.before_request(identity.require_staff_page)
 
 # The live settings as the forms name them.
 SETTINGS = {
@@ -38,8 +36,7 @@ def json_text(value) -> str:
 
 @bp.get("/")
 def index():
-    rows = list(Event.select().order_by(Event.id.desc()))
-    return render_template("admin/index.html", rows=[(e, events.stats(e.id)) for e in rows])
+    return render_template("admin/index.html", rows=dashboard.events_with_stats())
 
 
 @bp.post("/events")
@@ -64,7 +61,7 @@ def create_event():
     event = events.create(
         body.name,
         [s.model_dump() for s in body.sections],
-        actor_id=web_session.user_id(),
+        actor_id=identity.user_id(),
         sale_opens_at=body.sale_opens_at,
         max_active=body.max_active,
         admit_rate=body.admit_rate,
@@ -108,9 +105,9 @@ def settings(event_id):
     except (ValueError, ValidationError) as e:
         flash(gettext("Nothing changed: %(problem)s", problem=_first_error(e)), "error")
     else:
-        staff.update_event(web_session.user_id(), event_id, **changes)
+        staff.update_event(identity.user_id(), event_id, **changes)
         saved = ", ".join(
-            f"{SETTINGS.get(k, k)} = {admission(v) if k == 'admission' else number(v)}"
+            f"{SETTINGS.get(k, k)} = {admission_state(v) if k == 'admission' else number(v)}"
             for k, v in changes.items()
         )
         flash(gettext("Saved: %(changes)s", changes=saved), "info")
@@ -125,7 +122,7 @@ def seat_action(event_id, seat_id, action):
         "release": staff.release_hold,
     }[action]
     try:
-        control(web_session.user_id(), event_id, seat_id)
+        control(identity.user_id(), event_id, seat_id)
     except AppError as e:
         if e.status == 404:
             raise
@@ -145,10 +142,10 @@ def seat_action(event_id, seat_id, action):
 
 @bp.post("/events/<int:event_id>/queue/remove")
 def remove_from_queue(event_id):
-    user = staff.find_user(request.form.get("person", ""))
+    user = dashboard.find_user(request.form.get("person", ""))
     if user is None:
         flash(gettext("No such person (give an email or a user id)."), "error")
-    elif staff.remove_from_queue(web_session.user_id(), event_id, user.id):
+    elif staff.remove_from_queue(identity.user_id(), event_id, user.id):
         flash(gettext("%(email)s was removed from the queue.", email=user.email), "info")
     else:
         flash(gettext("%(email)s was not in the queue.", email=user.email), "info")
@@ -169,91 +166,41 @@ def what_if(event_id):
         "admin/event.html",
         **_live_context(event_id),
         log=audit.recent(f"event:{event_id}"),
-        what_if=staff.what_if(event_id, rate, cap),
+        what_if=dashboard.what_if(event_id, rate, cap),
     )
 
 
 def _live_context(event_id: int) -> dict:
-    event = events.get(event_id)
-    stats = events.stats(event_id)
-    now_ms, _, states = seats.live_states(event_id)
-    people = _emails({s.holder for s in states.values() if s.holder})
-    sold_at = dict(
-        BookingSeat.select(BookingSeat.seat, Booking.created_at)
-        .join(Booking)
-        .where(Booking.event == event_id, BookingSeat.live == 1)
-        .tuples()
-    )
-    cells = []
-    for seat in seats.catalogue(event_id).values():
-        state = states.get(seat.id)
-        kind = state.kind if state else "available"
-        cells.append(
-            {
-                "seat": seat,
-                "state": kind,
-                "tip": _tip(kind, state, people, sold_at.get(seat.id), now_ms),
-            }
-        )
+    board = dashboard.board(event_id)
+    cells = [{"seat": c.seat, "state": c.state, "tip": _tip(c)} for c in board.pop("cells")]
     selected = request.args.get("seat", type=int)
-    return {
-        "event": event,
-        "stats": stats,
+    return board | {
         "layout": _rows(cells),
         "selected": next((c for c in cells if c["seat"].id == selected), None),
-        "chart": charts.for_event(event_id, event.admit_rate),
-        "clear_in": _clear_in(stats),
-        "bookings_per_minute": _bookings_last_minute(event_id),
     }
 
 
-def _tip(kind: str, state, people: dict, sold_at, now_ms: int) -> str:
+def _tip(cell: dashboard.BoardSeat) -> str:
     """A seat's state as staff read it on hover: who holds it, for how long."""
-    if kind in ("held", "paying"):
-        who = people.get(state.holder, state.holder)
-        left = max(0, (state.until_ms - now_ms) // 1000)
-        return (
-            gettext("held by %(who)s, %(seconds)s s left", who=who, seconds=left)
-            if kind == "held"
-            else gettext("being paid for by %(who)s, %(seconds)s s left", who=who, seconds=left)
-        )
-    if kind == "booked":
-        who = people.get(state.holder, state.holder)
-        return (
-            gettext(
-                "booked by %(who)s at %(time)s UTC", who=who, time=format_time(sold_at, "HH:mm:ss")
-            )
-            if sold_at
-            else gettext("booked by %(who)s", who=who)
-        )
-    return gettext("blocked") if kind == "blocked" else gettext("available")
+    who, left = cell.who, cell.seconds_left
+    if cell.state == "held":
+        return gettext("held by %(who)s, %(seconds)s s left", who=who, seconds=left)
+    if cell.state == "paying":
+        return gettext("being paid for by %(who)s, %(seconds)s s left", who=who, seconds=left)
+    if cell.state == "booked" and cell.sold_at:
+        time = format_time(cell.sold_at, "HH:mm:ss")
+        return gettext("booked by %(who)s at %(time)s UTC", who=who, time=time)
+    if cell.state == "booked":
+        return gettext("booked by %(who)s", who=who)
+    return gettext("blocked") if cell.state == "blocked" else gettext("available")
 
 
 def _rows(cells: list[dict]) -> list:
+    """[(section, [(row, [cell, ...]), ...]), ...] in map order."""
     layout: dict = {}
     for cell in cells:
         layout.setdefault(cell["seat"].section, {}).setdefault(cell["seat"].row, []).append(cell)
     return [(section, list(rows.items())) for section, rows in layout.items()]
-
-
-def _emails(user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    return dict(User.select(User.id, User.email).where(User.id.in_(list(user_ids))).tuples())
-
-
-def _clear_in(stats: dict) -> float | None:
-    """Seconds until everyone waiting is in, at the observed rate (None while
-    admission is not open: then the queue does not move)."""
-    if stats["admission"] != "open" or not stats["waiting"]:
-        return None
-    rate = stats["admit_rate_observed"] or stats["admit_rate"]
-    return stats["waiting"] / rate
-
-
-def _bookings_last_minute(event_id: int) -> int:
-    since = utcnow() - timedelta(minutes=1)
-    return Booking.select().where(Booking.event == event_id, Booking.created_at >= since).count()
 
 
 def _parse_sections(text: str) -> list[dict]:

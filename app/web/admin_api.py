@@ -3,13 +3,13 @@ for nobody logged in, 403 for a customer. Every action is audited (app/staff.py)
 
 from flask import Blueprint, jsonify
 
-from app import events, staff
-from app.web import session as web_session
+from app import dashboard, events, staff, waiting_room
+from app.web import identity
 from app.web.api import json_bodies_only, json_body
 from app.web.schemas import CreateEvent, UpdateEvent, parse
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
-bp.before_request(web_session.require_staff_json)
+bp.before_request(identity.require_staff_json)
 bp.before_request(json_bodies_only)
 
 
@@ -19,7 +19,7 @@ def create_event():
     event = events.create(
         body.name,
         [s.model_dump() for s in body.sections],
-        actor_id=web_session.user_id(),
+        actor_id=identity.user_id(),
         sale_opens_at=body.sale_opens_at,
         max_active=body.max_active,
         admit_rate=body.admit_rate,
@@ -32,36 +32,34 @@ def create_event():
 @bp.patch("/events/<int:event_id>")
 def update_event(event_id):
     body = parse(UpdateEvent, json_body())
-    event = staff.update_event(
-        web_session.user_id(), event_id, **body.model_dump(exclude_unset=True)
-    )
-    return jsonify(events.describe(event, *events.queue_counts([event.id])[event.id]))
+    event = staff.update_event(identity.user_id(), event_id, **body.model_dump(exclude_unset=True))
+    return jsonify(events.describe(event, *waiting_room.counts([event.id])[event.id]))
 
 
 @bp.get("/events/<int:event_id>/stats")
 def event_stats(event_id):
-    return jsonify(events.stats(event_id))
+    return jsonify(dashboard.stats(event_id))
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/release")
 def release_seat(event_id, seat_id):
-    staff.release_hold(web_session.user_id(), event_id, seat_id)
+    staff.release_hold(identity.user_id(), event_id, seat_id)
     return jsonify(seat_id=seat_id, status="available")
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/block")
 def block_seat(event_id, seat_id):
-    staff.block_seat(web_session.user_id(), event_id, seat_id)
+    staff.block_seat(identity.user_id(), event_id, seat_id)
     return jsonify(seat_id=seat_id, status="blocked")
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/unblock")
 def unblock_seat(event_id, seat_id):
-    staff.unblock_seat(web_session.user_id(), event_id, seat_id)
+    staff.unblock_seat(identity.user_id(), event_id, seat_id)
     return jsonify(seat_id=seat_id, status="available")
 
 
 @bp.delete("/events/<int:event_id>/queue/<int:user_id>")
 def remove_from_queue(event_id, user_id):
-    staff.remove_from_queue(web_session.user_id(), event_id, user_id)
+    staff.remove_from_queue(identity.user_id(), event_id, user_id)
     return "", 204

@@ -4,13 +4,13 @@ call a module, answer."""
 from flask import Blueprint, jsonify, request
 from flask_babel import lazy_gettext as _l
 
-from app import accounts, bookings, checkout, entrance, events, seats, waiting_room
+from app import accounts, bookings, checkout, entrance, events, mirror, seats, waiting_room
 from app.errors import AppError
 from app.models import Event
-from app.web import session as web_session
+from app.web import identity
+from app.web.identity import api_login_required
 from app.web.limits import limited
 from app.web.schemas import Checkout, Login, Register, Release, parse
-from app.web.session import api_login_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -55,23 +55,23 @@ def register():
 def login():
     body = parse(Login, json_body())
     user = accounts.authenticate(body.email, body.password)
-    web_session.login(user)
+    identity.login(user)
     return jsonify(id=user.id, email=user.email, is_staff=user.is_staff)
 
 
 @bp.post("/auth/logout")
 def logout():
-    web_session.logout()
+    identity.logout()
     return "", 204
 
 
 @bp.get("/me")
 @api_login_required
 def me():
-    user = web_session.current_user()
+    user = identity.current_user()
     if user is None:  # the account was deleted under a live session
-        web_session.logout()
-        raise AppError(*web_session.LOGIN_REQUIRED)
+        identity.logout()
+        raise AppError(*identity.LOGIN_REQUIRED)
     return jsonify(
         id=user.id, email=user.email, name=user.name, points=user.points, is_staff=user.is_staff
     )
@@ -80,7 +80,7 @@ def me():
 @bp.get("/me/bookings")
 @api_login_required
 def my_bookings():
-    return jsonify(bookings.for_user(web_session.user_id()))
+    return jsonify(bookings.for_user(identity.user_id()))
 
 
 # Events and the waiting room
@@ -89,16 +89,16 @@ def my_bookings():
 @bp.get("/events")
 def list_events():
     rows = list(Event.select().order_by(Event.id))
-    counts = events.queue_counts([e.id for e in rows])
-    sold_out = seats.sold_out([e.id for e in rows])
+    counts = waiting_room.counts([e.id for e in rows])
+    sold_out = mirror.sold_out([e.id for e in rows])
     return jsonify([events.describe(e, *counts[e.id], e.id in sold_out) for e in rows])
 
 
 @bp.get("/events/<int:event_id>")
 def get_event(event_id):
     event = events.get(event_id)
-    waiting, active = events.queue_counts([event.id])[event.id]
-    sold_out = event.id in seats.sold_out([event.id])
+    waiting, active = waiting_room.counts([event.id])[event.id]
+    sold_out = event.id in mirror.sold_out([event.id])
     return jsonify(events.describe(event, waiting, active, sold_out))
 
 
@@ -106,19 +106,19 @@ def get_event(event_id):
 @api_login_required
 @limited("join")
 def join_queue(event_id):
-    return queue_response(waiting_room.join(event_id, web_session.user_id()))
+    return queue_response(waiting_room.join(event_id, identity.user_id()))
 
 
 @bp.get("/events/<int:event_id>/queue")
 @api_login_required
 def poll_queue(event_id):
-    return queue_response(waiting_room.poll(event_id, web_session.user_id()))
+    return queue_response(waiting_room.poll(event_id, identity.user_id()))
 
 
 @bp.delete("/events/<int:event_id>/queue")
 @api_login_required
 def leave_queue(event_id):
-    waiting_room.leave(event_id, web_session.user_id())
+    waiting_room.leave(event_id, identity.user_id())
     return "", 204
 
 
@@ -130,7 +130,7 @@ def enter(event_id):
         raise AppError(
             401, "invalid_token", _l("Send the admission token as 'Authorization: Bearer <token>'.")
         )
-    until = entrance.enter(event_id, web_session.user_id(), web_session.session_id(), token.strip())
+    until = entrance.enter(event_id, identity.user_id(), identity.session_id(), token.strip())
     return jsonify(status="entered", active_until=until)
 
 
@@ -140,14 +140,14 @@ def enter(event_id):
 @bp.get("/events/<int:event_id>/seats")
 @api_login_required
 def list_seats(event_id):
-    return jsonify(seats.seat_list(event_id, web_session.user_id(), web_session.session_id()))
+    return jsonify(seats.seat_list(event_id, identity.user_id(), identity.session_id()))
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/hold")
 @api_login_required
 @limited("hold")
 def hold_seat(event_id, seat_id):
-    hold = seats.hold(event_id, web_session.user_id(), web_session.session_id(), seat_id)
+    hold = seats.hold(event_id, identity.user_id(), identity.session_id(), seat_id)
     return jsonify(seat_id=hold.seat_id, token=hold.token, expires_in=hold.expires_in), 201
 
 
@@ -156,7 +156,7 @@ def hold_seat(event_id, seat_id):
 def release_seat(event_id, seat_id):
     body = parse(Release, json_body())
     seats.seat_info(event_id, seat_id)
-    if not seats.release(event_id, web_session.user_id(), seat_id, body.token):
+    if not seats.release(event_id, identity.user_id(), seat_id, body.token):
         raise AppError(*seats.NOT_YOUR_HOLD)
     return "", 204
 
@@ -171,8 +171,8 @@ def checkout_seats(event_id):
     body = parse(Checkout, json_body())
     receipt, created = checkout.checkout(
         event_id,
-        web_session.user_id(),
-        web_session.session_id(),
+        identity.user_id(),
+        identity.session_id(),
         [(item.seat_id, item.token) for item in body.seats],
         key,
     )

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from app import accounts
 from app.errors import AppError
-from app.web import session as web_session
+from app.web import identity
 from app.web.schemas import Login, Register, first_problem
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -26,7 +26,7 @@ def register():
         except AppError as e:
             flash(e.message, "error")
         else:
-            web_session.login(user)
+            identity.login(user)
             flash(gettext("Welcome! Your account is ready."), "info")
             return redirect(_safe_next())
     return render_template("auth/register.html", next=request.args.get("next", ""))
@@ -43,7 +43,7 @@ def login():
         except AppError as e:
             flash(e.message, "error")
         else:
-            web_session.login(user)
+            identity.login(user)
             return redirect(_safe_next())
     return render_template("auth/login.html", next=request.args.get("next", ""))
 
@@ -51,7 +51,7 @@ def login():
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
     if request.method == "POST":
-        web_session.logout()
+        identity.logout()
         flash(gettext("You are logged out."), "info")
         return redirect(url_for("pages.index"))
     return render_template("auth/logout.html")

@@ -20,10 +20,9 @@ from flask_babel import gettext
 from app import bookings, checkout, events, seats
 from app.errors import AppError
 from app.i18n import duration
-from app.models import Booking, User
-from app.web import session as web_session
+from app.web import identity
+from app.web.identity import page_login_required
 from app.web.limits import limited
-from app.web.session import page_login_required
 
 bp = Blueprint("booking", __name__)
 
@@ -55,7 +54,7 @@ def panel(event_id):
 def hold(event_id):
     seat_id = request.form.get("seat", type=int)
     try:
-        held = seats.hold(event_id, web_session.user_id(), web_session.session_id(), seat_id or 0)
+        held = seats.hold(event_id, identity.user_id(), identity.session_id(), seat_id or 0)
     except AppError as e:
         return _after_action(event_id, e.message, "error")
     label = seats.seat_info(event_id, held.seat_id).label
@@ -73,7 +72,7 @@ def hold(event_id):
 def release(event_id):
     seat_id = request.form.get("seat", type=int) or 0
     seats.seat_info(event_id, seat_id)
-    released = seats.release(event_id, web_session.user_id(), seat_id)
+    released = seats.release(event_id, identity.user_id(), seat_id)
     return _after_action(
         event_id,
         gettext("Seat released.") if released else str(seats.NOT_YOUR_HOLD[2]),
@@ -86,53 +85,40 @@ def release(event_id):
 @limited("checkout")
 def checkout_page(event_id):
     event = events.get(event_id)
-    user_id, session_id = web_session.user_id(), web_session.session_id()
-    key = request.form.get("idempotency_key", "")[:100] or uuid.uuid4().hex
+    user_id, session_id = identity.user_id(), identity.session_id()
     if request.method == "POST":
-        done = Booking.get_or_none(Booking.user == user_id, Booking.idempotency_key == key)
-        if done:  # the Pay button pressed twice: show the booking the first press made
-            return redirect(url_for("booking.confirmation", booking_id=done.id))
+        key = request.form.get("idempotency_key", "")[:100] or uuid.uuid4().hex
+        try:
+            receipt = checkout.buy_my_holds(event_id, user_id, session_id, key)
+        except AppError as e:
+            flash(e.message, "error")
+            if e.status == 403:  # not entered, or the window is over
+                return redirect(url_for("pages.event", event_id=event_id))
+            return redirect(url_for("booking.checkout_page", event_id=event_id))
+        return redirect(url_for("booking.confirmation", booking_id=receipt.booking_id))
     try:
-        holds = seats.my_holds(event_id, user_id, session_id)
+        summary = checkout.summary(event_id, user_id, session_id)
     except AppError as e:
         flash(e.message, "error")
         return redirect(url_for("pages.event", event_id=event_id))
-    if request.method == "POST":
-        # The tokens are the ones this session holds now (read from Redis), so
-        # a stale page cannot buy seats it no longer holds.
-        try:
-            receipt, _ = checkout.checkout(
-                event_id, user_id, session_id, [(s.id, h.token) for s, h in holds], key
-            )
-        except AppError as e:
-            flash(e.message, "error")
-            return redirect(url_for("booking.checkout_page", event_id=event_id))
-        return redirect(url_for("booking.confirmation", booking_id=receipt.booking_id))
-    if not holds:
+    if not summary.holds:
         flash(gettext("Pick a seat first."), "info")
         return redirect(url_for("booking.seats", event_id=event_id))
-    user = User.get_by_id(user_id)
-    total = sum(s.price for s, _ in holds)
     return render_template(
-        "booking/checkout.html",
-        event=event,
-        holds=holds,
-        total=total,
-        points=user.points,
-        idempotency_key=uuid.uuid4().hex,
+        "booking/checkout.html", event=event, summary=summary, idempotency_key=uuid.uuid4().hex
     )
 
 
 @bp.get("/bookings/<int:booking_id>")
 @page_login_required
 def confirmation(booking_id):
-    booking = Booking.get_or_none(Booking.id == booking_id, Booking.user == web_session.user_id())
+    booking = bookings.find(identity.user_id(), booking_id=booking_id)
     if booking is None:
         abort(404)
     return render_template(
         "booking/confirmation.html",
         booking=booking,
-        receipt=checkout.receipt_for(booking),
+        receipt=bookings.receipt(booking),
         event=events.get(booking.event_id),
     )
 
@@ -140,9 +126,7 @@ def confirmation(booking_id):
 @bp.get("/bookings")
 @page_login_required
 def my_bookings():
-    return render_template(
-        "booking/bookings.html", bookings=bookings.for_user(web_session.user_id())
-    )
+    return render_template("booking/bookings.html", bookings=bookings.for_user(identity.user_id()))
 
 
 def _after_action(event_id: int, message: str, category: str):
@@ -169,9 +153,9 @@ def _render_panel(event_id: int, **extra):
 
 
 def _panel_context(event_id: int) -> dict:
-    user_id = web_session.user_id()
+    user_id = identity.user_id()
     catalogue = seats.catalogue(event_id)
-    now_ms, active_until_ms, states = seats.live_states(event_id, user_id, web_session.session_id())
+    now_ms, active_until_ms, states = seats.live_states(event_id, user_id, identity.session_id())
     cells = []
     for seat in catalogue.values():
         state = states.get(seat.id)

@@ -10,20 +10,20 @@ from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from app.web import session as web_session
+from app.web import identity
 
 limiter = Limiter(key_func=get_remote_address)
 
 
 def person_key() -> str:
-    uid = web_session.user_id()
+    uid = identity.user_id()
     return f"user:{uid}" if uid else f"ip:{get_remote_address()}"
 
 
 def limited(action: str):
     """Decorate a view: `action`'s per-person limit and the per-IP ceiling,
     each one count shared by the page and the JSON endpoint (shared scopes).
-    The 429's message is app/errors.py's, in the reader's language."""
+    The 429's message is app/web/errors.py's, in the reader's language."""
 
     def decorate(view):
         view = limiter.shared_limit(
@@ -44,12 +44,3 @@ def retry_after() -> str:
     """Seconds until the breached limit's window resets (for a 429)."""
     breached = limiter.current_limit
     return str(max(1, int(breached.reset_at - time.time())) if breached else 60)
-
-
-def storage_uri(redis_url: str) -> str:
-    """The limits library spells unix sockets redis+unix://."""
-    return (
-        "redis+unix://" + redis_url[len("unix://") :]
-        if redis_url.startswith("unix://")
-        else redis_url
-    )

@@ -1,7 +1,5 @@
 """Browser pages (htmx): events, the waiting room and the booking entrance."""
 
-import time
-
 from flask import (
     Blueprint,
     flash,
@@ -14,12 +12,12 @@ from flask import (
 )
 from flask_babel import gettext
 
-from app import entrance, events, seats, waiting_room
+from app import events, mirror, waiting_room
 from app.errors import AppError
 from app.models import Event
-from app.web import session as web_session
+from app.web import identity
+from app.web.identity import page_login_required
 from app.web.limits import limited
-from app.web.session import page_login_required
 
 bp = Blueprint("pages", __name__)
 
@@ -27,25 +25,25 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     rows = list(Event.select().where(Event.admission != "closed").order_by(Event.id))
-    counts = events.queue_counts([e.id for e in rows])
+    counts = waiting_room.counts([e.id for e in rows])
     return render_template(
         "events/index.html",
         events=rows,
         counts=counts,
-        sold_out=seats.sold_out([e.id for e in rows]),
+        sold_out=mirror.sold_out([e.id for e in rows]),
     )
 
 
 @bp.get("/events/<int:event_id>")
 def event(event_id):
     event = events.get(event_id)
-    waiting, active = events.queue_counts([event.id])[event.id]
+    waiting, active = waiting_room.counts([event.id])[event.id]
     return render_template(
         "events/event.html",
         event=event,
         waiting=waiting,
         active=active,
-        sold_out=event.id in seats.sold_out([event.id]),
+        sold_out=event.id in mirror.sold_out([event.id]),
     )
 
 
@@ -54,7 +52,7 @@ def event(event_id):
 @limited("join")
 def join(event_id):
     try:
-        status = waiting_room.join(event_id, web_session.user_id())
+        status = waiting_room.join(event_id, identity.user_id())
     except AppError as e:
         if e.status == 404:
             raise
@@ -72,7 +70,7 @@ def leave(event_id):
     CSRF token of its own); POST leaves."""
     if request.method != "POST":  # GET and HEAD change nothing
         return render_template("waiting/leave.html", event=events.get(event_id))
-    waiting_room.leave(event_id, web_session.user_id())
+    waiting_room.leave(event_id, identity.user_id())
     session.pop(f"start:{event_id}", None)
     flash(gettext("You left the queue."), "info")
     return redirect(url_for("pages.event", event_id=event_id))
@@ -97,39 +95,27 @@ def waiting_status(event_id):
     poll, or (no JavaScript) a tiny page for the <noscript> frame that
     refreshes itself at the same interval."""
     fragment = request.headers.get("HX-Request") == "true"
+    seen = waiting_room.poll_for_page(event_id, identity.user_id(), identity.session_id())
+    if seen.entered and fragment:
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url_for("booking.seats", event_id=event_id)
+        return response
+    start = _start_position(event_id, seen.status) if seen.status else 1
     template = "waiting/_status.html" if fragment else "waiting/status_page.html"
-    user_id = web_session.user_id()
-    context = {"event_id": event_id, "status": None, "problem": None, "start": 1}
-    if not user_id:
-        context["problem"] = "login"
-    else:
-        try:
-            status = waiting_room.poll(event_id, user_id)
-        except AppError as e:
-            if e.code != "not_in_queue":
-                raise
-            context["problem"] = "not_in_queue"
-        else:
-            context.update(status=status, start=_start_position(event_id, status))
-            if status.status == "admitted":
-                try:
-                    # The browser's entrance: consume the token for this session now.
-                    entrance.enter(event_id, user_id, web_session.session_id(), status.token)
-                except AppError as e:
-                    context.update(status=None, problem="entered_elsewhere", message=e.message)
-                else:
-                    if fragment:
-                        response = make_response("", 200)
-                        response.headers["HX-Redirect"] = url_for(
-                            "booking.seats", event_id=event_id
-                        )
-                        return response
-    response = make_response(render_template(template, **context))
+    response = make_response(
+        render_template(
+            template,
+            event_id=event_id,
+            status=seen.status,
+            problem=seen.problem,
+            message=seen.message,
+            start=start,
+        )
+    )
     response.headers["Vary"] = "HX-Request, Cookie"
     response.headers["Cache-Control"] = "no-store"
-    status = context["status"]
-    if status and status.retry_after:
-        response.headers["Retry-After"] = status.retry_after
+    if seen.status and seen.status.retry_after:
+        response.headers["Retry-After"] = seen.status.retry_after
     return response
 
 
@@ -141,19 +127,3 @@ def _start_position(event_id: int, status: waiting_room.QueueStatus) -> int:
     if key not in session and status.status == "waiting":
         session[key] = status.position or status.position_band["from"]
     return session.get(key, 1)
-
-
-@bp.app_template_filter("mmss")
-def mmss(seconds) -> str:
-    seconds = max(0, int(seconds or 0))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-@bp.app_template_filter("clock")
-def clock(epoch_seconds: int) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(epoch_seconds))
-
-
-@bp.app_template_filter("isotime")
-def isotime(epoch_seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))

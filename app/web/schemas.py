@@ -1,10 +1,17 @@
 """Request bodies of the JSON API, validated strictly (wrong types are 422)."""
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask_babel import gettext, ngettext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from app.errors import AppError
 from app.i18n import number
@@ -21,13 +28,27 @@ def _in_utc(cls, value: datetime | None) -> datetime | None:
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(strict=True, str_strip_whitespace=True)
+    # Lengths and patterns apply to the text as sent, as the OpenAPI document
+    # says; names are trimmed afterwards (Name).
+    model_config = ConfigDict(strict=True)
+
+
+def _trimmed(value: str) -> str:
+    """Leading and trailing whitespace dropped; nothing but whitespace is refused."""
+    trimmed = value.strip()
+    if value and not trimmed:
+        raise ValueError(gettext("should not be only spaces"))
+    return trimmed
+
+
+Name = Annotated[str, AfterValidator(_trimmed)]
 
 
 class Register(Body):
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # Spaces around the address are allowed and dropped (as the pattern says).
+    email: Name = Field(min_length=3, max_length=254, pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")
     password: str = Field(min_length=8, max_length=200)
-    name: str = Field(default="", max_length=100)
+    name: Name = Field(default="", max_length=100)
 
 
 class Login(Body):
@@ -36,14 +57,14 @@ class Login(Body):
 
 
 class Section(Body):
-    name: str = Field(min_length=1, max_length=50)
+    name: Name = Field(min_length=1, max_length=50)
     rows: int = Field(ge=1, le=100)
     seats_per_row: int = Field(ge=1, le=200)
     price: int = Field(ge=0, le=10_000_000)
 
 
 class CreateEvent(Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     sale_opens_at: datetime | None = Field(default=None, strict=False)
     sections: list[Section] = Field(min_length=1, max_length=50)
     max_active: int | None = Field(default=None, ge=1, le=1_000_000)

@@ -1,4 +1,5 @@
-"""Who is asking: the signed session cookie, login that rotates it, guards."""
+"""Who is asking: the person named by the signed session cookie, login (which
+rotates the session), logout, and the login and staff guards."""
 
 import secrets
 from functools import wraps

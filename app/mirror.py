@@ -1,0 +1,126 @@
+"""Redis's copy of MySQL.
+
+MySQL is the system of record; the Lua scripts read Redis. Per event, Redis
+holds a copy of the settings (the config hash), of the booked and blocked
+seats, of the largest fencing token MySQL knows for each seat, and of the
+sold-out flag. This module writes that copy and puts it right:
+
+- `sync_config` after every settings change;
+- `with_config` around every script that reads the config: a script that
+  finds it missing (Redis restarted, flushed, failed over) answers
+  "no_event", and the event is copied back from MySQL and the script run
+  once more;
+- `reconcile` when a sale opens, when Redis lost the event, and every minute
+  (jobs/reconcile.py);
+- the sold-out flag after anything that changes what is on sale.
+"""
+
+import logging
+from datetime import UTC
+
+from app import keys
+from app.errors import not_found
+from app.extensions import redis_store
+from app.models import Event, Seat
+
+log = logging.getLogger(__name__)
+
+
+def with_config(event_id: int, call) -> list:
+    """Run a script call; if it says "no_event", copy the event from MySQL
+    into Redis (404 if there is no such event) and run it once more."""
+    result = call()
+    if result[-1] == "no_event":
+        event = Event.get_or_none(Event.id == event_id)
+        if event is None:
+            raise not_found("event")
+        sync_config(event)
+        log.info("event %s: config reloaded into Redis", event_id)
+        result = call()
+    return result
+
+
+def sync_config(event: Event) -> None:
+    """Copy the event's settings into its Redis config hash. If the hash is
+    missing, Redis lost the event: bring its seats back from MySQL first."""
+    # 'state' rather than the hash: a sold-out update may have recreated it alone.
+    if not redis_store.client.hexists(keys.event(event.id).config, "state"):
+        reconcile(event.id)
+    opens_at_ms = 0
+    if event.sale_opens_at:
+        opens_at_ms = int(event.sale_opens_at.replace(tzinfo=UTC).timestamp() * 1000)
+    redis_store.client.hset(
+        keys.event(event.id).config,
+        mapping={
+            "state": event.admission,
+            "max_active": event.max_active,
+            "rate": event.admit_rate,
+            "active_ttl_ms": event.active_ttl * 1000,
+            "hold_ttl_ms": event.hold_ttl * 1000,
+            "opens_at_ms": opens_at_ms,
+            "sold_out": int(event.id in sold_out([event.id])),
+        },
+    )
+
+
+def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500) -> dict:
+    """Load MySQL's booked and blocked seats and its fencing tokens into Redis,
+    in batches (reconcile.lua: the database wins for sold and blocked seats
+    and for the largest token; live holds stay)."""
+    k = keys.event(event_id)
+    query = (
+        Seat.select(Seat.id, Seat.status, Seat.holder, Seat.fencing_token)
+        .where(Seat.event == event_id)
+        .order_by(Seat.id)
+    )
+    if seat_ids is not None:
+        query = query.where(Seat.id.in_(seat_ids))
+    changed = raised = 0
+    rows = list(query.tuples())
+    for start in range(0, len(rows), batch):
+        args = []
+        for seat_id, status, holder, token in rows[start : start + batch]:
+            args += [seat_id, status, holder or 0, token]
+        c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
+        changed, raised = changed + c, raised + r
+    if seat_ids is None:
+        update_sold_out(event_id)
+    return {"seats": len(rows), "changed": changed, "fence_raised": raised}
+
+
+# Sold out: MySQL has no seat left on sale (every one booked or blocked; a
+# held seat is still on sale, as its hold may lapse). The waiting room reads
+# the flag from the event's config hash: join refuses, poll tells everyone
+# waiting, admission stops.
+
+
+def sold_out(event_ids: list[int]) -> set[int]:
+    """The events among these with no seat left on sale, in MySQL's view."""
+    on_sale = (
+        Seat.select(Seat.event)
+        .distinct()
+        .where(Seat.event.in_(event_ids), Seat.status == "available")
+    )
+    return set(event_ids) - {event_id for (event_id,) in on_sale.tuples()}
+
+
+def update_sold_out(event_id: int, may_clear: bool = True) -> bool:
+    """Copy the sold-out state from MySQL to Redis. Checkouts pass
+    may_clear=False: they only take seats away, so a slow one must not clear
+    the flag that a later one set; unblock and reconcile may clear it."""
+    gone = event_id in sold_out([event_id])
+    if gone or may_clear:
+        redis_store.client.hset(keys.event(event_id).config, "sold_out", int(gone))
+    if gone:
+        log.info("event %s: sold out", event_id)
+    return gone
+
+
+def note_sold_out(event_id: int, may_clear: bool = True) -> None:
+    """update_sold_out for callers whose own change is already made (a sale,
+    a block): a failure here must not turn it into an error, so it is logged,
+    and the reconcile job puts the flag right within a minute."""
+    try:
+        update_sold_out(event_id, may_clear)
+    except Exception:
+        log.exception("event %s: could not update the sold-out flag", event_id)
