@@ -1,14 +1,17 @@
-"""gunicorn settings used by `make run`, the benchmarks, and production.
-
-Threads suit this app: a request spends most of its time waiting on Redis or
-MySQL, and keep-alive saves a TCP handshake per poll. See BENCHMARKS.md for
-the measurements behind the numbers."""
+"""gunicorn settings, for when WEB_SERVER=gunicorn (granian is the default:
+BENCHMARKS.md figure 1 has the two side by side). The same settings as
+granian's, from app/config.py's server(): HOST, PORT, WEB_WORKERS,
+WEB_THREADS (gthread workers), ACCESS_LOG."""
 
 import os
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_WORKERS", "2"))
-worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("WEB_THREADS", "8"))
+from app.config import server
+
+_settings = server(os.environ)
+bind = f"{_settings['HOST']}:{_settings['PORT']}"
+workers = _settings["WEB_WORKERS"]
+worker_class = "gthread"
+threads = _settings["WEB_THREADS"]
 keepalive = 5
-accesslog = os.environ.get("ACCESS_LOG", "-")
+reuse_port = True
+accesslog = "-" if _settings["ACCESS_LOG"] else None

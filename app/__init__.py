@@ -8,7 +8,20 @@ from werkzeug.routing import IntegerConverter
 
 from app import cli, config, i18n
 from app.extensions import csrf, init_db, redis_store
-from app.web import admin, admin_api, api, auth, booking, errors, health, lang, openapi, pages
+from app.web import (
+    SECURITY_HEADERS,
+    admin,
+    admin_api,
+    api,
+    auth,
+    booking,
+    errors,
+    health,
+    lang,
+    openapi,
+    pages,
+)
+from app.web.hot_path import HotPath
 from app.web.limits import limiter
 
 
@@ -20,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     errors.register(app)
     cli.register(app)
+    app.wsgi_app = HotPath(app, app.wsgi_app)
     return app
 
 
@@ -64,11 +78,3 @@ def register_blueprints(app: Flask) -> None:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
-
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'self'; "
-    "style-src 'self' 'unsafe-inline'",
-    "Referrer-Policy": "same-origin",
-}

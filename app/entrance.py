@@ -25,9 +25,10 @@ NOT_ENTERED = (
 )
 
 
-def mint_token(event_id: int, user_id: int, jti: str, active_until: int) -> str:
+def mint_token(event_id: int, user_id: int, jti: str, active_until: int, config=None) -> str:
     claims = {"sub": str(user_id), "evt": int(event_id), "jti": jti, "exp": active_until}
-    return jwt.encode(claims, current_app.config["JWT_SECRET"], algorithm=ALGORITHM)
+    secret = (config or current_app.config)["JWT_SECRET"]
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def verify_token(token: str, event_id: int, user_id: int) -> dict:

@@ -22,6 +22,7 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+from babel.support import Translations
 from babel.units import format_unit
 from flask import Flask, g, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_translations
@@ -29,6 +30,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 from jinja2 import pass_context
 from jinja2.ext import _make_new_gettext, _make_new_ngettext  # Jinja's own newstyle wrappers
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from app.config import DEFAULT_LANGUAGE as DEFAULT
 from app.extensions import babel
@@ -42,18 +45,39 @@ COOKIE = "lang"
 ADMISSION = {"open": _l("open"), "paused": _l("paused"), "closed": _l("closed")}
 
 
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+
+def choose_language(cookie: str | None, accept_language: str | None) -> str:
+    """The switcher's `lang` cookie, else the best match of Accept-Language,
+    else the default: the one rule, for Flask and for the hot path."""
+    if cookie in LANGUAGES:
+        return cookie
+    return _best_match(accept_language or "")
+
+
+@lru_cache(maxsize=1024)
+def _best_match(accept_language: str) -> str:
+    # Cached: a crowd sends few distinct headers, and parsing one is not free.
+    accepted = parse_accept_header(accept_language, LanguageAccept)
+    return accepted.best_match(list(LANGUAGES)) or DEFAULT
+
+
 def select_locale() -> str | None:
-    """The switcher's cookie, else Accept-Language, else None (the default)."""
+    """Flask-Babel's locale selector (None outside a request: the default)."""
     if not has_request_context():
         return None
-    chosen = request.cookies.get(COOKIE)
-    if chosen in LANGUAGES:
-        return chosen
-    return request.accept_languages.best_match(list(LANGUAGES))
+    return choose_language(request.cookies.get(COOKIE), request.headers.get("Accept-Language"))
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def catalog(code: str) -> Translations:
+    """The compiled catalog of a language, outside any request (the hot path)."""
+    return Translations.load(str(TRANSLATIONS), [code])
 
 
 def init_app(app: Flask) -> None:
-    compile_catalogs(Path(app.root_path) / "translations")
+    compile_catalogs(TRANSLATIONS)
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
     app.jinja_env.filters.update(
@@ -132,14 +156,16 @@ def _in_render_locale(function):
     return in_locale
 
 
-def number(value, pattern: str | None = None, locale: Locale | None = None) -> str:
+def number(value, pattern: str | None = None, locale: Locale | str | None = None) -> str:
     """12345 -> "12,345", 12.5 -> "12.5", with the locale's separators; a CLDR
-    pattern such as "@##" (up to three significant digits) if given."""
+    pattern such as "@##" (up to three significant digits) if given. The
+    locale: the request's by default, or a Locale, or a language code (the
+    cheapest to look up in the cache: the hot path passes codes)."""
     return _number(value, pattern, locale or _locale())
 
 
 @lru_cache(maxsize=4096)
-def _number(value, pattern: str | None, locale: Locale) -> str:
+def _number(value, pattern: str | None, locale: Locale | str) -> str:
     # Cached: a seat map shows the same few prices thousands of times.
     return format_decimal(value, pattern, locale=locale)
 
@@ -149,9 +175,9 @@ def lazy_number(value) -> LazyString:
     return LazyString(number, value)
 
 
-def duration(seconds, locale: Locale | None = None) -> str:
+def duration(seconds, locale: Locale | str | None = None) -> str:
     """Seconds as people say them: "45 sec", "5 min", "1 hr 20 min"; in
-    Korean "45초", "5분", "1시간 20분"."""
+    Korean "45초", "5분", "1시간 20분" (the locale: as for number())."""
     seconds = max(0, int(seconds or 0))
     locale = locale or _locale()
 
@@ -168,7 +194,7 @@ def duration(seconds, locale: Locale | None = None) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _unit(value: int, name: str, locale: Locale) -> str:
+def _unit(value: int, name: str, locale: Locale | str) -> str:
     # Cached: every poll fragment says its wait and its next update this way.
     return format_unit(value, f"duration-{name}", length="short", locale=locale)
 

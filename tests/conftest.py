@@ -338,6 +338,18 @@ def rebind(app):
 
 
 @pytest.fixture
+def make_app(app, rebind):
+    """The app on other servers (a private Redis, a proxy): the session's
+    settings with some replaced, rate limits off unless asked for."""
+    from app import create_app
+
+    def make(**overrides):
+        return create_app({**app.test_settings, "RATELIMIT_ENABLED": False, **overrides})
+
+    return make
+
+
+@pytest.fixture
 def job_app(app, monkeypatch, rebind):
     """Let jobs.flask_app() build its own app (from the environment) on the
     test servers; returns the jobs package."""

@@ -44,7 +44,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 import jobs
-from app import checkout, create_app, events, keys, mirror, waiting_room
+from app import checkout, events, keys, mirror, waiting_room
 from app.errors import AppError
 from app.extensions import redis_store
 from app.models import Seat
@@ -145,15 +145,9 @@ def seat_row(seat_id: int) -> tuple:
 
 
 @pytest.fixture
-def make_app(app, mysql, rebind):
-    """The app on other servers (a private Redis, a proxy): the session settings
-    with some replaced."""
-
-    def make(**overrides):
-        settings = dict(app.test_settings)
-        return create_app({**settings, "RATELIMIT_ENABLED": False, **overrides})
-
-    return make
+def make_app(make_app, mysql):
+    """conftest's make_app; these faults need MySQL."""
+    return make_app
 
 
 def _hard_close(sock: socket.socket, reset: bool = False) -> None:

@@ -18,6 +18,7 @@ from helpers import admit_and_enter
 from app import events, i18n
 from app.errors import AppError
 from app.waiting_room import QueueStatus
+from app.web import fragments
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 
@@ -128,11 +129,14 @@ def test_the_status_fragment_says_the_wait_per_locale(app):
         poll_after=5.0,
         eta_range={"from": 240, "to": 375},
     )
-    context = {"event_id": 1, "status": status, "problem": None, "start": 2000}
-    with app.test_request_context(headers=KO):
-        korean = render_template("waiting/_status.html", **context)
-    with app.test_request_context(headers=EN):
-        english = render_template("waiting/_status.html", **context)
+    pages = {}
+    for code, headers in (("ko", KO), ("en", EN)):
+        view = fragments.status_view(status, 2000, "/poll", "/leave", code)
+        with app.test_request_context(headers=headers):
+            pages[code] = render_template("waiting/_status.html", status=status, view=view)
+        # The hot path's skeletons say the same, byte for byte.
+        assert app.wsgi_app.skeletons.render(code, view).decode() == pages[code]
+    korean, english = pages["ko"], pages["en"]
     assert "나의 대기 순번은 <strong>1,234</strong>번입니다." in korean
     assert "대기 인원 56,789명." in korean
     assert "예상 대기 시간: 4분 ~ 6분." in korean

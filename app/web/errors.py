@@ -18,6 +18,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 from app.errors import AppError
+from app.web.hot_path import HANDED_ON_ERROR
 from app.web.limits import retry_after
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,14 @@ def respond(status: int, code: str, message, headers: dict | None = None):
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def handed_on_error():
+        """An error the hot path met (app/web/hot_path.py) is answered here,
+        as every error is, without asking Redis a second time."""
+        error = request.environ.get(HANDED_ON_ERROR)
+        if error is not None:
+            raise error
+
     @app.errorhandler(AppError)
     def app_error(e: AppError):
         return respond(e.status, e.code, e.message, e.headers)

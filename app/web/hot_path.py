@@ -1,0 +1,176 @@
+"""The poll, answered without Flask's request machinery.
+
+The JSON poll (GET /api/events/<id>/queue) and the htmx status fragment (GET
+/events/<id>/waiting/status with HX-Request) are what a waiting crowd sends,
+every second near the front. Flask's request cycle (request context, session,
+URL matching, the extensions' hooks, the response object) costs more than the
+poll's own work, so this WSGI middleware in front of Flask answers them
+itself: the identity from the session cookie (its signature checked once,
+then remembered), `waiting_room.poll` (one EVALSHA), and the answer encoded,
+byte for byte what Flask would send (tests/test_hot_path.py compares them).
+
+It answers only the common case: a valid session and a poll that says
+"waiting" (for the JSON poll also "admitted" and "sold out"). Everything
+else goes on to Flask untouched: no cookie or a bad one, a browser whose
+turn it is (the entrance), sold out, not in the queue, a config Redis lost,
+a fragment whose progress-bar start is not in the cookie yet, any other
+method or path, a request with a body. An
+error from Redis is handed on to Flask (environ HANDED_ON_ERROR), which
+answers it as it answers every error, without asking Redis a second time.
+"""
+
+import re
+import time
+from collections import OrderedDict
+
+import orjson
+import redis.exceptions
+from flask import Flask
+from itsdangerous import BadData
+
+from app import i18n, waiting_room
+from app.web import SECURITY_HEADERS, fragments
+
+HANDED_ON_ERROR = "ticketdrop.hot_path_error"
+JSON_POLL = re.compile(r"/api/events/(\d{1,18})/queue")
+FRAGMENT_POLL = re.compile(r"/events/(\d{1,18})/waiting/status")
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class HotPath:
+    """WSGI middleware: `app.wsgi_app = HotPath(app, app.wsgi_app)`."""
+
+    def __init__(self, app: Flask, flask_wsgi_app):
+        self.app, self.flask = app, flask_wsgi_app
+        self.sessions = SessionReader(app)
+        self.skeletons = fragments.Skeletons(app)
+        self.urls: dict[tuple, tuple[str, str]] = {}
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] == "GET" and not environ.get("CONTENT_LENGTH"):
+            path = environ.get("PATH_INFO", "")
+            if match := JSON_POLL.fullmatch(path):
+                answer = self.json_poll(environ, int(match[1]))
+            elif (match := FRAGMENT_POLL.fullmatch(path)) and environ.get(
+                "HTTP_HX_REQUEST"
+            ) == "true":
+                answer = self.fragment_poll(environ, int(match[1]))
+            else:
+                answer = None
+            if answer is not None:
+                status, headers, body = answer
+                start_response(status, headers)
+                return [body]
+        return self.flask(environ, start_response)
+
+    def json_poll(self, environ, event_id: int):
+        session = self.sessions.read(environ)
+        if not session or not session.get("uid"):
+            return None
+        status = self._poll(environ, event_id, session["uid"])
+        if status is None:
+            return None
+        # As Flask's jsonify writes it: compact, keys sorted, a final newline.
+        body = orjson.dumps(status.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
+        headers = [("Content-Type", "application/json"), ("Vary", "Cookie")]
+        return "200 OK", self._finish(headers, body, status), body
+
+    def fragment_poll(self, environ, event_id: int):
+        session = self.sessions.read(environ)
+        start = session.get(f"start:{event_id}") if session else None
+        if not session or not session.get("uid") or start is None:
+            return None  # Flask puts the progress bar's start into the cookie
+        status = self._poll(environ, event_id, session["uid"])
+        if status is None or status.status != "waiting":
+            return None  # admitted (the entrance) or sold out: Flask's view
+        language = i18n.choose_language(
+            cookie_value(environ, i18n.COOKIE), environ.get("HTTP_ACCEPT_LANGUAGE")
+        )
+        poll_url, leave_url = self._urls(environ.get("SCRIPT_NAME", ""), event_id)
+        view = fragments.status_view(status, start, poll_url, leave_url, language)
+        body = self.skeletons.render(language, view)
+        headers = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Vary", "HX-Request, Cookie, Accept-Language"),
+            ("Cache-Control", "no-store"),
+        ]
+        return "200 OK", self._finish(headers, body, status), body
+
+    def _poll(self, environ, event_id: int, user_id: int):
+        """waiting_room.poll; None for anything Flask should answer (after a
+        Redis error, with the error handed on)."""
+        try:
+            return waiting_room.poll(event_id, user_id, self.app.config, reload=False)
+        except REDIS_DOWN as e:
+            environ[HANDED_ON_ERROR] = e
+        except Exception:  # not in the queue, the config to reload, ...: Flask's view
+            pass
+        return None
+
+    def _urls(self, script_name: str, event_id: int) -> tuple[str, str]:
+        """The fragment's own URL and the leave page's, built once per event."""
+        urls = self.urls.get((script_name, event_id))
+        if urls is None:
+            adapter = self.app.url_map.bind("localhost", script_name=script_name or "/")
+            urls = self.urls[(script_name, event_id)] = (
+                adapter.build("pages.waiting_status", {"event_id": event_id}),
+                adapter.build("pages.leave", {"event_id": event_id}),
+            )
+        return urls
+
+    @staticmethod
+    def _finish(headers: list, body: bytes, status) -> list:
+        headers.append(("Content-Length", str(len(body))))
+        if status.retry_after:
+            headers.append(("Retry-After", status.retry_after))
+        headers.extend(SECURITY_HEADERS.items())
+        return headers
+
+
+class SessionReader:
+    """The session cookie's contents, as Flask's own session interface reads
+    them (same serializer, key and lifetime), remembered per cookie value:
+    a signed cookie cannot change, so a cookie seen once needs no second
+    HMAC and JSON decode. Only valid cookies are remembered; the memory is
+    bounded (emptied when full), and a remembered cookie still expires."""
+
+    SIZE = 20_000
+
+    def __init__(self, app: Flask):
+        self.name = app.config["SESSION_COOKIE_NAME"]
+        self.serializer = app.session_interface.get_signing_serializer(app)
+        self.max_age = int(app.permanent_session_lifetime.total_seconds())
+        self.seen: OrderedDict[str, tuple[dict, float]] = OrderedDict()
+
+    def read(self, environ) -> dict | None:
+        value = cookie_value(environ, self.name)
+        if not value:
+            return None
+        known = self.seen.get(value)
+        if known is None:
+            try:
+                data, signed_at = self.serializer.loads(
+                    value, max_age=self.max_age, return_timestamp=True
+                )
+            except BadData:
+                return None
+            known = (data, signed_at.timestamp())
+            if len(self.seen) >= self.SIZE:
+                self.seen.clear()
+            self.seen[value] = known
+        data, signed_at = known
+        if time.time() - signed_at > self.max_age:
+            return None
+        return data
+
+
+def cookie_value(environ, name: str) -> str | None:
+    """One cookie's value from the Cookie header (ours are never quoted)."""
+    header = environ.get("HTTP_COOKIE")
+    if not header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
