@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import peewee
 from flask import current_app
@@ -31,7 +32,7 @@ from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
 from app.extensions import db, is_mariadb, is_mysql, redis_store
 from app.i18n import lazy_number
-from app.models import Booking, BookingSeat, Payment, Seat, User
+from app.models import User, iso, seat_label, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -207,56 +208,34 @@ def _book_with_retries(
 
 
 def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms) -> Receipt:
+    """The sale, as one transaction of hand-written SQL and no model objects:
+    on this hot path peewee's query building and model instances cost more
+    CPU than the statements themselves (BENCHMARKS.md, figure 7)."""
     tokens = dict(items)
     try:
         with _write_transaction():  # innodb_lock_wait_timeout: set per connection
             # Lock order for everyone: seats by ascending id, then the user.
-            rows = _locked(
-                Seat.select().where(Seat.id.in_(sorted(tokens))).order_by(Seat.id),
-                wait=current_app.config["LOCK_WAIT_TIMEOUT"],
-            )
-            user = _locked(User.select().where(User.id == user_id))
-            if len(rows) != len(tokens) or not user:
+            rows = _lock_seats(sorted(tokens), current_app.config["LOCK_WAIT_TIMEOUT"])
+            points = _lock_user(user_id)
+            if len(rows) != len(tokens) or points is None:
                 raise AppError(404, "not_found", _l("No such seat or person."))
             _check_seats(event_id, rows, tokens, lease_until_ms)
             amount = sum(seat.price for seat in rows)
-            if user[0].points < amount:
+            if points < amount:
                 raise AppError(
                     402,
                     "not_enough_points",
                     _l(
                         "This costs %(amount)s points and you have %(points)s.",
                         amount=lazy_number(amount),
-                        points=lazy_number(user[0].points),
+                        points=lazy_number(points),
                     ),
                 )
-            for seat in rows:
-                updated = (
-                    Seat.update(
-                        status="booked",
-                        holder=user_id,
-                        fencing_token=tokens[seat.id],
-                        version=Seat.version + 1,
-                    )
-                    .where(Seat.id == seat.id, Seat.version == seat.version)
-                    .execute()
-                )
-                if updated != 1:
-                    raise Retry(f"seat {seat.id} changed under us (version)")
-            points_left = user[0].points - amount
-            User.update(points=User.points - amount).where(User.id == user_id).execute()
-            booking = Booking.create(
-                user=user_id,
-                event=event_id,
-                amount=amount,
-                points_left=points_left,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
+            _mark_booked(rows, user_id, tokens)
+            _run("UPDATE `users` SET `points` = `points` - %s WHERE `id` = %s", (amount, user_id))
+            receipt = _record_sale(
+                event_id, user_id, rows, amount, points - amount, idempotency_key, request_hash
             )
-            BookingSeat.insert_many(
-                [{"booking": booking.id, "seat": seat.id, "price": seat.price} for seat in rows]
-            ).execute()
-            Payment.create(booking=booking.id, user=user_id, amount=amount)
     except peewee.OperationalError as e:
         if e.args and e.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT):
             raise Retry("deadlock" if e.args[0] == DEADLOCK else "lock wait timeout") from e
@@ -265,7 +244,87 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_m
         # A unique key said no: the seat has a live booking (the last line of
         # defence) or this Idempotency-Key was just used by a concurrent request.
         raise AppError(409, "seat_booked", _l("One of these seats is already sold.")) from e
-    return bookings.receipt(booking, rows)
+    return receipt
+
+
+class LockedSeat(NamedTuple):
+    """A seat row as read under its lock (a plain tuple: no model instance)."""
+
+    id: int
+    event_id: int
+    section: str
+    row: str
+    number: int
+    price: int
+    status: str
+    version: int
+    fencing_token: int
+
+    @property
+    def label(self) -> str:
+        return seat_label(self.section, self.row, self.number)
+
+
+def _lock_seats(seat_ids: list[int], wait: int) -> list[LockedSeat]:
+    marks = ", ".join(["%s"] * len(seat_ids))
+    cursor = _run(
+        "SELECT `id`, `event_id`, `section`, `row_label`, `number`, `price`, `status`, "
+        f"`version`, `fencing_token` FROM `seats` WHERE `id` IN ({marks}) ORDER BY `id`"
+        + _for_update(wait),
+        seat_ids,
+    )
+    return [LockedSeat._make(row) for row in cursor.fetchall()]
+
+
+def _lock_user(user_id: int) -> int | None:
+    """The user row, locked; returns the points (None: no such person)."""
+    row = _run(
+        "SELECT `points` FROM `users` WHERE `id` = %s" + _for_update(), (user_id,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _mark_booked(rows: list[LockedSeat], user_id: int, tokens: dict) -> None:
+    """One UPDATE for all seats, each guarded by the version read under the
+    lock: fewer rows changed than seats means one moved under us."""
+    tokens_sql = " ".join(["WHEN %s THEN %s"] * len(rows))
+    guards_sql = " OR ".join(["(`id` = %s AND `version` = %s)"] * len(rows))
+    params = [user_id]
+    params += [value for seat in rows for value in (seat.id, tokens[seat.id])]
+    params += [value for seat in rows for value in (seat.id, seat.version)]
+    cursor = _run(
+        "UPDATE `seats` SET `status` = 'booked', `holder_id` = %s, "
+        f"`fencing_token` = CASE `id` {tokens_sql} END, `version` = `version` + 1 "
+        f"WHERE {guards_sql}",
+        params,
+    )
+    if cursor.rowcount != len(rows):
+        raise Retry(f"seats {[seat.id for seat in rows]} changed under us (version)")
+
+
+def _record_sale(
+    event_id, user_id, rows, amount, points_left, idempotency_key, request_hash
+) -> Receipt:
+    """Insert the booking, its seats (one statement) and the payment."""
+    created_at = utcnow()
+    booking_id = _run(
+        "INSERT INTO `bookings` (`user_id`, `event_id`, `amount`, `points_left`, `status`, "
+        "`idempotency_key`, `request_hash`, `created_at`) "
+        "VALUES (%s, %s, %s, %s, 'confirmed', %s, %s, %s)",
+        (user_id, event_id, amount, points_left, idempotency_key, request_hash, created_at),
+    ).lastrowid
+    _run(
+        "INSERT INTO `booking_seats` (`booking_id`, `seat_id`, `price`, `live`) VALUES "
+        + ", ".join(["(%s, %s, %s, 1)"] * len(rows)),
+        [value for seat in rows for value in (booking_id, seat.id, seat.price)],
+    )
+    _run(
+        "INSERT INTO `payments` (`booking_id`, `user_id`, `amount`, `method`, `created_at`) "
+        "VALUES (%s, %s, %s, 'points', %s)",
+        (booking_id, user_id, amount, created_at),
+    )
+    seats_sold = [{"seat_id": s.id, "label": s.label, "price": s.price} for s in rows]
+    return Receipt(booking_id, seats_sold, amount, points_left, iso(created_at))
 
 
 def _write_transaction():
@@ -274,18 +333,32 @@ def _write_transaction():
     return db.atomic() if is_mysql() else db.atomic(lock_type="IMMEDIATE")
 
 
-def _locked(query, wait: int | None = None) -> list:
-    """Rows locked FOR UPDATE (MySQL). On MariaDB the seat rows wait at most
+# The dialect differences of the statements above, in one place. They are
+# written in the SQL that MySQL, MariaDB and SQLite share (backquoted names,
+# CASE, multi-row VALUES), with PyMySQL's %s placeholders.
+
+
+def _run(sql: str, params):
+    """One statement through peewee's cursor (its errors: peewee.OperationalError
+    and IntegrityError). SQLite's driver wants ? placeholders."""
+    if db.param != "%s":
+        sql = sql.replace("%s", db.param)
+    return db.execute_sql(sql, params)
+
+
+def _for_update(wait: int | None = None) -> str:
+    """Lock the selected rows (MySQL). On MariaDB the seat rows wait at most
     `wait` seconds, so a contention storm cannot tie up every web worker (the
-    session's innodb_lock_wait_timeout covers the rest)."""
+    session's innodb_lock_wait_timeout covers the rest). SQLite: nothing, the
+    transaction already holds the write lock."""
     if not is_mysql():
-        return list(query)
+        return ""
     if wait is not None and is_mariadb():
-        return list(query.for_update(f"FOR UPDATE WAIT {int(wait)}"))
-    return list(query.for_update())
+        return f" FOR UPDATE WAIT {int(wait)}"
+    return " FOR UPDATE"
 
 
-def _check_seats(event_id: int, rows: list[Seat], tokens: dict, lease_until_ms: int) -> None:
+def _check_seats(event_id: int, rows: list[LockedSeat], tokens: dict, lease_until_ms: int) -> None:
     margin_ms = min(1000, current_app.config["CHECKOUT_LEASE"] * 100)  # for clock skew
     if time.time() * 1000 > lease_until_ms - margin_ms:
         # Stalled past the lease: someone else may hold these seats by now.

@@ -18,6 +18,11 @@ def iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
+def seat_label(section: str, row: str, number: int) -> str:
+    """How a seat is named in receipts and messages: Floor-A5."""
+    return f"{section}-{row}{number}"
+
+
 class BaseModel(pw.Model):
     class Meta:
         database = db
@@ -72,7 +77,7 @@ class Seat(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"{self.section}-{self.row}{self.number}"
+        return seat_label(self.section, self.row, self.number)
 
 
 class Booking(BaseModel):

@@ -19,7 +19,7 @@ from app import keys, mirror
 from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
 from app.extensions import redis_store
-from app.models import Event, Seat
+from app.models import Event, Seat, seat_label
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class SeatInfo:
 
     @property
     def label(self) -> str:
-        return f"{self.section}-{self.row}{self.number}"
+        return seat_label(self.section, self.row, self.number)
 
 
 @dataclass

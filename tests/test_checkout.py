@@ -680,6 +680,36 @@ def test_database_refuses_after_the_lease(app, ctx, event, make_user):
     assert Seat.get_by_id(seat_id).status == "available"
 
 
+def test_a_seat_version_that_moved_is_a_retry_and_nothing_changes(
+    app, ctx, event, make_user, monkeypatch
+):
+    """The seats are marked booked by one UPDATE guarded by each seat's version
+    as read under the lock: if one of them moved, the whole sale rolls back."""
+    user = make_user()
+    first, second = seat_ids(app, event.id)[:2]
+    before = seat_rows(app, [first, second])
+    locked = checkout._lock_seats
+
+    def one_seat_read_stale(seat_ids, wait):
+        rows = locked(seat_ids, wait)
+        return [rows[0], rows[1]._replace(version=rows[1].version - 1)]
+
+    monkeypatch.setattr(checkout, "_lock_seats", one_seat_read_stale)
+    lease = int(time.time() * 1000) + 30_000
+    with pytest.raises(checkout.Retry):
+        checkout._book(event.id, user.id, [(second, 4), (first, 3)], "v-1", "h" * 64, lease)
+    assert seat_rows(app, [first, second]) == before
+    assert sale_rows(app) == NO_SALE
+    assert points_of(app, user.id) == app.config["STARTING_POINTS"]
+
+    monkeypatch.setattr(checkout, "_lock_seats", locked)
+    receipt = checkout._book(event.id, user.id, [(second, 4), (first, 3)], "v-2", "h" * 64, lease)
+    assert [s["seat_id"] for s in receipt.seats] == [first, second]
+    after = seat_rows(app, [first, second])  # each seat got its own token
+    assert after[first] == ("booked", user.id, before[first][2] + 1, 3)
+    assert after[second] == ("booked", user.id, before[second][2] + 1, 4)
+
+
 def test_database_refuses_a_blocked_seat(app, ctx, event, make_user):
     user = make_user()
     seat_id = seat_ids(app, event.id)[0]
