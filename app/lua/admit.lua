@@ -4,8 +4,9 @@
 -- remainder live in Redis, so several workers or a late tick neither over-
 -- nor under-admit. Settings come from the config hash (written from MySQL).
 -- Admitted people's heartbeat entries are left for clean_up.lua (removing
--- them here was half of the tick's time): it counts only the people it takes
--- out of the queue, so their stale entries are never counted as ghosts.
+-- them here took a third to two thirds of the tick's time, the more the
+-- heartbeats are spread): it counts only the people it takes out of the
+-- queue, so their stale entries are never counted as ghosts.
 -- It also samples waiting / active / admitted_total into a short list for the
 -- staff chart, at most once per sample interval.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] active  KEYS[4] tick
