@@ -148,12 +148,13 @@ SAMPLE_EVERY_MS, SAMPLES_KEPT = 5_000, 180
 
 
 def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -> dict:
-    """One admission tick for one event (called every second by the RQ job)."""
+    """One admission tick for one event (called every second by the RQ job).
+    The admitted keep their heartbeat entries until `clean_up` takes them."""
     k = keys.event(event_id)
     admitted, expired, active, status = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.admit(
-            keys=[k.config, k.queue, k.active, k.heartbeat, k.tick, k.samples],
+            keys=[k.config, k.queue, k.active, k.tick, k.samples],
             args=[max_batch, max_catch_up_ms, SAMPLE_EVERY_MS, SAMPLES_KEPT],
         ),
     )
@@ -161,15 +162,16 @@ def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -
 
 
 def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
-    """Remove people who stopped polling, in batches; returns how many."""
+    """Remove people who stopped polling, in batches; returns how many left the
+    queue. Stale heartbeat entries of people admitted meanwhile go too, uncounted."""
     k = keys.event(event_id)
     removed = 0
     while True:
-        stale = redis_store.scripts.clean_up(
+        stale, gone = redis_store.scripts.clean_up(
             keys=[k.heartbeat, k.queue, k.tick], args=[timeout_s * 1000, batch]
         )
-        removed += len(stale)
-        if len(stale) < batch:
+        removed += gone
+        if stale < batch:
             return removed
         time.sleep(pause_s)  # let other clients' commands through between batches
 

@@ -26,6 +26,7 @@ from common import (
 )
 
 MILLION = 1_000_000
+TICKS = 50  # admission ticks timed for figure 3
 
 
 def seed(stack: Stack, event_id: int, count: int, heartbeat_ms: int, first_id: int = 10**9):
@@ -73,14 +74,18 @@ def admission_at_scale(stack: Stack) -> None:
     with stack.app.app_context():
         waiting_room.admit(event_id, max_batch=1)  # loads the script: not a tick to time
         log_every_call(stack)
-        for _ in range(20):
+        for _ in range(TICKS):
             assert waiting_room.admit(event_id, max_batch=1000)["admitted"] == 1000
             time.sleep(0.02)
-    ticks = slowlog_durations(stack.redis)[:20]
+    ticks = slowlog_durations(stack.redis)[:TICKS]
+    assert len(ticks) == TICKS
+    # The machine is shared: the median says what a tick costs, the spread and
+    # the max how much the neighbours added. The target holds only if the max meets it.
     result(
         3,
         "admission tick of 1,000 with 1,000,000 queued",
-        f"median {median(ticks) / 1000:.2f} ms, max {max(ticks) / 1000:.2f} ms of Redis "
+        f"median {median(ticks) / 1000:.2f} ms (p10 {percentile(ticks, 10) / 1000:.2f}, "
+        f"p90 {percentile(ticks, 90) / 1000:.2f}), max {max(ticks) / 1000:.2f} ms of Redis "
         f"time ({len(ticks)} ticks)",
         "<= 2 ms",
         max(ticks) <= 2000,

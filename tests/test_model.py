@@ -12,7 +12,8 @@ one person's window or one seat's hold.
 
 After every step: live actives <= max_active; nobody both waiting and
 active; queue positions are 1..N without gaps, in join order, nobody
-overtakes; the heartbeat set is the queue; no seat is held by two people
+overtakes; everyone waiting has a heartbeat (any other entry is an admitted
+person's, until the clean-up takes it); no seat is held by two people
 (and every live hold is in its holder's set); no seat is booked twice (one
 live booking row, the same buyer in MySQL and Redis); no payment is left
 half done; fencing tokens never go back; points are conserved.
@@ -98,6 +99,7 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             self.tokens: dict[int, str] = {}  # person -> last admission token seen
             self.fence_seen: dict[str, int] = {}
             self.order: list[str] = []  # the queue as last seen, head first
+            self.ever_admitted: set[str] = set()
 
         # Setup: a clean event for every example
 
@@ -255,6 +257,7 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             # First in, first out: exactly the head of the queue went in.
             assert self.queue() == before[n:]
             assert live_after - live_before == set(before[:n])
+            self.ever_admitted |= set(before[:n])
 
         @rule(p=person, closed_tab=st.booleans())
         def clean_up(self, p, closed_tab):
@@ -264,7 +267,10 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             if closed_tab and r.zscore(k.heartbeat, uid) is not None:
                 r.zadd(k.heartbeat, {uid: now_ms(r) - (HEARTBEAT_TIMEOUT + 1) * 1000})
             before = self.queue()
-            beats = r.zrange(k.heartbeat, 0, -1, withscores=True)
+            # Only the waiting can be ghosts (admitted people's entries stay behind).
+            beats = [
+                (m, s) for m, s in r.zrange(k.heartbeat, 0, -1, withscores=True) if m in before
+            ]
             first = now_ms(r) - HEARTBEAT_TIMEOUT * 1000
             count = waiting_room.clean_up(event_id, HEARTBEAT_TIMEOUT, batch=2, pause_s=0)
             STATS[f"clean_up with {len(before)} waiting"] += 1
@@ -276,6 +282,8 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             assert {m for m, score in beats if score <= first} <= removed
             assert removed <= {m for m, score in beats if score <= last}
             assert self.queue() == [m for m in before if m not in removed]
+            # Every stale entry went, the admitted people's too (uncounted).
+            assert not r.zrangebyscore(k.heartbeat, "-inf", first)
 
         # Seats: the people who came in, and strangers
 
@@ -429,8 +437,10 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
             still = [m for m in self.order if m in set(members)]
             assert [m for m in members if m in set(still)] == still
             self.order = members
-            # Everyone waiting has a heartbeat, and only they do.
-            assert set(r.zrange(k.heartbeat, 0, -1)) == set(members)
+            # Everyone waiting has a heartbeat; any other entry is an admitted
+            # person's, left for the clean-up.
+            beats = set(r.zrange(k.heartbeat, 0, -1))
+            assert set(members) <= beats and beats - set(members) <= self.ever_admitted
 
         def check_seats(self):
             now = now_ms(r)

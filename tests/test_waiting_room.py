@@ -481,14 +481,14 @@ def test_lost_event_config_is_reloaded_from_the_database(app, r, make_user, logi
 
 @pytest.fixture
 def recorded_clean_up(ctx, monkeypatch):
-    """Wrap the real clean-up script to record how many each call removed."""
+    """Wrap the real clean-up script to record how many stale entries each call took."""
     real = redis_store.scripts.clean_up
     calls = []
 
     def recording(*args, **kwargs):
-        removed = real(*args, **kwargs)
-        calls.append(len(removed))
-        return removed
+        stale, removed = real(*args, **kwargs)
+        calls.append(stale)
+        return stale, removed
 
     monkeypatch.setattr(redis_store.scripts, "clean_up", recording)
     return calls
@@ -537,6 +537,42 @@ def test_clean_up_keeps_people_who_polled_within_the_timeout(r, make_event, reco
     seed_queue(r, event.id, [3], heartbeat_ms=now - 350_000)  # 350 s ago: a ghost
     assert waiting_room.clean_up(event.id, timeout_s=300, batch=1_000, pause_s=0) == 1
     assert members(r, keys.event(event.id).queue) == [1, 2]
+
+
+def test_clean_up_takes_admitted_peoples_old_heartbeats_without_counting_them(
+    r, make_event, recorded_clean_up
+):
+    event = make_event(admission="open", admit_rate=5, max_active=100, active_ttl=600)
+    k = keys.event(event.id)
+    now = redis_now_ms(r)
+    seed_queue(r, event.id, [1, 2, 3, 4, 5], heartbeat_ms=now - 2 * HOUR_MS)
+    assert waiting_room.admit(event.id)["admitted"] == 5  # their heartbeats stay behind
+    seed_queue(r, event.id, [6, 7, 8], heartbeat_ms=now - HOUR_MS)  # ghosts
+    seed_queue(r, event.id, [9])  # polling
+
+    # Batches of two: the first two hold only admitted people, and the job goes on.
+    assert waiting_room.clean_up(event.id, timeout_s=300, batch=2, pause_s=0) == 3
+    assert recorded_clean_up == [2, 2, 2, 2, 0]
+    assert r.hget(k.tick, "cleanup_removed") == "3"
+    assert members(r, k.queue) == [9] and members(r, k.heartbeat) == [9]
+    assert sorted(members(r, k.active)) == [1, 2, 3, 4, 5]  # nobody lost their window
+    assert waiting_room.poll(event.id, 1).status == "admitted"
+    assert waiting_room.poll(event.id, 9).position == 1
+
+
+def test_someone_admitted_who_joins_again_is_no_ghost(ctx, r, make_event):
+    event = make_event(admission="open", admit_rate=1, max_active=100, active_ttl=600)
+    k = keys.event(event.id)
+    seed_queue(r, event.id, [1], heartbeat_ms=redis_now_ms(r) - HOUR_MS)
+    assert waiting_room.admit(event.id)["admitted"] == 1  # an hour-old heartbeat stays
+    r.zadd(k.active, {"1": redis_now_ms(r) - 1})  # the window ended
+    seed_queue(r, event.id, [2])
+
+    assert waiting_room.join(event.id, 1).position == 2  # back in, at the end
+    assert waiting_room.clean_up(event.id, timeout_s=300, batch=1_000, pause_s=0) == 0
+    assert members(r, k.queue) == [2, 1]
+    assert r.zscore(k.heartbeat, "1") >= redis_now_ms(r) - 5_000  # join beat afresh
+    assert r.hget(k.tick, "cleanup_removed") is None
 
 
 def test_cleanup_job_returns_and_logs_the_count_per_event(app, r, make_event, job_app, caplog):
