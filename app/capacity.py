@@ -1,4 +1,5 @@
-"""The polling cost model (SPEC.md): requests/s a waiting crowd sends, per tier."""
+"""The polling cost model (docs/DESIGN.md, "The poll interval"): the
+requests/s a waiting crowd sends, per tier."""
 
 from dataclasses import dataclass
 

@@ -1,4 +1,4 @@
-"""Command line: flask --app wsgi <command> (API.md lists them)."""
+"""Command line: flask --app wsgi <command> (docs/API.md lists them)."""
 
 import secrets
 from pathlib import Path

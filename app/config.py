@@ -95,7 +95,8 @@ def server(env) -> dict:
         "HOST": env.get("HOST", "127.0.0.1"),
         "PORT": int(env.get("PORT", "8000")),
         "WEB_WORKERS": int(env.get("WEB_WORKERS", "2")),
-        "WEB_THREADS": int(env.get("WEB_THREADS", "8")),
+        # Threads wait on Redis and MySQL; granian warns above 2 per core + 1.
+        "WEB_THREADS": int(env.get("WEB_THREADS", str(2 * (os.cpu_count() or 1) + 1))),
         "ACCESS_LOG": env.get("ACCESS_LOG", "0") == "1",
     }
 

@@ -7,7 +7,6 @@ JSON API and the RQ jobs. Each call from a person is one EVALSHA.
 import logging
 import math
 import random
-import secrets
 import time
 from dataclasses import dataclass
 
@@ -71,7 +70,7 @@ def poll(event_id: int, user_id: int, config=None, reload: bool = True) -> Queue
     def run():
         return redis_store.scripts.poll(
             keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.entrance(user_id)],
-            args=[user_id, secrets.token_hex(16)],
+            args=[user_id],
         )
 
     result = mirror.with_config(event_id, run) if reload else mirror.config_present(run())

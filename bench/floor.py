@@ -22,6 +22,6 @@ HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY
 
 
 def app(environ, start_response):
-    poll(keys=KEYS, args=[USER, "floor"])
+    poll(keys=KEYS, args=[USER])
     start_response("200 OK", HEADERS)
     return [BODY]

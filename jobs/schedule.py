@@ -35,10 +35,10 @@ def make_scheduler(
 PREFIX = "ticketdrop-"
 
 
-def ensure_schedules(scheduler: Scheduler, config: dict) -> list[str]:
+def ensure_schedules(scheduler: Scheduler, config: dict, starting: bool = False) -> list[str]:
     """Register every periodic job that is missing, and cancel ours that are no
     longer in PERIODIC (renamed or retired by an upgrade); returns the ids
-    it added."""
+    it added. Missing jobs are news (Redis lost them) unless `starting`."""
     for listed_id in scheduler.connection.zrange(scheduler.scheduled_jobs_key, 0, -1):
         job_id = listed_id.decode()
         if job_id.startswith(PREFIX) and job_id not in PERIODIC:
@@ -58,8 +58,10 @@ def ensure_schedules(scheduler: Scheduler, config: dict) -> list[str]:
             timeout=timeout,
         )
         added.append(job_id)
-    if added:
-        log.warning("registered periodic jobs again: %s", ", ".join(added))
+    if added and starting:
+        log.info("registered the periodic jobs: %s", ", ".join(added))
+    elif added:
+        log.warning("registered periodic jobs again (Redis lost them): %s", ", ".join(added))
     return added
 
 
@@ -77,6 +79,6 @@ class HealingScheduler(Scheduler):
 
     def enqueue_jobs(self):
         if time.monotonic() - self._checked_at >= self.check_every:
-            ensure_schedules(self, self.config)
+            ensure_schedules(self, self.config, starting=not self._checked_at)
             self._checked_at = time.monotonic()
         return super().enqueue_jobs()

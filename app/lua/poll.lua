@@ -3,7 +3,7 @@
 -- the person active records their admission token id (once per window).
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] heartbeat  KEYS[4] active  KEYS[5] tick
 -- KEYS[6] this person's entrance record
--- ARGV[1] user id  ARGV[2] a fresh token id, used if the window has none yet
+-- ARGV[1] user id
 -- Returns {"waiting", ...} (see waiting_answer in _prelude.lua)
 --      or {"admitted", active_until_ms, token id}
 --      or {"sold_out"} (every seat booked or blocked: stop waiting; people
@@ -18,10 +18,12 @@ if active_until and tonumber(active_until) > now then
   local record = redis.call('HMGET', KEYS[6], 'jti', 'until')
   if record[2] ~= active_until then
     -- A new window (or none recorded yet): a new token id, gone when it ends.
+    -- It needs to be unique, not secret: only a token signed with the app's
+    -- key carries it.
+    record[1] = redis.sha1hex(ARGV[1] .. ':' .. active_until .. ':' .. now)
     redis.call('DEL', KEYS[6])
-    redis.call('HSET', KEYS[6], 'jti', ARGV[2], 'until', active_until)
+    redis.call('HSET', KEYS[6], 'jti', record[1], 'until', active_until)
     redis.call('PEXPIREAT', KEYS[6], active_until)
-    record[1] = ARGV[2]
   end
   return {'admitted', active_until, record[1]}
 end

@@ -1,4 +1,4 @@
-"""The JSON API (../shared/API.md is the contract). Views stay thin: parse,
+"""The JSON API (docs/API.md is the contract). Views stay thin: parse,
 call a module, answer."""
 
 from flask import Blueprint, jsonify, request

@@ -16,7 +16,6 @@ from dataclasses import dataclass, fields, replace
 
 from babel import Locale
 from flask import Flask, render_template
-from markupsafe import escape
 
 from app import i18n, waiting_room
 
@@ -85,6 +84,10 @@ def status_view(
     return view
 
 
+# HTML escaping exactly as Jinja's (markupsafe's), as one table lookup per
+# character: markupsafe.escape's call costs more than these short values.
+ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+
 # Placeholders survive HTML escaping and cannot occur in our text (Unicode's
 # private use area).
 HOLE = "\ue000{}\ue001"
@@ -108,7 +111,7 @@ class Skeletons:
         # parts: text, field name, text, field name, ..., text
         out = [parts[0]]
         for i in range(1, len(parts), 2):
-            out.append(escape(getattr(view, parts[i])))
+            out.append(str(getattr(view, parts[i])).translate(ESCAPE))
             out.append(parts[i + 1])
         return "".join(out).encode()
 
