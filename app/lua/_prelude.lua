@@ -54,4 +54,3 @@ local function waiting_answer(rank, queue_key, tick_key, is_admitting)
   return {'waiting', rank, redis.call('ZCARD', queue_key), is_admitting and 0 or 1,
           redis.call('HGET', tick_key, 'rate_obs') or '0'}
 end
-
