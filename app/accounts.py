@@ -41,6 +41,10 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
+def find(user_id: int) -> User | None:
+    return User.get_or_none(User.id == user_id)
+
+
 def set_password(user: User, password: str) -> None:
     user.password_hash = generate_password_hash(password)
     user.save()

@@ -24,6 +24,14 @@ def get(event_id: int) -> Event:
     return event
 
 
+def listing(on_sale_only: bool = False) -> list[Event]:
+    """Every event, oldest first; `on_sale_only`: without the closed ones."""
+    query = Event.select().order_by(Event.id)
+    if on_sale_only:
+        query = query.where(Event.admission != "closed")
+    return list(query)
+
+
 def create(
     name: str,
     sections: list[dict],

@@ -12,7 +12,7 @@ from http.cookiejar import CookieJar
 
 from flask.testing import FlaskClient
 
-from app import waiting_room
+from app import keys, waiting_room
 from app.models import Seat, User
 
 
@@ -38,6 +38,27 @@ def redis_now_ms(r) -> int:
     """Redis's clock (the one every script reads), in ms."""
     seconds, micros = r.time()
     return seconds * 1000 + micros // 1000
+
+
+def seed_queue(r, event_id: int, user_ids, heartbeat_ms: int | None = None) -> None:
+    """Put people in the queue in this order, scored as join.lua would
+    (sequence numbers), with a heartbeat at `heartbeat_ms` (default: now);
+    5,000 members per ZADD, in one pipeline."""
+    k = keys.event(event_id)
+    user_ids = list(user_ids)
+    start = r.incrby(k.sequence, len(user_ids)) - len(user_ids)
+    beat = redis_now_ms(r) if heartbeat_ms is None else heartbeat_ms
+    pipe = r.pipeline(transaction=False)
+    for i in range(0, len(user_ids), 5_000):
+        chunk = user_ids[i : i + 5_000]
+        pipe.zadd(k.queue, {uid: start + i + j + 1 for j, uid in enumerate(chunk)})
+        pipe.zadd(k.heartbeat, dict.fromkeys(chunk, beat))
+    pipe.execute()
+
+
+def members(r, key: str) -> list[int]:
+    """A sorted set's members (user ids), in order."""
+    return [int(m) for m in r.zrange(key, 0, -1)]
 
 
 def in_background(call):

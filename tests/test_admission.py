@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import members, seed_queue
 
 from app import events, keys, waiting_room
 
@@ -18,29 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Helpers
 
 
-def seed_queue(r, event_id: int, user_ids) -> None:
-    """Queue people in this order, scored and heartbeated as join.lua would."""
-    k = keys.event(event_id)
-    user_ids = list(user_ids)
-    start = r.incrby(k.sequence, len(user_ids)) - len(user_ids)
-    seconds, micros = r.time()
-    now_ms = seconds * 1000 + micros // 1000
-    pipe = r.pipeline(transaction=False)
-    for i in range(0, len(user_ids), 5_000):
-        chunk = user_ids[i : i + 5_000]
-        pipe.zadd(k.queue, {uid: start + i + j + 1 for j, uid in enumerate(chunk)})
-        pipe.zadd(k.heartbeat, dict.fromkeys(chunk, now_ms))
-    pipe.execute()
-
-
 def tick_state(r, event_id: int) -> tuple[int, int]:
     """(admitted_total, last_ms) from the tick hash the admit script keeps."""
     total, last_ms = r.hmget(keys.event(event_id).tick, "admitted_total", "last_ms")
     return int(total or 0), int(last_ms)
-
-
-def members(r, key: str) -> list[int]:
-    return [int(m) for m in r.zrange(key, 0, -1)]
 
 
 def close_enough(actual: int, expected: float) -> bool:

@@ -39,12 +39,12 @@ import pymysql
 import pytest
 from conftest import MYSQL, MYSQL_DB
 from flask.testing import FlaskClient
-from helpers import Person, assert_error, free_port, in_background, redis_now_ms
+from helpers import Person, assert_error, free_port, in_background, redis_now_ms, seed_queue
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 import jobs
-from app import checkout, events, keys, mirror, waiting_room
+from app import checkout, events, keys, launcher, mirror, waiting_room
 from app.errors import AppError
 from app.extensions import redis_store
 from app.models import Seat
@@ -55,7 +55,6 @@ from jobs.schedule import PERIODIC, ensure_schedules, make_scheduler
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 PRICE = 1000
 QUICK = 8.0  # "answers within a few seconds": generous on a busy 2-core machine
 
@@ -266,16 +265,11 @@ def proxy():
 
 
 def spawn(args, env, log: Path) -> subprocess.Popen:
-    """A child in its own process group (so the whole group can be signalled)."""
+    """A child in its own process group (so the whole group can be signalled),
+    its output appended to `log`."""
     with open(log, "ab") as out:
-        return subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+        return launcher.start(
+            args, env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
 
 
@@ -953,16 +947,6 @@ def test_a_hold_that_met_a_mysql_outage_still_fences_out_a_stalled_buyer(
 # Admission: workers SIGKILLed mid-tick, the scheduler stopped
 
 
-def seed_queue(r, event_id: int, user_ids) -> None:
-    """Queue people in this order, scored and heartbeated as join.lua would."""
-    k = keys.event(event_id)
-    user_ids = list(user_ids)
-    start = r.incrby(k.sequence, len(user_ids)) - len(user_ids)
-    now_ms = redis_now_ms(r)
-    r.zadd(k.queue, {uid: start + i + 1 for i, uid in enumerate(user_ids)})
-    r.zadd(k.heartbeat, dict.fromkeys(user_ids, now_ms))
-
-
 def assert_places_kept(r, event_id: int, everyone: list[int], cap: int) -> int:
     """Nobody admitted twice, nobody lost, nobody overtaken: the active set is
     exactly the head of the original queue, the queue exactly the rest in order,
@@ -1098,14 +1082,14 @@ def test_worker_killed_and_scheduler_stopped_admission_resumes_within_the_cap(
         JWT_SECRET="faults-jwt-secret-that-is-32-bytes-long",
         ADMIT_INTERVAL="1",
     )
-    commands = {"scheduler": ["scheduler", "--interval", "1"], "worker": ["worker"]}
+    commands = launcher.commands(launcher.server_settings(env))
     log = tmp_path / "jobs.log"
     procs: dict[str, subprocess.Popen] = {}
     rng = random.Random()
     cap, largest, kills = 100_000, 0, 0
 
     def start(name):
-        procs[name] = spawn([str(BIN / "flask"), "--app", "wsgi", *commands[name]], env, log)
+        procs[name] = spawn(commands[name], env, log)
 
     def total() -> int:
         return int(r.hget(k.tick, "admitted_total") or 0)
@@ -1229,7 +1213,7 @@ def group_stopped(pgid: int) -> bool:
 def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
     app, mysql, r, proxy, people, tmp_path
 ):
-    """A gunicorn process is SIGSTOPped in the middle of A's checkout: after the
+    """The web server's process is SIGSTOPped in the middle of A's checkout: after the
     Redis step (the seat is A's "being paid for" under a 2 s lease; the event's
     hold time is 1 s) and before the MySQL transaction (its BEGIN is held by the
     test's proxy until the process is stopped). While it is stopped the lease
@@ -1244,26 +1228,12 @@ def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
         SECRET_KEY="faults",
         JWT_SECRET="faults-jwt-secret-that-is-32-bytes-long",
         CHECKOUT_LEASE="2",
+        PORT=str(port),
+        WEB_WORKERS="1",
+        WEB_THREADS="4",
     )
-    log = tmp_path / "gunicorn.log"
-    web = spawn(
-        [
-            str(BIN / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "60",
-            "wsgi:app",
-        ],
-        env,
-        log,
-    )
+    log = tmp_path / "web.log"
+    web = spawn(launcher.web_command(launcher.server_settings(env)), env, log)
     try:
         event, ids = open_sale(app, hold_ttl=1)
         seat = ids[0]
@@ -1277,7 +1247,7 @@ def test_a_paused_web_process_cannot_book_a_seat_someone_else_holds_now(
             except (urllib.error.URLError, OSError):
                 return False
 
-        wait_for(up, 30, "gunicorn to answer", step=0.1)
+        wait_for(up, 30, "the web server to answer", step=0.1)
         (a_user,), (b,) = [p.user for p in people(app, 1)], people(app, 1)
         assert (
             a.call("POST", "/api/auth/login", {"email": a_user.email, "password": "password123"})[0]

@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from app import accounts, create_app, events, keys, waiting_room
 from app.models import Event, User
 from jobs import JSONJob
+from jobs.commands import rq_connection
 from jobs.schedule import PERIODIC, ensure_schedules, make_scheduler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,10 +37,6 @@ def private_app(app, private_redis, database_url, monkeypatch, rebind):
     for name in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY", "JWT_SECRET"):
         monkeypatch.setenv(name, {**settings, "REDIS_URL": private_redis.url}[name])
     return create_app({**settings, "REDIS_URL": private_redis.url})
-
-
-def rq_connection(url: str) -> Redis:
-    return Redis.from_url(url)  # RQ wants bytes back
 
 
 def job_data(conn: Redis, job_id: str) -> bytes:

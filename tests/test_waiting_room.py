@@ -14,6 +14,7 @@ import uuid
 import jwt
 import pytest
 import redis
+from helpers import members, redis_now_ms, seed_queue
 
 from app import events, keys, waiting_room
 from app.config import DEFAULT_POLL_TIERS
@@ -43,11 +44,6 @@ BOUNDARIES = [
 # Helpers
 
 
-def redis_now_ms(r) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
-
-
 def seed(r, key: str, scores: dict, chunk: int = 5_000) -> None:
     """ZADD many members in few round trips."""
     items = list(scores.items())
@@ -57,23 +53,8 @@ def seed(r, key: str, scores: dict, chunk: int = 5_000) -> None:
     pipe.execute()
 
 
-def seed_queue(r, event_id: int, user_ids, heartbeat_ms: int | None = None) -> None:
-    """Put people in the queue in this order, scored as the join script would
-    (sequence numbers), with a heartbeat at `heartbeat_ms` (default now)."""
-    k = keys.event(event_id)
-    user_ids = list(user_ids)
-    start = r.incrby(k.sequence, len(user_ids)) - len(user_ids)
-    seed(r, k.queue, {uid: start + i + 1 for i, uid in enumerate(user_ids)})
-    beat = redis_now_ms(r) if heartbeat_ms is None else heartbeat_ms
-    seed(r, k.heartbeat, dict.fromkeys(user_ids, beat))
-
-
 def within_ten_percent(poll_after: float, interval: float) -> bool:
     return interval * 0.9 - 1e-9 <= poll_after <= interval * 1.1 + 1e-9
-
-
-def members(r, key: str) -> list[int]:
-    return [int(m) for m in r.zrange(key, 0, -1)]
 
 
 def logged_in_client(app, login, user):

@@ -6,7 +6,6 @@ from flask_babel import lazy_gettext as _l
 
 from app import accounts, bookings, checkout, entrance, events, mirror, seats, waiting_room
 from app.errors import AppError
-from app.models import Event
 from app.web import identity
 from app.web.identity import api_login_required
 from app.web.limits import limited
@@ -88,7 +87,7 @@ def my_bookings():
 
 @bp.get("/events")
 def list_events():
-    rows = list(Event.select().order_by(Event.id))
+    rows = events.listing()
     counts = waiting_room.counts([e.id for e in rows])
     sold_out = mirror.sold_out([e.id for e in rows])
     return jsonify([events.describe(e, *counts[e.id], e.id in sold_out) for e in rows])

@@ -7,6 +7,7 @@ from functools import wraps
 from flask import redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 
+from app import accounts
 from app.errors import AppError
 from app.models import User
 
@@ -37,7 +38,7 @@ def session_id() -> str | None:
 
 def current_user() -> User | None:
     uid = user_id()
-    return User.get_or_none(User.id == uid) if uid else None
+    return accounts.find(uid) if uid else None
 
 
 def api_login_required(view):

@@ -14,7 +14,6 @@ from flask_babel import get_locale, gettext
 
 from app import events, mirror, waiting_room
 from app.errors import AppError
-from app.models import Event
 from app.web import fragments, identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
@@ -24,7 +23,7 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 def index():
-    rows = list(Event.select().where(Event.admission != "closed").order_by(Event.id))
+    rows = events.listing(on_sale_only=True)
     counts = waiting_room.counts([e.id for e in rows])
     return render_template(
         "events/index.html",
