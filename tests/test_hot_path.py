@@ -238,3 +238,12 @@ def test_a_silent_redis_costs_the_poll_one_timeout_not_two(app, make_app, waitin
         silent.close()
     assert status.startswith("503") and headers["Retry-After"] and b"unavailable" in body
     assert 1 <= seconds < 1.9, seconds
+
+
+def test_the_skeletons_escape_as_jinja_does():
+    from markupsafe import escape
+
+    from app.web.fragments import ESCAPE
+
+    for text in ["a&b<c>d\"e'f", "1,234", "4분 ~ 6분", "/events/1/waiting/status?x=1&y=2", ""]:
+        assert text.translate(ESCAPE) == str(escape(text))

@@ -35,6 +35,16 @@ HANDED_ON_ERROR = "ticketdrop.hot_path_error"
 JSON_POLL = re.compile(r"/api/events/(\d{1,18})/queue")
 FRAGMENT_POLL = re.compile(r"/events/(\d{1,18})/waiting/status")
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# The headers Flask's views send with these answers (Vary: Cookie as Flask's
+# session adds it, the fragment's own, and the security headers).
+JSON_HEADERS = (("Content-Type", "application/json"), ("Vary", "Cookie"),
+                *SECURITY_HEADERS.items())  # fmt: skip
+FRAGMENT_HEADERS = (
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Vary", "HX-Request, Cookie, Accept-Language"),
+    ("Cache-Control", "no-store"),
+    *SECURITY_HEADERS.items(),
+)
 
 
 class HotPath:
@@ -72,8 +82,7 @@ class HotPath:
             return None
         # As Flask's jsonify writes it: compact, keys sorted, a final newline.
         body = orjson.dumps(status.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
-        headers = [("Content-Type", "application/json"), ("Vary", "Cookie")]
-        return "200 OK", self._finish(headers, body, status), body
+        return "200 OK", self._finish(JSON_HEADERS, body, status), body
 
     def fragment_poll(self, environ, event_id: int):
         session = self.sessions.read(environ)
@@ -89,12 +98,7 @@ class HotPath:
         poll_url, leave_url = self._urls(environ.get("SCRIPT_NAME", ""), event_id)
         view = fragments.status_view(status, start, poll_url, leave_url, language)
         body = self.skeletons.render(language, view)
-        headers = [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Vary", "HX-Request, Cookie, Accept-Language"),
-            ("Cache-Control", "no-store"),
-        ]
-        return "200 OK", self._finish(headers, body, status), body
+        return "200 OK", self._finish(FRAGMENT_HEADERS, body, status), body
 
     def _poll(self, environ, event_id: int, user_id: int):
         """waiting_room.poll; None for anything Flask should answer (after a
@@ -119,11 +123,10 @@ class HotPath:
         return urls
 
     @staticmethod
-    def _finish(headers: list, body: bytes, status) -> list:
-        headers.append(("Content-Length", str(len(body))))
+    def _finish(fixed: tuple, body: bytes, status) -> list:
+        headers = [*fixed, ("Content-Length", str(len(body)))]
         if status.retry_after:
             headers.append(("Retry-After", status.retry_after))
-        headers.extend(SECURITY_HEADERS.items())
         return headers
 
 
