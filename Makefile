@@ -67,7 +67,8 @@ screenshots: $(VENV)/.test-deps $(VENV)/.e2e-deps services
 # Benchmarks (not part of make test): figures and PASS/MISS, see BENCHMARKS.md.
 $(VENV)/.bench-deps: $(VENV)/.test-deps requirements-bench.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements-bench.txt
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	(command -v wrk && command -v valgrind) >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq wrk valgrind)
 	touch $@
 
 bench: $(VENV)/.bench-deps services

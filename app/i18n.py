@@ -118,7 +118,7 @@ def init_app(app: Flask) -> None:
 
 def compile_catalogs(directory: Path) -> None:
     """Compile each messages.po whose .mo is missing or older, as `make`
-    does with pybabel, so that an app started without make (flask, gunicorn,
+    does with pybabel, so that an app started without make (flask, a web server,
     an IDE) still speaks Korean. Fuzzy entries are left out, as pybabel does."""
     for po in directory.glob("*/LC_MESSAGES/messages.po"):
         mo = po.with_suffix(".mo")

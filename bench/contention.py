@@ -74,7 +74,7 @@ def hold_contention(stack: Stack) -> None:
     )
 
 
-# Figure 7 runs in worker processes, as gunicorn does: each has its own
+# Figure 7 runs in worker processes, as the web server does: each has its own
 # interpreter (no GIL shared with the others) and its own DB connection.
 PROCESSES, ROUNDS, SECONDS = 4, 5, 8
 _worker: dict = {}  # in each worker process: its app, its raw connection, the start line

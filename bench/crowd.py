@@ -4,7 +4,7 @@ N virtual people (asyncio tasks sharing one aiohttp session; each person's
 signed session cookie is sent explicitly) join the waiting room over a ramp
 of RAMP seconds, then poll exactly when the server's `poll_after` says.
 Whoever is admitted enters with the token, reads the seat map, holds a seat
-and buys it with an Idempotency-Key. It all runs against gunicorn, Redis,
+and buys it with an Idempotency-Key. It all runs against the web server, Redis,
 MySQL, the RQ worker and the scheduler as in production (bench/common.py).
 The accounts are inserted in bulk and logged in by signing their session
 cookies with the app's own session serializer (common.bulk_people: 20,000
@@ -61,8 +61,8 @@ JOIN_GRACE = 30.0  # the window waits at most this long past the ramp for late j
 WINDOW = 60.0  # measurement window (= the slowest tier's interval)
 FIXED_INTERVAL = 3
 FIXED_TIERS = [{"up_to": None, "interval": FIXED_INTERVAL, "band": 0}]
-CONNECTIONS = 48  # the client's connection pool (gunicorn: 2 workers x 8 threads)
-WEB_WORKERS = 2  # as in production (gunicorn.conf.py); more would not add cores
+CONNECTIONS = 48  # the client's connection pool (the web server: 2 processes x 5 threads)
+WEB_WORKERS = 2  # as make run starts it on 2 cores; more would not add cores
 EVENT = {
     "max_active": 2_000,
     "admit_rate": 3,

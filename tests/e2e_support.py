@@ -1,5 +1,5 @@
 """Browser tests: headless Chromium (Debian's package; Playwright drives it)
-against the real stack that `make run` starts (bin/run: gunicorn, the RQ
+against the real stack that `make run` starts (bin/run: the web server, the RQ
 worker and the scheduler), on a port of its own, with its own Redis database
 and its own MySQL database (embedded Redis / SQLite when none answers).
 
