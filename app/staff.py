@@ -4,6 +4,11 @@ call these, so the rule "every staff action is in the audit log" lives here."""
 from app import audit, events, seats, waiting_room
 
 
+def create_event(actor_id: int, name: str, sections: list[dict], **settings):
+    """A new event with its seats (admission paused); audited there."""
+    return events.create(name, sections, actor_id=actor_id, **settings)
+
+
 def update_event(actor_id: int, event_id: int, **changes):
     return events.update(event_id, actor_id=actor_id, **changes)  # audited there
 

@@ -10,7 +10,7 @@ from flask_babel import format_time, gettext
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
-from app import audit, dashboard, events, seats, staff
+from app import audit, dashboard, seats, staff
 from app.errors import AppError
 from app.i18n import admission_state, number
 from app.web import identity
@@ -58,16 +58,7 @@ def create_event():
     except (ValueError, ValidationError) as e:
         flash(gettext("The event was not created: %(problem)s", problem=_first_error(e)), "error")
         return redirect(url_for("admin.index"))
-    event = events.create(
-        body.name,
-        [s.model_dump() for s in body.sections],
-        actor_id=identity.user_id(),
-        sale_opens_at=body.sale_opens_at,
-        max_active=body.max_active,
-        admit_rate=body.admit_rate,
-        active_ttl=body.active_ttl,
-        hold_ttl=body.hold_ttl,
-    )
+    event = staff.create_event(identity.user_id(), **body.model_dump())
     flash(gettext("Created %(name)s (admission paused).", name=event.name), "info")
     return redirect(url_for("admin.event", event_id=event.id))
 

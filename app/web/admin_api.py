@@ -16,16 +16,7 @@ bp.before_request(json_bodies_only)
 @bp.post("/events")
 def create_event():
     body = parse(CreateEvent, json_body())
-    event = events.create(
-        body.name,
-        [s.model_dump() for s in body.sections],
-        actor_id=identity.user_id(),
-        sale_opens_at=body.sale_opens_at,
-        max_active=body.max_active,
-        admit_rate=body.admit_rate,
-        active_ttl=body.active_ttl,
-        hold_ttl=body.hold_ttl,
-    )
+    event = staff.create_event(identity.user_id(), **body.model_dump())
     return jsonify(events.describe(event, 0, 0)), 201
 
 
