@@ -57,7 +57,15 @@ $(VENV)/.e2e-deps: tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund --silent
 	touch $@
 
-test: lint services translations $(VENV)/.e2e-deps
+# The real engines the scale-out tests start on loopback and in network
+# namespaces (a Redis Cluster of Debian's redis-server, nginx, iproute2),
+# with apt-get when missing.
+$(VENV)/.system-deps:
+	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip) \
+	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2)
+	touch $@
+
+test: lint services translations $(VENV)/.e2e-deps $(VENV)/.system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The browser tests again, saving their screenshots into docs/screenshots/.

@@ -4,6 +4,7 @@ import logging
 
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from app import cli, config, i18n
@@ -34,7 +35,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.register(app)
     cli.register(app)
     app.wsgi_app = HotPath(app, app.wsgi_app)
+    trust_proxies(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES proxies (nginx: 1), the client's address and
+    scheme are the ones those proxies put in X-Forwarded-For/-Proto, so the
+    per-IP limits count people, not the proxy. With 0, the headers are
+    ignored: anyone could write them."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
 
 def configure(app: Flask, test_config: dict | None) -> None:

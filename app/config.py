@@ -43,7 +43,13 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "JWT_SECRET": env("JWT_SECRET") or keys["JWT_SECRET"],
         "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{instance / 'ticketdrop.sqlite3'}",
         "DATABASE_POOL_SIZE": int(env("DATABASE_POOL_SIZE", "32")),  # MySQL, per process
+        # redis://, unix://, or redis+cluster://host:port[,host:port...] (Redis Cluster).
         "REDIS_URL": env("REDIS_URL") or embedded_redis_url(instance),
+        # RQ's jobs and schedules: a plain Redis (RQ cannot use a cluster);
+        # REDIS_URL when that is a plain Redis (see _derived).
+        "RQ_REDIS_URL": env("RQ_REDIS_URL"),
+        # How many proxies in front set X-Forwarded-For (0: trust none of it).
+        "TRUSTED_PROXIES": int(env("TRUSTED_PROXIES", "0")),
         # Seconds to wait for Redis before answering 503 (the app and its rate limits).
         "REDIS_TIMEOUT": float(env("REDIS_TIMEOUT", "3")),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
@@ -83,7 +89,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         **(overrides or {}),
     }
-    return _derived(settings) | settings
+    return settings | _derived(settings)
 
 
 def server(env) -> dict:
@@ -101,18 +107,42 @@ def server(env) -> dict:
     }
 
 
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def is_cluster(redis_url: str) -> bool:
+    return redis_url.startswith(CLUSTER_SCHEME)
+
+
+def cluster_nodes(redis_url: str) -> list[tuple[str, int]]:
+    """redis+cluster://host:port[,host:port...] -> [(host, port), ...]."""
+    nodes = []
+    for node in redis_url[len(CLUSTER_SCHEME) :].split("/")[0].split(","):
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"REDIS_URL: {node!r} is not host:port")
+        nodes.append((host, int(port)))
+    return nodes
+
+
 def _derived(settings: dict) -> dict:
-    """Settings that follow from others unless given: the rate limits live in
-    the app's Redis and give up as fast as the app's own client does."""
-    timeout = settings["REDIS_TIMEOUT"]
+    """Settings that follow from others unless given: RQ shares a plain
+    REDIS_URL; the rate limits live in the app's Redis (a cluster too) and
+    give up as fast as the app's own client does."""
+    redis_url, timeout = settings["REDIS_URL"], settings["REDIS_TIMEOUT"]
+    plain = None if is_cluster(redis_url) else redis_url
     return {
-        "RATELIMIT_STORAGE_URI": limits_storage_uri(settings["REDIS_URL"]),
-        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        "RQ_REDIS_URL": settings.get("RQ_REDIS_URL") or plain,
+        "RATELIMIT_STORAGE_URI": settings.get("RATELIMIT_STORAGE_URI")
+        or limits_storage_uri(redis_url),
+        "RATELIMIT_STORAGE_OPTIONS": settings.get("RATELIMIT_STORAGE_OPTIONS")
+        or {"socket_timeout": timeout, "socket_connect_timeout": timeout},
     }
 
 
 def limits_storage_uri(redis_url: str) -> str:
-    """The limits library spells unix sockets redis+unix://."""
+    """The limits library spells unix sockets redis+unix:// (and takes
+    redis+cluster:// as it is)."""
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url[len("unix://") :]
     return redis_url

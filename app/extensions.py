@@ -1,11 +1,16 @@
 """Unbound singletons, bound to one app by create_app()."""
 
 import peewee
+import redis.exceptions
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from playhouse.db_url import connect as connect_url
 from redis import Redis
+from redis.backoff import ConstantBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 
+from app import config
 from app import scripts as lua
 
 db = peewee.DatabaseProxy()
@@ -13,21 +18,51 @@ csrf = CSRFProtect()
 babel = Babel()  # app/i18n.py binds it with the locale selector
 
 
+# What "Redis cannot answer right now" looks like: a 503 with Retry-After
+# (app/web/errors.py), never a 500. The cluster ones come and go with a
+# failover (CLUSTERDOWN, TRYAGAIN, a slot no master serves for a moment).
+REDIS_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.RedisClusterException,
+)
+
+
+def connect_redis(url: str, timeout: float) -> Redis | RedisCluster:
+    """A client for the app's state: a plain Redis (redis://, unix://) or
+    Redis Cluster (redis+cluster://host:port,...). Each call waits at most
+    `timeout` seconds per try; the cluster client tries once more after
+    refreshing its map of the slots (a master that failed over)."""
+    if not config.is_cluster(url):
+        return Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in config.cluster_nodes(url)],
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(ConstantBackoff(0.1), retries=1),
+        # Serve the slots that have a master while another one fails over.
+        require_full_coverage=False,
+    )
+
+
 class RedisStore:
     """The app's Redis client and its Lua scripts, registered once per process."""
 
-    client: Redis | None = None
+    client: Redis | RedisCluster | None = None
     scripts: lua.Scripts | None = None
 
     def init_app(self, app):
         # A short socket timeout so an unreachable Redis gives a clear 503 fast.
-        self.client = Redis.from_url(
-            app.config["REDIS_URL"],
-            decode_responses=True,
-            socket_timeout=app.config["REDIS_TIMEOUT"],
-            socket_connect_timeout=app.config["REDIS_TIMEOUT"],
-            health_check_interval=30,
-        )
+        self.client = connect_redis(app.config["REDIS_URL"], app.config["REDIS_TIMEOUT"])
         self.scripts = lua.load(self.client)
         app.extensions["redis"] = self
 

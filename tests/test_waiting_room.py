@@ -14,7 +14,7 @@ import uuid
 import jwt
 import pytest
 import redis
-from helpers import members, redis_now_ms, seed_queue
+from helpers import members, redis_now_ms, seed_queue, server_of
 
 from app import events, keys, waiting_room
 from app.config import DEFAULT_POLL_TIERS
@@ -579,13 +579,17 @@ def test_cleanup_job_returns_and_logs_the_count_per_event(app, r, make_event, jo
 # One round trip per poll
 
 
-def commands_sent(redis_url: str, action) -> list[str]:
-    """The commands the app's Redis connection sent while `action` ran, read
-    with MONITOR (commands run inside Lua are tagged 'lua' and left out)."""
-    app_client = redis_store.client
+def commands_sent(key: str, action) -> list[str]:
+    """The commands the app's Redis connection to `key`'s server (the one
+    Redis, or the cluster's master of the key's slot) sent while `action`
+    ran, read with MONITOR (commands run inside Lua are tagged 'lua' and
+    left out)."""
+    app_client = server_of(redis_store.client, key)
     addr = app_client.client_info()["addr"]  # the pooled connection the action reuses
     marker = f"end-of-action-{uuid.uuid4().hex}"
-    watcher = redis.Redis.from_url(redis_url, socket_timeout=10)
+    watcher = redis.Redis(
+        connection_pool=redis.ConnectionPool(**app_client.get_connection_kwargs())
+    )
     sent = []
     with watcher.monitor() as monitor:
         action()
@@ -620,17 +624,17 @@ def test_each_poll_is_one_redis_round_trip(app, ctx, r, make_event):
     seed_queue(r, event.id, range(1, 101))
     waiting_room.poll(event.id, 50)  # the script is cached in Redis, the connection warm
 
-    sent = commands_sent(app.config["REDIS_URL"], lambda: waiting_room.poll(event.id, 50))
-    assert sent == ["EVALSHA"]
     k = keys.event(event.id)
-    sent = commands_sent(app.config["REDIS_URL"], lambda: waiting_room.join(event.id, 500))
+    sent = commands_sent(k.queue, lambda: waiting_room.poll(event.id, 50))
+    assert sent == ["EVALSHA"]
+    sent = commands_sent(k.queue, lambda: waiting_room.join(event.id, 500))
     assert sent == ["EVALSHA"]  # a join is one round trip too
     assert r.zscore(k.queue, 500) is not None
 
     # The server's own counters agree: one EVALSHA per poll. The server is
     # shared, so another client's EVALSHA may land in between: retry a little.
     for _ in range(5):
-        delta = evalsha_delta(r, lambda: waiting_room.poll(event.id, 50))
+        delta = evalsha_delta(server_of(r, k.queue), lambda: waiting_room.poll(event.id, 50))
         if delta.get("cmdstat_evalsha") == 1:
             break
     assert delta.get("cmdstat_evalsha") == 1, delta

@@ -10,7 +10,6 @@ anything unexpected is logged and answered as 500 without details.
 import logging
 
 import peewee
-import redis.exceptions
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -18,6 +17,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 from app.errors import AppError
+from app.extensions import REDIS_UNAVAILABLE
 from app.web.hot_path import HANDED_ON_ERROR
 from app.web.limits import retry_after
 
@@ -84,11 +84,12 @@ def register(app: Flask) -> None:
             message = HTTP_MESSAGES.get(e.code, e.description or e.name)
         return respond(e.code or 500, code, message, headers)
 
-    @app.errorhandler(redis.exceptions.ConnectionError)
-    @app.errorhandler(redis.exceptions.TimeoutError)
     def redis_down(e):
         log.error("Redis unavailable: %s", e)
         return respond(503, "unavailable", REDIS_DOWN, {"Retry-After": UNAVAILABLE_RETRY_AFTER})
+
+    for error in REDIS_UNAVAILABLE:
+        app.register_error_handler(error, redis_down)
 
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)

@@ -24,17 +24,16 @@ import time
 from collections import OrderedDict
 
 import orjson
-import redis.exceptions
 from flask import Flask
 from itsdangerous import BadData
 
 from app import i18n, waiting_room
+from app.extensions import REDIS_UNAVAILABLE
 from app.web import SECURITY_HEADERS, fragments
 
 HANDED_ON_ERROR = "ticketdrop.hot_path_error"
 JSON_POLL = re.compile(r"/api/events/(\d{1,18})/queue")
 FRAGMENT_POLL = re.compile(r"/events/(\d{1,18})/waiting/status")
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # The headers Flask's views send with these answers (Vary: Cookie as Flask's
 # session adds it, the fragment's own, and the security headers).
 JSON_HEADERS = (("Content-Type", "application/json"), ("Vary", "Cookie"),
@@ -105,7 +104,7 @@ class HotPath:
         Redis error, with the error handed on)."""
         try:
             return waiting_room.poll(event_id, user_id, self.app.config, reload=False)
-        except REDIS_DOWN as e:
+        except REDIS_UNAVAILABLE as e:
             environ[HANDED_ON_ERROR] = e
         except Exception:  # not in the queue, the config to reload, ...: Flask's view
             pass
