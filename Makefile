@@ -65,8 +65,15 @@ $(VENV)/.system-deps:
 	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2)
 	touch $@
 
+# The Redis-side tests run twice: on one Redis, then on a Redis Cluster of
+# six redis-server processes the suite starts itself (TEST_REDIS=cluster).
+CLUSTER_TESTS := tests/test_waiting_room.py tests/test_admission.py tests/test_entrance.py \
+	tests/test_holds.py tests/test_checkout.py tests/test_jobs.py tests/test_faults.py \
+	tests/test_limits.py tests/test_hot_path.py tests/test_sold_out.py
+
 test: lint services translations $(VENV)/.e2e-deps $(VENV)/.system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+	TEST_REDIS=cluster $(PY) -m pytest -m "not cluster and not netns" $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
 # The browser tests again, saving their screenshots into docs/screenshots/.
 screenshots: $(VENV)/.test-deps $(VENV)/.e2e-deps services

@@ -133,6 +133,13 @@ def server_of(r, key: str):
     return r
 
 
+def connection_pools(r) -> list:
+    """The connection pools of a client: one, or one per cluster node."""
+    if isinstance(r, redis.RedisCluster):
+        return [node.redis_connection.connection_pool for node in r.get_nodes()]
+    return [r.connection_pool]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
