@@ -1,4 +1,5 @@
 # make run       installs into .venv/ and starts web, worker and scheduler
+# make cluster   the same scaled out: Redis Cluster, two web servers behind nginx, MySQL
 # make test      installs the test tools, checks lint and formatting, and runs the suite
 # make messages  extracts the strings to translate into each messages.po
 VENV   := .venv
@@ -8,7 +9,7 @@ PYTHON ?= python3
 POT    := app/translations/messages.pot
 MO     := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint services bench clean screenshots translations messages
+.PHONY: run cluster test lint services bench clean screenshots translations messages
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,11 @@ $(VENV)/.system-deps:
 	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip) \
 	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2)
 	touch $@
+
+# bin/cluster: a Redis Cluster, two web servers behind nginx (deploy/nginx.conf),
+# two workers and the scheduler, on MySQL (DATABASE_URL or the local one).
+cluster: $(VENV)/.run-deps translations $(VENV)/.system-deps
+	$(PY) bin/cluster
 
 test: lint services translations $(VENV)/.e2e-deps $(VENV)/.system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

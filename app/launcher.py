@@ -7,6 +7,7 @@ Nothing here is imported by the app itself.
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -340,3 +341,30 @@ def nginx_binary() -> str:
     if found is None:
         raise RuntimeError("no nginx: install Debian's (apt-get install nginx)")
     return found
+
+
+def free_port() -> int:
+    """A free loopback port (free now: the caller binds it soon)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` free loopback ports in a row whose cluster-bus
+    ports (each + 10000) are free too: what a Redis Cluster needs."""
+    for _ in range(200):
+        first = random.randrange(20_000, 40_000)
+        ports = [p for port in range(first, first + count) for p in (port, port + 10_000)]
+        if all(_bindable(port) for port in ports):
+            return first
+    raise RuntimeError(f"no {count} free ports in a row on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -159,7 +159,7 @@ class Hosts:
         for host in self.hosts:
             host.create()
             host.start_web(self.env, self.tmp / f"{host.name}.log")
-        listen = f"127.0.0.1:{free_port()}"
+        listen = f"127.0.0.1:{launcher.free_port()}"
         upstreams = [host.upstream for host in self.hosts]
         self.nginx = launcher.Nginx(self.tmp / "nginx", upstreams, listen).start()
 
@@ -203,12 +203,6 @@ class Hosts:
         """Requests nginx passed to a second upstream (its log: "a, b")."""
         lines = self.nginx.access_log_path.read_text().splitlines()
         return sum(1 for line in lines if ", " in line.split("[", 1)[1])
-
-
-def free_port() -> int:
-    from helpers import free_port as free
-
-    return free()
 
 
 class Client:
