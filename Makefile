@@ -1,4 +1,5 @@
 # make run       installs into .venv/ and starts web, worker and scheduler
+# make cluster   the same scaled out: Redis Cluster, two web servers behind nginx, MySQL
 # make test      installs the test tools, checks lint and formatting, and runs the suite
 # make messages  extracts the strings to translate into each messages.po
 VENV   := .venv
@@ -8,7 +9,7 @@ PYTHON ?= python3
 POT    := app/translations/messages.pot
 MO     := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint services bench clean screenshots translations messages
+.PHONY: run cluster test lint services bench clean screenshots translations messages
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,11 @@ $(VENV)/.system-deps:
 CLUSTER_TESTS := tests/test_waiting_room.py tests/test_admission.py tests/test_entrance.py \
 	tests/test_holds.py tests/test_checkout.py tests/test_jobs.py tests/test_faults.py \
 	tests/test_limits.py tests/test_hot_path.py tests/test_sold_out.py tests/test_smoke.py
+
+# bin/cluster: a Redis Cluster, two web servers behind nginx (deploy/nginx.conf),
+# two workers and the scheduler, on MySQL (DATABASE_URL or the local one).
+cluster: $(VENV)/.run-deps translations $(VENV)/.system-deps
+	$(PY) bin/cluster
 
 test: lint services translations $(VENV)/.e2e-deps $(VENV)/.system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -7,8 +7,10 @@ Nothing here is imported by the app itself.
 
 import contextlib
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -259,3 +261,110 @@ def wait_for(check, what: str, seconds: float = 30) -> None:
 def server_settings(env: dict | None = None) -> dict:
     """The web server's settings from `env` (default: this process's)."""
     return config.server(env if env is not None else os.environ)
+
+
+class Nginx:
+    """Debian's nginx in front of `servers` ("host:port" each), with
+    deploy/nginx.conf as it is: a main configuration of our own in
+    `directory` (pid, logs, temp and cache paths all there) defines what
+    that file expects, the upstream `app`, the cache zone and
+    ticketdrop-listen.conf. `access_log` writes a line per request with the
+    upstream(s) that answered it ("a, b" when nginx retried)."""
+
+    SITE = ROOT / "deploy" / "nginx.conf"
+    LOG_FORMAT = (
+        "$remote_addr $request_method $request_uri $status [$upstream_addr] [$upstream_status]"
+    )
+
+    def __init__(self, directory: Path, servers: list[str], listen: str, access_log: bool = True):
+        self.directory, self.servers, self.listen = Path(directory), servers, listen
+        self.access_log = access_log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}"
+
+    @property
+    def access_log_path(self) -> Path:
+        return self.directory / "access.log"
+
+    def write_config(self) -> Path:
+        d = self.directory
+        for temp in TEMP_PATHS:
+            (d / "temp" / temp).mkdir(parents=True, exist_ok=True)
+        (d / "ticketdrop-listen.conf").write_text(f"listen {self.listen};\n")
+        servers = "".join(f"        server {server};\n" for server in self.servers)
+        log = f"access_log {d / 'access.log'} ticketdrop;" if self.access_log else "access_log off;"
+        # As root, nginx's workers would run as nobody and could not write here.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (d / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {d / 'nginx.pid'};\n"
+            f"error_log {d / 'error.log'} warn;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n"
+            f"    log_format ticketdrop '{self.LOG_FORMAT}';\n    {log}\n"
+            + "".join(f"    {t}_temp_path {d / 'temp' / t};\n" for t in TEMP_PATHS)
+            + f"    upstream app {{\n{servers}        keepalive 32;\n    }}\n"
+            f"    proxy_cache_path {d / 'cache'} keys_zone=ticketdrop_waiting:10m"
+            " max_size=100m inactive=10m use_temp_path=off;\n"
+            f"    include {self.SITE};\n"
+            "}\n"
+        )
+        return d / "nginx.conf"
+
+    def start(self) -> "Nginx":
+        conf = self.write_config()
+        command = [nginx_binary(), "-p", str(self.directory), "-c", str(conf)]
+        subprocess.run([*command, "-t", "-q"], check=True)  # a bad config says why, here
+        self.proc = start(command, os.environ)
+        wait_for(self.answers, "nginx", 10)
+        return self
+
+    def answers(self) -> bool:
+        host, port = self.listen.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+
+    def stop(self) -> None:
+        if self.proc:
+            stop([self.proc])
+
+
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        raise RuntimeError("no nginx: install Debian's (apt-get install nginx)")
+    return found
+
+
+def free_port() -> int:
+    """A free loopback port (free now: the caller binds it soon)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` free loopback ports in a row whose cluster-bus
+    ports (each + 10000) are free too: what a Redis Cluster needs."""
+    for _ in range(200):
+        first = random.randrange(20_000, 40_000)
+        ports = [p for port in range(first, first + count) for p in (port, port + 10_000)]
+        if all(_bindable(port) for port in ports):
+            return first
+    raise RuntimeError(f"no {count} free ports in a row on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -11,7 +11,7 @@ from pathlib import Path
 from common import RESULTS, machine
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["poll.py", "instructions.py", "scale.py", "contention.py", "crowd.py"]
+SCRIPTS = ["poll.py", "instructions.py", "scale.py", "contention.py", "crowd.py", "hosts.py"]
 
 
 def main() -> int:

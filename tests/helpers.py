@@ -1,8 +1,6 @@
 """Small helpers shared by the test files (fixtures live in conftest.py)."""
 
 import json
-import random
-import socket
 import threading
 import time
 import urllib.error
@@ -15,6 +13,7 @@ import redis
 from flask.testing import FlaskClient
 
 from app import keys, waiting_room
+from app.launcher import free_port, free_port_run  # noqa: F401 (tests import them from here)
 from app.models import Seat, User
 
 
@@ -138,32 +137,6 @@ def connection_pools(r) -> list:
     if isinstance(r, redis.RedisCluster):
         return [node.redis_connection.connection_pool for node in r.get_nodes()]
     return [r.connection_pool]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_run(count: int) -> int:
-    """The first of `count` free loopback ports in a row whose cluster-bus
-    ports (each + 10000) are free too: what a Redis Cluster needs."""
-    for _ in range(200):
-        first = random.randrange(20_000, 40_000)
-        ports = [p for port in range(first, first + count) for p in (port, port + 10_000)]
-        if all(_bindable(port) for port in ports):
-            return first
-    raise RuntimeError(f"no {count} free ports in a row on 127.0.0.1")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class Browser:
