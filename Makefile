@@ -59,11 +59,13 @@ $(VENV)/.e2e-deps: tests/e2e/package.json tests/e2e/package-lock.json
 	touch $@
 
 # The real engines the scale-out tests start on loopback and in network
-# namespaces (a Redis Cluster of Debian's redis-server, nginx, iproute2),
+# namespaces (a Redis Cluster of Debian's redis-server, nginx, iproute2,
+# faketime for the workers on clocks of their own),
 # with apt-get when missing.
 $(VENV)/.system-deps:
-	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip) \
-	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2)
+	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip \
+	  && command -v faketime) \
+	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2 faketime)
 	touch $@
 
 # The Redis-side tests run twice: on one Redis, then on a Redis Cluster of
