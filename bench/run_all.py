@@ -12,7 +12,15 @@ from pathlib import Path
 from common import RESULTS, machine
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["poll.py", "instructions.py", "scale.py", "contention.py", "crowd.py", "hosts.py", "cluster.py"]
+SCRIPTS = [
+    "poll.py",
+    "instructions.py",
+    "scale.py",
+    "contention.py",
+    "crowd.py",
+    "hosts.py",
+    "cluster.py",
+]
 
 
 def main() -> int:
