@@ -2,14 +2,19 @@
 plus a generous per-IP ceiling (thousands of people share one address behind
 carrier NAT). The poll is deliberately not limited here: it is one Redis
 round trip, as cheap as a refusal; the reverse proxy caps it per IP (README).
+
+Every count is per event and carries the event's hash tag (app/keys.py), so on
+Redis Cluster it lives on the event's own master: a master failing over
+disturbs only its own events, never another event's join, hold or checkout.
 """
 
 import time
 
-from flask import current_app
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from app import keys
 from app.web import identity
 
 limiter = Limiter(key_func=get_remote_address)
@@ -17,7 +22,16 @@ limiter = Limiter(key_func=get_remote_address)
 
 def person_key() -> str:
     uid = identity.user_id()
-    return f"user:{uid}" if uid else f"ip:{get_remote_address()}"
+    return _in_event(f"user:{uid}" if uid else f"ip:{get_remote_address()}")
+
+
+def ip_key() -> str:
+    return _in_event(f"ip:{get_remote_address()}")
+
+
+def _in_event(who: str) -> str:
+    """`who`'s count in the event of this request (every limited view has one)."""
+    return keys.event(request.view_args["event_id"]).tag + who
 
 
 def limited(action: str):
@@ -34,7 +48,7 @@ def limited(action: str):
         return limiter.shared_limit(
             lambda: current_app.config["RATE_LIMITS"]["per_ip"],
             scope=f"{action}:ip",
-            key_func=get_remote_address,
+            key_func=ip_key,
         )(view)
 
     return decorate
