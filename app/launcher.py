@@ -136,6 +136,9 @@ class RedisClusterServers:
             stdout=subprocess.DEVNULL,
         )
         wait_for(self.healthy, "the Redis Cluster", 30)
+        # A replica that has not finished its first sync refuses to take
+        # over ("disconnected from master for too long"): wait for all of them.
+        wait_for(self.replicas_synced, "the Redis Cluster's replicas", 30)
         return self
 
     def start_node(self, port: int) -> None:
@@ -164,6 +167,13 @@ class RedisClusterServers:
             if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != 16384:
                 return False
         return True
+
+    def replicas_synced(self) -> bool:
+        """Every replica follows its master, with a live link."""
+        infos = [self.node(port).info("replication") for port in self.live_ports()]
+        links = [info["master_link_status"] for info in infos if info["role"] == "slave"]
+        expected = len(self.ports) * self.replicas // (1 + self.replicas)
+        return len(links) == expected and all(link == "up" for link in links)
 
     def live_ports(self) -> list[int]:
         return [port for port, proc in self.procs.items() if proc.poll() is None]

@@ -57,21 +57,43 @@ def sync_config(event: Event) -> None:
     # 'state' rather than the hash: a sold-out update may have recreated it alone.
     if not redis_store.client.hexists(keys.event(event.id).config, "state"):
         reconcile(event.id)
+    redis_store.client.hset(keys.event(event.id).config, mapping=config_fields(event))
+
+
+def config_fields(event: Event) -> dict[str, str]:
+    """The config hash as MySQL's row says it should be (as Redis returns it)."""
     opens_at_ms = 0
     if event.sale_opens_at:
         opens_at_ms = int(event.sale_opens_at.replace(tzinfo=UTC).timestamp() * 1000)
-    redis_store.client.hset(
-        keys.event(event.id).config,
-        mapping={
-            "state": event.admission,
-            "max_active": event.max_active,
-            "rate": event.admit_rate,
-            "active_ttl_ms": event.active_ttl * 1000,
-            "hold_ttl_ms": event.hold_ttl * 1000,
-            "opens_at_ms": opens_at_ms,
-            "sold_out": int(event.id in sold_out([event.id])),
-        },
-    )
+    fields = {
+        "state": event.admission,
+        "max_active": event.max_active,
+        "rate": event.admit_rate,
+        "active_ttl_ms": event.active_ttl * 1000,
+        "hold_ttl_ms": event.hold_ttl * 1000,
+        "opens_at_ms": opens_at_ms,
+        "sold_out": int(event.id in sold_out([event.id])),
+    }
+    return {name: str(value) for name, value in fields.items()}
+
+
+def restore_config(event_id: int) -> bool:
+    """Write MySQL's settings into Redis where Redis's copy differs (a
+    failover lost a settings change, e.g. the sale opening); True if it
+    did. Read again after each write, so that a staff change committed
+    meanwhile is the last one written."""
+    restored = False
+    for _ in range(3):
+        event = Event.get_or_none(Event.id == event_id)
+        if event is None:
+            break
+        wanted = config_fields(event)
+        held = redis_store.client.hmget(keys.event(event_id).config, list(wanted))
+        if held == list(wanted.values()):
+            break
+        sync_config(event)
+        restored = True
+    return restored
 
 
 def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500) -> dict:

@@ -1,5 +1,6 @@
-"""Every minute: copy MySQL's booked and blocked seats and fencing tokens into
-Redis, so seat states come back by themselves after Redis loses data."""
+"""Every minute: copy MySQL's booked and blocked seats, fencing tokens and
+event settings into Redis, so they come back by themselves after Redis
+loses data (a flush, a restart, a failover that lost the last writes)."""
 
 import logging
 
@@ -11,9 +12,15 @@ log = logging.getLogger(__name__)
 
 def reconcile() -> dict:
     return for_each_event(
-        mirror.reconcile,
+        reconcile_event,
         log,
-        noteworthy=lambda result: result["changed"] or result["fence_raised"],
+        noteworthy=lambda result: (
+            result["changed"] or result["fence_raised"] or result["config_restored"]
+        ),
         message="event %s: reconciled seats with the database: %s",
         level=logging.WARNING,  # Redis disagreed with MySQL: worth an operator's look
     )
+
+
+def reconcile_event(event_id: int) -> dict:
+    return mirror.reconcile(event_id) | {"config_restored": mirror.restore_config(event_id)}

@@ -721,8 +721,9 @@ def test_the_reconcile_job_covers_every_event_that_is_not_closed(
     results = reconcile()
 
     assert set(results) == {open_event.id, paused.id}
-    assert results[open_event.id] == {"seats": 10, "changed": 3, "fence_raised": 1}
-    assert results[paused.id] == {"seats": 10, "changed": 2, "fence_raised": 1}
+    restored = {"config_restored": False}  # Redis had every settings change
+    assert results[open_event.id] == {"seats": 10, "changed": 3, "fence_raised": 1} | restored
+    assert results[paused.id] == {"seats": 10, "changed": 2, "fence_raised": 1} | restored
     for event in (open_event, paused):
         first, second = seat_ids(event.id)[:2]
         assert r.hgetall(keys.event(event.id).seats) == {
@@ -731,4 +732,22 @@ def test_the_reconcile_job_covers_every_event_that_is_not_closed(
         }
         assert r.hget(keys.event(event.id).fence, first) == "5"
     assert not r.exists(keys.event(closed.id).seats)  # closed events are left alone
-    assert reconcile()[open_event.id] == {"seats": 10, "changed": 0, "fence_raised": 0}
+    assert reconcile()[open_event.id] == {
+        "seats": 10, "changed": 0, "fence_raised": 0, "config_restored": False
+    }  # fmt: skip
+
+
+def test_the_reconcile_job_puts_back_a_settings_change_redis_lost(app, r, sale, job_app):
+    """A failover can lose the write that opened a sale (or changed its cap)
+    while the config hash survives: the minute's reconcile puts MySQL's
+    settings back, and leaves a copy that agrees alone."""
+    from jobs.reconcile import reconcile
+
+    event = sale()
+    k = keys.event(event.id)
+    r.hset(k.config, mapping={"state": "paused", "max_active": 3})  # what the replica had
+
+    assert reconcile()[event.id]["config_restored"] is True
+    assert r.hget(k.config, "state") == "open"
+    assert r.hget(k.config, "max_active") == str(event.max_active)
+    assert reconcile()[event.id]["config_restored"] is False
