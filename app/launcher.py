@@ -125,20 +125,26 @@ class RedisClusterServers:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
     def start(self) -> "RedisClusterServers":
-        for port in self.ports:
-            self.start_node(port)
-        cli = shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
-        nodes = [f"127.0.0.1:{port}" for port in self.ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas)]
-            + ["--cluster-yes"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for(self.healthy, "the Redis Cluster", 30)
-        # A replica that has not finished its first sync refuses to take
-        # over ("disconnected from master for too long"): wait for all of them.
-        wait_for(self.replicas_synced, "the Redis Cluster's replicas", 30)
+        """Start every node and join them into one cluster; a start that
+        fails stops the nodes it started."""
+        try:
+            for port in self.ports:
+                self.start_node(port)
+            cli = shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
+            nodes = [f"127.0.0.1:{port}" for port in self.ports]
+            subprocess.run(
+                [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas)]
+                + ["--cluster-yes"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            wait_for(self.healthy, "the Redis Cluster", 30)
+            # A replica that has not finished its first sync refuses to take
+            # over ("disconnected from master for too long"): wait for all.
+            wait_for(self.replicas_synced, "the Redis Cluster's replicas", 30)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def start_node(self, port: int) -> None:
@@ -196,6 +202,11 @@ class RedisClusterServers:
         self.procs[port].wait()
 
     def stop(self) -> None:
+        """Stop every node, also one a test paused (SIGSTOP)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)
         stop(list(self.procs.values()))
 
 

@@ -30,7 +30,6 @@ from common import Stack, create_event, median, result
 
 from app import keys, launcher
 from app.scripts import SOURCES
-from tests.helpers import free_port_run
 
 ROUNDS, REQUESTS, CLIENTS, PEOPLE = 7, 100_000, 32, 100_000
 SCRIPT = SOURCES["poll"]
@@ -98,7 +97,7 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     with Stack() as stack, tempfile.TemporaryDirectory(prefix="ticketdrop-cluster-") as tmp:
-        cluster = launcher.RedisClusterServers(Path(tmp), free_port_run(6)).start()
+        cluster = launcher.RedisClusterServers(Path(tmp), launcher.free_port_run(6)).start()
         try:
             event_ids = events_on_three_masters(stack, cluster)
             masters = [cluster.master_of(keys.event(e).config) for e in event_ids]

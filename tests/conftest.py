@@ -59,9 +59,18 @@ def private_redis(tmp_path):
 def start_cluster(directory: Path) -> launcher.RedisClusterServers:
     """A Redis Cluster of 3 masters and 3 replicas of the test's own, on six
     free loopback ports in a row."""
-    from helpers import free_port_run
+    return launcher.RedisClusterServers(directory, launcher.free_port_run(6)).start()
 
-    return launcher.RedisClusterServers(directory, free_port_run(6)).start()
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A Redis Cluster of this test's own (it may kill and pause its nodes),
+    stopped afterwards whatever happened."""
+    servers = start_cluster(tmp_path / "cluster")
+    try:
+        yield servers
+    finally:
+        servers.stop()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from helpers import Person, assert_error, free_port, free_port_run
+from helpers import Person, assert_error, free_port
 from test_faults import (
     HttpClient,
     admit_now,
@@ -66,19 +66,6 @@ REDIS_TIMEOUT = 3.0  # the app's default (config.py)
 BOUND = 2 * (REDIS_TIMEOUT + 0.25) + 0.1 + 1.0  # + 1 s for a busy 2-core machine
 RESUME_WITHIN = 10.0  # seconds after the promotion: new holds and checkouts succeed
 SEATS = 40
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    servers = launcher.RedisClusterServers(tmp_path / "cluster", free_port_run(6))
-    try:
-        servers.start()  # also waits for every replica's first sync
-        yield servers
-    finally:
-        for proc in servers.procs.values():  # a node the test stopped must take SIGTERM
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)
-        servers.stop()
 
 
 def replica_of(cluster, master_port: int) -> int:

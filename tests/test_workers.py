@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import start_cluster
 from helpers import free_port, seed_queue
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
@@ -33,13 +32,6 @@ QUEUED, GHOSTS = 15_000, 1_000
 # Two events limited by their rate (the cap is never reached), one by its cap.
 RATE_BOUND = {"admit_rate": 250, "max_active": 5_000, "active_ttl": 5}
 CAP_BOUND = {"admit_rate": 1_000, "max_active": 300, "active_ttl": 2}
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    servers = start_cluster(tmp_path / "cluster")
-    yield servers
-    servers.stop()
 
 
 @pytest.fixture
