@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from conftest import IN_CI
 from hosts import Hosts, journey
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -23,7 +24,10 @@ SEATS = 40  # fewer seats than twice the crowd: people race for some
 @pytest.fixture(autouse=True)
 def needs_root():
     if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+        message = "network namespaces need root (ip netns)"
+        if IN_CI:
+            pytest.fail(message)  # CI never skips these
+        pytest.skip(message)
 
 
 def open_event(hosts: Hosts, **settings) -> tuple[int, list[int]]:
