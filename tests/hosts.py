@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -115,6 +116,7 @@ class Hosts:
     end), the RQ worker and the scheduler, nginx in front on loopback."""
 
     def __init__(self, database: str, count: int = 2, **settings):
+        # Short: the Redis socket's path must fit a unix socket address.
         self.tmp = Path(tempfile.mkdtemp(prefix="td-hosts-"))
         self.database = database
         tag = f"td{os.getpid() % 100_000}"
@@ -132,8 +134,10 @@ class Hosts:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *_) -> None:
         self.close()
+        if exc_type is None:  # after a failure, the logs stay for a look
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def start(self) -> None:
         self.redis = launcher.RedisServer(self.tmp / "redis", embedded=False).start()
