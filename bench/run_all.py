@@ -1,6 +1,6 @@
 """`make bench`: every figure, one script at a time (each starts and stops its
 own servers), then one line per figure with its target and PASS/MISS.
-Loopback only; bounded in time (about 20 minutes on the 2-core machine,
+Loopback only; bounded in time (about 19 minutes on the 2-core machine,
 cluster.py about 7 of them)."""
 
 import json
