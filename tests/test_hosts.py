@@ -92,7 +92,14 @@ def test_a_crowd_lands_on_both_hosts_and_a_host_killed_mid_run_loses_nobody():
         assert served[alive.name] > served_before_kill[alive.name]
         assert served[dead.name] == served_before_kill[dead.name]  # dead is dead
         assert not [c.missing_retry_after for c in clients if c.missing_retry_after]
-        assert figures["requests nginx retried on the other host"] >= 1  # nginx noticed
+        # nginx noticed the dead host: it passed a request on to the other
+        # (one that never reached the dead one), or a request the dead host
+        # had already taken (a POST in flight) came back as a retryable
+        # answer that the client retried. Which one depends on what was in
+        # flight at the kill; after either, nginx leaves the host out for
+        # its fail_timeout (10 s).
+        noticed = figures["requests nginx retried on the other host"]
+        assert noticed + figures["retryable answers seen by clients"] >= 1
 
         # MySQL is the judge: everyone paid once, for the seat they were told.
         rows = hosts.query(
