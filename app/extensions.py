@@ -20,11 +20,14 @@ babel = Babel()  # app/i18n.py binds it with the locale selector
 
 # What "Redis cannot answer right now" looks like: a 503 with Retry-After
 # (app/web/errors.py), never a 500. The cluster ones come and go with a
-# failover (CLUSTERDOWN, TRYAGAIN, a slot no master serves for a moment).
+# failover or a slot being moved: CLUSTERDOWN, TRYAGAIN, a slot no master
+# serves for a moment, and ClusterError("TTL exhausted") when redis-py gives
+# up following redirects (an event's keys split between two masters for
+# longer than its retries, about half a second).
 REDIS_UNAVAILABLE = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,  # ClusterDownError, MasterDownError too
     redis.exceptions.TryAgainError,
     redis.exceptions.RedisClusterException,
 )
