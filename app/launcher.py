@@ -119,6 +119,7 @@ class RedisClusterServers:
         self.replicas, self.node_timeout_ms = replicas, node_timeout_ms
         self.binary = redis_binary(embedded=False)
         self.procs: dict[int, subprocess.Popen] = {}
+        self._clients: dict[int, redis.Redis] = {}
 
     @property
     def url(self) -> str:
@@ -164,7 +165,12 @@ class RedisClusterServers:
         wait_for(lambda: self.node(port).ping(), f"redis-server on {port}", 10)
 
     def node(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True)
+        """A plain client of one node (made once; it reconnects after a restart)."""
+        if port not in self._clients:
+            self._clients[port] = redis.Redis(
+                host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True
+            )
+        return self._clients[port]
 
     def healthy(self) -> bool:
         """Every live node sees all slots served and the cluster ok."""

@@ -1,6 +1,8 @@
 """Small helpers shared by the test files (fixtures live in conftest.py)."""
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -13,7 +15,7 @@ import redis
 from flask.testing import FlaskClient
 
 from app import keys, waiting_room
-from app.launcher import free_port, free_port_run  # noqa: F401 (tests import them from here)
+from app.launcher import ROOT, free_port, free_port_run  # noqa: F401 (tests import them from here)
 from app.models import Seat, User
 
 
@@ -121,6 +123,20 @@ def pay(client, event_id, items, key=None):
         f"/api/events/{event_id}/checkout",
         json={"seats": [{"seat_id": s, "token": t} for s, t in items]},
         headers={"Idempotency-Key": key or uuid.uuid4().hex},
+    )
+
+
+def start_bin(script: str, env: dict) -> subprocess.Popen:
+    """bin/<script> (run, cluster) as `make` starts it, in its own process
+    group, its output (text) kept for the test to read."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / script)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 

@@ -6,16 +6,14 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pymysql
 import pytest
 from conftest import MYSQL, MYSQL_DB, mysql_available
-from helpers import Browser, free_port
+from helpers import Browser, free_port, start_bin
 
-ROOT = Path(__file__).resolve().parent.parent
 DATABASE = f"{MYSQL_DB}_cluster"
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -56,15 +54,7 @@ def test_cluster_serves_through_nginx_and_stops_everything_on_sigterm(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RQ_REDIS_URL")}
     env.update(PORT=str(port), INSTANCE_PATH=str(tmp_path / "i"), DATABASE_URL=database_url)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bin" / "cluster")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_bin("cluster", env)
     started: set[int] = set()
     try:
         browser = Browser(f"http://127.0.0.1:{port}")

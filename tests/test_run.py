@@ -4,14 +4,10 @@ instance folder, serves the demo and admits a person with no manual step."""
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from helpers import Browser, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import Browser, free_port, start_bin
 
 
 @pytest.mark.slow
@@ -19,15 +15,7 @@ def test_run_serves_the_demo_and_the_worker_admits_a_person(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), WEB_WORKERS="1")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bin" / "run")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_bin("run", env)
     try:
         browser = Browser(f"http://127.0.0.1:{port}")
         if not browser.wait_ready(60):
