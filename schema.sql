@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS events (
   admit_rate    INT NOT NULL,
   active_ttl    INT NOT NULL,
   hold_ttl      INT NOT NULL,
+  poll_budget   INT NOT NULL DEFAULT 5000,  -- polls/s the whole queue may send
+  prequeue_opens_at DATETIME NULL,          -- joining opens (NULL: at once)
+  -- The fair start's secret (hex, 32 bytes): its SHA-256 is published from
+  -- the start, the seed itself once the draw is made (drawn_at).
+  draw_seed     CHAR(64) NOT NULL DEFAULT '',
+  drawn_at      DATETIME NULL,
   created_at    DATETIME NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -81,6 +87,19 @@ CREATE TABLE IF NOT EXISTS payments (
   created_at DATETIME NOT NULL,
   CONSTRAINT payments_booking FOREIGN KEY (booking_id) REFERENCES bookings (id) ON DELETE CASCADE,
   CONSTRAINT payments_user FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Who took part in an event's draw (joined before the sale opened), under
+-- a public pseudonymous id: GET /api/events/{id}/draw publishes the list.
+-- A record of what was drawn: it stays as it was, whatever becomes of the
+-- accounts (no foreign key to users).
+CREATE TABLE IF NOT EXISTS draw_entries (
+  event_id  BIGINT NOT NULL,
+  user_id   BIGINT NOT NULL,
+  public_id CHAR(16) NOT NULL,
+  PRIMARY KEY (event_id, user_id),
+  UNIQUE KEY draw_entries_public (event_id, public_id),
+  CONSTRAINT draw_entries_event FOREIGN KEY (event_id) REFERENCES events (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS audit_log (

@@ -1,12 +1,15 @@
 """Command line: flask --app wsgi <command> (docs/API.md lists them)."""
 
+import json
 import secrets
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from playhouse.migrate import SchemaMigrator, migrate
 
-from app import accounts, capacity, events
+from app import accounts, capacity, draw, events
+from app.config import EVENT_DEFAULTS
 from app.errors import AppError
 from app.extensions import db, is_mysql
 from app.models import MODELS, Event, User
@@ -16,12 +19,26 @@ SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
 
 def create_tables() -> None:
     """MySQL: the statements of schema.sql one by one (PyMySQL runs one per
-    execute). SQLite: the same tables from the models."""
+    execute). SQLite: the same tables from the models. Then the columns a
+    newer version added to a table that already existed."""
     if is_mysql():
         for statement in schema_statements():
             db.execute_sql(statement)
     else:
         db.create_tables(MODELS, safe=True)
+    add_missing_columns()
+
+
+def add_missing_columns() -> None:
+    """A database made by an earlier version gets the columns it lacks (new
+    columns have defaults or allow NULL, so existing rows stay valid)."""
+    migrator = SchemaMigrator.from_database(db)
+    for model in MODELS:
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in present:
+                migrate(migrator.add_column(table, field.column_name, field))
 
 
 def schema_statements() -> list[str]:
@@ -60,10 +77,56 @@ def register(app: Flask) -> None:
     @click.option(
         "--waiting", type=click.IntRange(min=0), required=True, help="People in the queue."
     )
+    @click.option("--event", "event_id", type=int, help="Take the budget, rate and window from it.")
+    @click.option("--budget", type=click.IntRange(min=1), help="Poll budget, polls/s.")
+    @click.option("--rate", type=click.IntRange(min=1), help="Admissions per second.")
+    @click.option("--active-ttl", type=click.IntRange(min=1), help="Active window, s.")
     @click.option("--fixed", type=float, default=3.0, help="Fixed interval to compare with.")
-    def capacity_command(waiting, fixed):
-        """Print the polling cost model for a crowd."""
-        click.echo(capacity.report(waiting, current_app.config["POLL_TIERS"], fixed))
+    def capacity_command(waiting, event_id, budget, rate, active_ttl, fixed):
+        """Print the poll intervals and load for a crowd (an event's
+        settings, or the defaults, each overridable)."""
+        settings = dict(EVENT_DEFAULTS)
+        if event_id is not None:
+            event = Event.get_or_none(Event.id == event_id)
+            if event is None:
+                raise click.ClickException(f"No event {event_id}.")
+            settings.update(
+                poll_budget=event.poll_budget, admit_rate=event.admit_rate,
+                active_ttl=event.active_ttl,
+            )  # fmt: skip
+        rule = capacity.PollRule.of(
+            current_app.config["POLL_TIERS"],
+            budget or settings["poll_budget"],
+            active_ttl or settings["active_ttl"],
+            rate or settings["admit_rate"],
+        )
+        click.echo(capacity.report(waiting, rule, fixed))
+
+    @app.cli.command("verify-draw")
+    @click.argument("event_id", type=int)
+    @click.option(
+        "--file",
+        "path",
+        type=click.Path(exists=True, dir_okay=False),
+        help="A saved GET /api/events/EVENT/draw answer, instead of this app's database.",
+    )
+    def verify_draw(event_id, path):
+        """Check an event's draw: the seed against its commitment, and the
+        order recomputed from the seed and the participants."""
+        if path:
+            published = json.loads(Path(path).read_text())
+        else:
+            try:
+                published = draw.published(event_id)
+            except AppError as e:
+                raise click.ClickException(e.message) from None
+        problems = draw.verify(published)
+        if problems:
+            raise click.ClickException("; ".join(problems))
+        click.echo(
+            f"Draw of event {event_id} verified: {len(published['order']):,} participants, "
+            f"seed matches commitment {published['commitment'][:16]}..., order recomputed."
+        )
 
 
 DEMO_EVENT = "Demo concert"

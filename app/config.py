@@ -23,7 +23,16 @@ DEFAULT_POLL_TIERS = [
 DEFAULT_LANGUAGE = "en"
 
 # Event defaults (docs/API.md); each event stores its own copy.
-EVENT_DEFAULTS = {"max_active": 10_000, "admit_rate": 700, "active_ttl": 300, "hold_ttl": 300}
+# poll_budget: polls/s one event's whole queue may send (docs/DESIGN.md):
+# well under what one Redis core answers (BENCHMARKS.md), and enough for
+# the front 1,000 to poll every second.
+EVENT_DEFAULTS = {
+    "max_active": 10_000,
+    "admit_rate": 700,
+    "active_ttl": 300,
+    "hold_ttl": 300,
+    "poll_budget": 5_000,
+}
 
 
 def instance_path() -> str | None:

@@ -5,6 +5,7 @@ finding a person. Read models only; the controls are app/staff.py's."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from peewee import fn
 
 from app import capacity, charts, events, keys, seats
@@ -124,8 +125,12 @@ def _bookings_last_minute(event_id: int) -> int:
     return Booking.select().where(Booking.event == event_id, Booking.created_at >= since).count()
 
 
-def what_if(event_id: int, rate: int, cap: int) -> dict:
-    """Predicted time to admit everyone waiting now, at this rate and cap."""
+def what_if(
+    event_id: int, rate: int, cap: int, crowd: int | None = None, budget: int | None = None
+) -> dict:
+    """Predicted time to admit everyone waiting now, at this rate and cap;
+    and the poll intervals and load for a crowd (default: those waiting
+    now) at a poll budget (default: the event's)."""
     event = events.get(event_id)
     numbers = stats(event_id)
     prediction = capacity.time_to_admit(
@@ -133,7 +138,18 @@ def what_if(event_id: int, rate: int, cap: int) -> dict:
     )
     if prediction["seconds"] == float("inf"):
         prediction["seconds"] = None
-    return prediction | {"waiting": numbers["waiting"], "rate": rate, "cap": cap}
+    crowd = numbers["waiting"] if crowd is None else crowd
+    rule = capacity.PollRule.of(
+        current_app.config["POLL_TIERS"], budget or event.poll_budget, event.active_ttl, rate
+    )
+    scale = capacity.scale_for(crowd, rule)
+    polls = {
+        "crowd": crowd,
+        "budget": int(rule.budget),
+        "tiers": capacity.tier_loads(crowd, scale, rule) if crowd else [],
+        "total": capacity.load(crowd, scale, rule),
+    }
+    return prediction | {"waiting": numbers["waiting"], "rate": rate, "cap": cap, "polls": polls}
 
 
 def find_user(email_or_id: str) -> User | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 import peewee
 from flask_babel import lazy_gettext as _l
 
-from app import audit, keys, mirror
+from app import audit, draw, keys, mirror
 from app.config import EVENT_DEFAULTS
 from app.errors import AppError, not_found
 from app.extensions import db, redis_store
@@ -37,10 +37,14 @@ def create(
     sections: list[dict],
     actor_id: int | None = None,
     sale_opens_at: datetime | None = None,
+    prequeue_opens_at: datetime | None = None,
     **settings,
 ) -> Event:
-    """Create an event and its seats; admission starts paused."""
+    """Create an event and its seats; admission starts paused. Its draw's
+    seed is made now, so its commitment is public from the start."""
+    _check_opening(sale_opens_at, prequeue_opens_at)
     values = {**EVENT_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    values.update(prequeue_opens_at=prequeue_opens_at, draw_seed=draw.new_seed())
     try:
         event = _create_with_seats(name, sections, sale_opens_at, values, actor_id)
     except peewee.IntegrityError:
@@ -78,9 +82,9 @@ def _create_with_seats(name, sections, sale_opens_at, values, actor_id) -> Event
 
 
 def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
-    """Open, pause or close admission and change max_active / admit_rate live."""
-    # None means "unchanged", except for sale_opens_at where it means "no set time".
-    changes = {k: v for k, v in changes.items() if v is not None or k == "sale_opens_at"}
+    """Open, pause or close admission and change the settings live."""
+    # None means "unchanged", except for the times, where it means "no set time".
+    changes = {k: v for k, v in changes.items() if v is not None or k in TIMES}
     if "admission" in changes and changes["admission"] not in ADMISSION_STATES:
         raise AppError(422, "invalid", _l("admission must be open, paused or closed."))
     with db.atomic():
@@ -88,6 +92,8 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
         before = describe(event)
         for field, value in changes.items():
             setattr(event, field, value)
+        if TIMES & changes.keys():
+            _check_opening(event.sale_opens_at, event.prequeue_opens_at)
         event.save()
         audit.record(actor_id, "event.update", f"event:{event.id}", before, describe(event))
     if event.admission != before["admission"]:
@@ -101,6 +107,21 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
         redis_store.client.hdel(keys.event(event.id).tick, "carry")
     mirror.sync_config(event)  # the next admit tick uses the new values
     return event
+
+
+TIMES = {"sale_opens_at", "prequeue_opens_at"}
+
+
+def _check_opening(sale_opens_at, prequeue_opens_at) -> None:
+    """Joining opens before the sale does (or at once, with no time set)."""
+    if prequeue_opens_at is None:
+        return
+    if sale_opens_at is None or prequeue_opens_at >= sale_opens_at:
+        raise AppError(
+            422,
+            "invalid",
+            _l("prequeue_opens_at: joining must open before the sale does (sale_opens_at)."),
+        )
 
 
 def describe(
@@ -119,6 +140,12 @@ def describe(
         "admit_rate": event.admit_rate,
         "active_ttl": event.active_ttl,
         "hold_ttl": event.hold_ttl,
+        "poll_budget": event.poll_budget,
+        "prequeue_opens_at": iso(event.prequeue_opens_at),
+        # The fair start (app/draw.py): public from the start; the seed and
+        # the order at GET /api/events/{id}/draw once drawn.
+        "draw_commitment": draw.commitment(event.draw_seed) if event.draw_seed else None,
+        "drawn_at": iso(event.drawn_at),
     }
     if waiting is not None:
         data.update(waiting=waiting, active=active)

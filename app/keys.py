@@ -13,19 +13,21 @@ def event(event_id: int) -> "EventKeys":
 class EventKeys:
     __slots__ = (
         "tag", "config", "queue", "sequence", "heartbeat", "active", "tick", "samples",
-        "seats", "fence",
+        "seats", "fence", "prequeue", "draw_lock",
     )  # fmt: skip
 
     def __init__(self, event_id: int):
         tag = self.tag = f"{{evt:{int(event_id)}}}"
-        self.config = f"{tag}:cfg"  # hash: admission state, cap, rate, opens_at_ms, sold_out
-        self.queue = f"{tag}:q"  # zset: user id -> join sequence number
+        self.config = f"{tag}:cfg"  # hash: the event's settings as the scripts read them
+        self.queue = f"{tag}:q"  # zset: user id -> join sequence number (drawn places < 0)
+        self.prequeue = f"{tag}:preq"  # zset: user id -> join sequence, until the draw
         self.sequence = f"{tag}:seq"  # counter scoring the queue (no ties, ever)
-        self.heartbeat = f"{tag}:hb"  # zset: user id -> last poll, ms
+        self.heartbeat = f"{tag}:hb"  # zset: user id -> latest time the next poll is due, ms
         self.active = f"{tag}:active"  # zset: user id -> end of the active window, ms
         self.tick = f"{tag}:tick"  # hash: last tick, carry, admitted_total, observed rate
         self.samples = f"{tag}:samples"  # list: "ms waiting active admitted_total" (chart)
         self.seats = f"{tag}:seats"  # hash: seat id -> state (absent = available): _prelude.lua
+        self.draw_lock = f"{tag}:drawing"  # string: a draw is being made (app/draw.py)
         self.fence = f"{tag}:fence"  # hash: seat id -> fencing-token counter (never expires)
 
     def entrance(self, user_id: int) -> str:  # hash: this window's token id, its end, who entered

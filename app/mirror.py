@@ -19,6 +19,7 @@ import logging
 from datetime import UTC
 
 from app import keys
+from app.capacity import WINDOW_SHARE
 from app.errors import not_found
 from app.extensions import redis_store
 from app.models import Event, Seat
@@ -57,24 +58,35 @@ def sync_config(event: Event) -> None:
     # 'state' rather than the hash: a sold-out update may have recreated it alone.
     if not redis_store.client.hexists(keys.event(event.id).config, "state"):
         reconcile(event.id)
-    redis_store.client.hset(keys.event(event.id).config, mapping=config_fields(event))
+    config = keys.event(event.id).config
+    redis_store.client.hset(config, mapping=config_fields(event))
+    # The poll intervals' stretch: the admit tick keeps it in step with the
+    # crowd (app/waiting_room.py); until its first tick, the tier table.
+    redis_store.client.hsetnx(config, "poll_scale", "1")
 
 
 def config_fields(event: Event) -> dict[str, str]:
     """The config hash as MySQL's row says it should be (as Redis returns it)."""
-    opens_at_ms = 0
-    if event.sale_opens_at:
-        opens_at_ms = int(event.sale_opens_at.replace(tzinfo=UTC).timestamp() * 1000)
     fields = {
         "state": event.admission,
         "max_active": event.max_active,
         "rate": event.admit_rate,
         "active_ttl_ms": event.active_ttl * 1000,
         "hold_ttl_ms": event.hold_ttl * 1000,
-        "opens_at_ms": opens_at_ms,
+        "opens_at_ms": epoch_ms(event.sale_opens_at),
+        "prequeue_ms": epoch_ms(event.prequeue_opens_at),
+        "drawn": int(event.drawn_at is not None),
+        "poll_budget": event.poll_budget,
+        # How long someone let in may go on not knowing it (app/capacity.py).
+        "window_ms": int(WINDOW_SHARE * event.active_ttl * 1000),
         "sold_out": int(event.id in sold_out([event.id])),
     }
     return {name: str(value) for name, value in fields.items()}
+
+
+def epoch_ms(value) -> int:
+    """A stored time (naive UTC) in ms since the epoch; 0 for none."""
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value else 0
 
 
 def restore_config(event_id: int) -> bool:

@@ -52,6 +52,10 @@ class Event(BaseModel):
     admit_rate = pw.IntegerField()
     active_ttl = pw.IntegerField()
     hold_ttl = pw.IntegerField()
+    poll_budget = pw.IntegerField(default=5000)
+    prequeue_opens_at = pw.DateTimeField(null=True)
+    draw_seed = pw.CharField(max_length=64, default="")
+    drawn_at = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -122,6 +126,17 @@ class Payment(BaseModel):
         table_name = "payments"
 
 
+class DrawEntry(BaseModel):
+    event = pw.ForeignKeyField(Event, backref="draw_entries", on_delete="CASCADE")
+    user_id = pw.BigIntegerField()  # no foreign key: the record outlives accounts
+    public_id = pw.CharField(max_length=16)
+
+    class Meta:
+        table_name = "draw_entries"
+        primary_key = pw.CompositeKey("event", "user_id")
+        indexes = ((("event", "public_id"), True),)
+
+
 class AuditLog(BaseModel):
     id = pw.BigAutoField()
     actor = pw.ForeignKeyField(User, null=True, backref="audit_entries", on_delete="SET NULL")
@@ -135,4 +150,4 @@ class AuditLog(BaseModel):
         table_name = "audit_log"
 
 
-MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, AuditLog]
+MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, DrawEntry, AuditLog]

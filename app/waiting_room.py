@@ -9,11 +9,13 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import entrance, keys, mirror
+from app import capacity, draw, entrance, i18n, keys, mirror
+from app.capacity import PollRule
 from app.errors import AppError
 from app.extensions import redis_store
 
@@ -32,6 +34,8 @@ class QueueStatus:
     paused: bool = False
     token: str | None = None
     active_until: int | None = None  # epoch seconds
+    draw_id: str | None = None  # in the pre-queue: this person's public id in the draw
+    opens_in: int | None = None  # in the pre-queue: seconds until the sale opens
 
     def to_json(self) -> dict:
         return dict(vars(self))  # (dataclasses.asdict deep-copies: 50x slower)
@@ -47,16 +51,25 @@ def join(event_id: int, user_id: int) -> QueueStatus:
     result = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.join(
-            keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick], args=[user_id]
+            keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick, k.prequeue],
+            args=[user_id],
         ),
     )
+    if result[0] == "prequeue_not_open":
+        opens = datetime.now(UTC) + timedelta(milliseconds=int(result[1]))
+        raise AppError(
+            409,
+            "prequeue_not_open",
+            _l("The queue for this event opens at %(time)s UTC: join then.", time=i18n.when(opens)),
+            {"Retry-After": str(math.ceil(int(result[1]) / 1000))},
+        )
     if result[0] == "closed":
         raise AppError(409, "event_closed", _l("This event's waiting room is closed."))
     if result[0] == "sold_out":
         raise AppError(409, "sold_out", _l("Sold out: every seat has been sold."))
     if result[0] == "admitted":
         return poll(event_id, user_id)
-    return _waiting_status(*result[1:], config=current_app.config)
+    return _status(event_id, user_id, result, current_app.config)
 
 
 def poll(event_id: int, user_id: int, config=None, reload: bool = True) -> QueueStatus:
@@ -69,7 +82,15 @@ def poll(event_id: int, user_id: int, config=None, reload: bool = True) -> Queue
 
     def run():
         return redis_store.scripts.poll(
-            keys=[k.config, k.queue, k.heartbeat, k.active, k.tick, k.entrance(user_id)],
+            keys=[
+                k.config,
+                k.queue,
+                k.heartbeat,
+                k.active,
+                k.tick,
+                k.entrance(user_id),
+                k.prequeue,
+            ],
             args=[user_id],
         )
 
@@ -85,7 +106,7 @@ def poll(event_id: int, user_id: int, config=None, reload: bool = True) -> Queue
             token=entrance.mint_token(event_id, user_id, result[2], active_until, config),
             active_until=active_until,
         )
-    return _waiting_status(*result[1:], config=config)
+    return _status(event_id, user_id, result, config)
 
 
 @dataclass
@@ -137,7 +158,7 @@ def leave(event_id: int, user_id: int) -> bool:
     k = keys.event(event_id)
     return bool(
         redis_store.scripts.leave(
-            keys=[k.queue, k.heartbeat, k.active, k.entrance(user_id)], args=[user_id]
+            keys=[k.queue, k.heartbeat, k.active, k.entrance(user_id), k.prequeue], args=[user_id]
         )
     )
 
@@ -147,17 +168,31 @@ SAMPLE_EVERY_MS, SAMPLES_KEPT = 5_000, 180
 
 
 def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -> dict:
-    """One admission tick for one event (called every second by the RQ job).
+    """One admission tick for one event (called every second by the RQ job),
+    and the poll intervals rescaled to the crowd it leaves waiting. Status
+    "draw": the sale has opened and its draw is due (jobs/admit.py makes it).
     The admitted keep their heartbeat entries until `clean_up` takes them."""
     k = keys.event(event_id)
-    admitted, expired, active, status = mirror.with_config(
+    result = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.admit(
-            keys=[k.config, k.queue, k.active, k.tick, k.samples],
+            keys=[k.config, k.queue, k.active, k.tick, k.samples, k.prequeue],
             args=[max_batch, max_catch_up_ms, SAMPLE_EVERY_MS, SAMPLES_KEPT],
         ),
     )
+    admitted, expired, active, status, waiting, budget, ttl_ms, rate, scale = result
+    rescale(event_id, waiting, PollRule.of(current_app.config["POLL_TIERS"],
+                                           float(budget), int(ttl_ms) / 1000, float(rate)),
+            float(scale))  # fmt: skip
     return {"admitted": admitted, "expired": expired, "active": active, "status": status}
+
+
+def rescale(event_id: int, waiting: int, rule: PollRule, scale_now: float) -> None:
+    """Keep the event's poll stretch in step with its crowd (written only
+    when it moves by more than 1 %: every poll reads it)."""
+    scale = capacity.scale_for(waiting, rule)
+    if abs(scale - scale_now) > 0.01 * scale_now:
+        redis_store.client.hset(keys.event(event_id).config, "poll_scale", f"{scale:.6g}")
 
 
 def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
@@ -167,7 +202,7 @@ def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
     removed = 0
     while True:
         stale, gone = redis_store.scripts.clean_up(
-            keys=[k.heartbeat, k.queue, k.tick], args=[timeout_s * 1000, batch]
+            keys=[k.heartbeat, k.queue, k.tick, k.prequeue], args=[timeout_s * 1000, batch]
         )
         removed += gone
         if stale < batch:
@@ -175,49 +210,57 @@ def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
         time.sleep(pause_s)  # let other clients' commands through between batches
 
 
-def tier_for(position: int, tiers: list[dict]) -> tuple[int, dict]:
-    """(index, tier) of the first tier whose `up_to` covers the position."""
-    for index, tier in enumerate(tiers):
-        if tier["up_to"] is None or position <= tier["up_to"]:
-            return index, tier
-    return len(tiers) - 1, tiers[-1]
+def jittered(seconds: float, jitter: float) -> float:
+    """Spread so that people admitted together do not poll in lock-step."""
+    return round(seconds * random.uniform(1 - jitter, 1 + jitter), 1)
 
 
-def band_for(position: int, tiers: list[dict]) -> dict | None:
-    """None when the position is shown exactly, else the band {from, to} around it."""
-    index, tier = tier_for(position, tiers)
-    if tier["band"] == 0:
-        return None
-    lower = tiers[index - 1]["up_to"] if index else 0
-    if tier["band"] is None or tier["up_to"] is None:
-        return {"from": lower + 1, "to": None}
-    start = lower + 1 + (position - lower - 1) // tier["band"] * tier["band"]
-    return {"from": start, "to": min(start + tier["band"] - 1, tier["up_to"])}
+def _status(event_id: int, user_id: int, answer: list, config) -> QueueStatus:
+    """A join's or poll's "waiting" or "prequeue" answer, as a status."""
+    if answer[0] == "prequeue":
+        return _prequeue_status(event_id, user_id, *answer[1:], config=config)
+    return _waiting_status(*answer[1:], config=config)
 
 
-def poll_interval(position: int, paused: bool, tiers: list[dict], jitter: float) -> float:
-    """Seconds until the next poll: the tier's interval (slowest while paused),
-    jittered so that people admitted together do not poll in lock-step."""
-    interval = tiers[-1]["interval"] if paused else tier_for(position, tiers)[1]["interval"]
-    return round(interval * random.uniform(1 - jitter, 1 + jitter), 1)
-
-
-def _waiting_status(rank, total, paused, rate_observed, config) -> QueueStatus:
+def _waiting_status(rank, total, paused, rate_observed, scale, window_ms, rate, config):
     tiers = config["POLL_TIERS"]
-    position, paused, rate = int(rank) + 1, bool(int(paused)), float(rate_observed)
-    band = band_for(position, tiers)
+    position, paused, rate_observed = int(rank) + 1, bool(int(paused)), float(rate_observed)
+    band = capacity.band_for(position, tiers)
     eta = eta_range = None
-    if not paused and rate > 0:
-        eta = math.ceil(position / rate)
+    if not paused and rate_observed > 0:
+        eta = math.ceil(position / rate_observed)
         # The observed rate moves with departures and cap changes: show a range.
         eta_range = {"from": math.floor(eta * 0.8), "to": math.ceil(eta * 1.25)}
+    rule = PollRule(tiers, math.inf, int(window_ms) / 1000, float(rate))
     return QueueStatus(
         "waiting",
         position=None if band else position,
         position_band=band,
         waiting_total=int(total),
-        poll_after=poll_interval(position, paused, tiers, config["POLL_JITTER"]),
+        poll_after=jittered(capacity.interval(position, float(scale), rule), config["POLL_JITTER"]),
         eta_seconds=eta,
         eta_range=eta_range,
         paused=paused,
+    )
+
+
+def _prequeue_status(event_id, user_id, size, ms_until, budget, window_ms, config):
+    """In the pre-queue: no place until the draw. Polls share the budget;
+    one that would come after the opening lands after the draw instead,
+    spread over one interval, so the crowd looks again soon after the
+    opening but not all in the same second."""
+    size, until = int(size), int(ms_until) / 1000
+    rule = PollRule(config["POLL_TIERS"], float(budget), int(window_ms) / 1000, math.inf)
+    every = capacity.prequeue_interval(size, rule)
+    poll_after = jittered(every, config["POLL_JITTER"])
+    if poll_after >= until:
+        drawn_by = max(until, 0) + min(rule.window, draw.expected_seconds(size))
+        poll_after = round(drawn_by + random.uniform(0, every), 1)
+    return QueueStatus(
+        "waiting",
+        waiting_total=size,
+        poll_after=poll_after,
+        paused=True,
+        draw_id=draw.public_id(event_id, user_id, config["SECRET_KEY"]),
+        opens_in=max(0, math.ceil(until)),
     )

@@ -2,7 +2,9 @@
 
 import logging
 
-from app import waiting_room
+from flask import current_app
+
+from app import draw, waiting_room
 from jobs import for_each_event
 
 log = logging.getLogger(__name__)
@@ -12,8 +14,16 @@ def tick() -> dict:
     """Admit people into every event's active set (paused events only drop
     expired actives). Safe to run late, twice, or from several workers."""
     return for_each_event(
-        waiting_room.admit,
+        admit_one,
         log,
-        noteworthy=lambda result: result["admitted"] or result["expired"],
+        noteworthy=lambda result: result["admitted"] or result["expired"] or "draw" in result,
         message="event %s: %s",
     )
+
+
+def admit_one(event_id: int) -> dict:
+    """One tick; at the opening, the draw first (the next tick admits)."""
+    result = waiting_room.admit(event_id)
+    if result["status"] == "draw":
+        result["draw"] = draw.make(event_id, current_app.config["SECRET_KEY"])
+    return result

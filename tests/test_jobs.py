@@ -209,12 +209,36 @@ def test_admission_job_directly(private_app, private_redis):
 # The command line
 
 
+def total_line(output: str) -> float:
+    line = next(line for line in output.splitlines() if line.startswith("total"))
+    return float(line.split()[-1].replace(",", ""))
+
+
 def test_capacity_command(runner):
     result = runner.invoke(args=["capacity", "--waiting", "200000"])
     assert result.exit_code == 0, result.output
-    assert "6,966.7" in result.output
-    assert "66,666.7" in result.output
+    assert "6,966.7" in result.output  # the tier table alone (docs/DESIGN.md)
+    assert "66,666.7" in result.output  # fixed 3 s polling
     assert "200,000" in result.output
+    assert 4_900 <= total_line(result.output) <= 5_000  # the default budget holds
+
+
+def test_capacity_command_takes_the_budget_rate_and_window(runner, make_event):
+    result = runner.invoke(args=["capacity", "--waiting", "1000000", "--budget", "20000"])
+    assert result.exit_code == 0, result.output
+    assert 19_800 <= total_line(result.output) <= 20_000
+    event = make_event(poll_budget=3_000)
+    result = runner.invoke(args=["capacity", "--waiting", "1000000", "--event", str(event.id)])
+    assert 2_950 <= total_line(result.output) <= 3_000
+    assert "poll budget 3,000/s" in result.output
+    # A rate of 10/s leaves people far from their turn: the window does not bind.
+    slow = runner.invoke(args=["capacity", "--waiting", "1000000", "--rate", "10"])
+    assert 4_950 <= total_line(slow.output) <= 5_000
+    # Too small a budget for a fast queue: said, not hidden.
+    tight = runner.invoke(args=["capacity", "--waiting", "10000000", "--budget", "2000"])
+    assert total_line(tight.output) > 2_000 and "over budget" in tight.output
+    missing = runner.invoke(args=["capacity", "--waiting", "10", "--event", "999999"])
+    assert missing.exit_code != 0 and "No event 999999" in missing.output
 
 
 def test_capacity_command_other_numbers(runner):
@@ -240,6 +264,7 @@ def test_capacity_through_the_real_flask_command(redis_url, database_url):
     )
     assert result.returncode == 0, result.stderr
     assert "6,966.7" in result.stdout and "66,666.7" in result.stdout
+    assert total_line(result.stdout) <= 5_000
 
 
 def test_init_db_twice_on_the_test_database(app, runner, make_user):

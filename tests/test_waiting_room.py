@@ -16,7 +16,7 @@ import pytest
 import redis
 from helpers import members, redis_now_ms, seed_queue, server_of
 
-from app import events, keys, waiting_room
+from app import capacity, events, keys, waiting_room
 from app.config import DEFAULT_POLL_TIERS
 from app.errors import AppError
 from app.extensions import redis_store
@@ -140,20 +140,16 @@ def test_second_join_keeps_position_through_the_api(app, r, make_user, login, ma
 
 @pytest.mark.parametrize(("position", "interval", "exact", "band"), BOUNDARIES)
 def test_each_tier_boundary_sets_interval_and_band(position, interval, exact, band):
-    assert waiting_room.band_for(position, DEFAULT_POLL_TIERS) == band
+    # The event defaults (rate 700/s, 300 s windows), a crowd within the budget.
+    rule = capacity.PollRule.of(DEFAULT_POLL_TIERS, 5_000, 300, 700)
+    assert capacity.band_for(position, DEFAULT_POLL_TIERS) == band
+    assert capacity.interval(position, 1.0, rule) == interval
     for _ in range(200):  # the jitter is random: stay inside +/- 10 % every time
-        assert within_ten_percent(
-            waiting_room.poll_interval(position, False, DEFAULT_POLL_TIERS, 0.1), interval
-        )
-        assert within_ten_percent(
-            waiting_room.poll_interval(position, True, DEFAULT_POLL_TIERS, 0.1), SLOWEST
-        )
+        assert within_ten_percent(waiting_room.jittered(interval, 0.1), interval)
 
 
 def test_poll_intervals_are_jittered(ctx):
-    intervals = {
-        waiting_room.poll_interval(50_000, False, DEFAULT_POLL_TIERS, 0.1) for _ in range(100)
-    }
+    intervals = {waiting_room.jittered(30, 0.1) for _ in range(100)}
     assert len(intervals) > 5  # a crowd admitted together does not poll in lock-step
 
 
@@ -191,22 +187,22 @@ def test_poll_shows_the_exact_position_as_an_integer_and_the_band_as_from_to(ctx
     assert banded["position_band"] == {"from": 10_001, "to": 20_000}
 
 
-def test_paused_admission_makes_everyone_poll_at_the_slowest_tier(
-    app, r, make_user, login, make_event
-):
+def test_paused_admission_keeps_each_place_on_its_interval(app, r, make_user, login, make_event):
+    # Paused, people keep the interval of their place: the front still looks
+    # every second, so it learns at once when admission opens again.
     event = make_event(admission="open", admit_rate=50)
     seed_queue(r, event.id, range(OTHERS + 1, OTHERS + 6_001))
     with app.app_context():
         waiting_room.admit(event.id)  # an observed rate, so an open event shows an ETA
         assert waiting_room.poll(event.id, OTHERS + 100).eta_seconds is not None
         events.update(event.id, admission="paused")
-        for uid in (51, 100, 1_100, 5_200, 6_000):  # tiers 1 s, 1 s, 5 s, 10 s
-            status = waiting_room.poll(event.id, OTHERS + uid)
+        for uid, interval in ((51, 1), (100, 1), (1_100, 5), (5_200, 10), (6_000, 10)):
+            status = waiting_room.poll(event.id, OTHERS + uid)  # places uid - 50
             assert status.paused is True
-            assert within_ten_percent(status.poll_after, SLOWEST), (uid, status.poll_after)
+            assert within_ten_percent(status.poll_after, interval), (uid, status.poll_after)
             assert status.eta_seconds is None and status.eta_range is None
         joined = waiting_room.join(event.id, OTHERS + 6_001)
-        assert joined.paused is True and within_ten_percent(joined.poll_after, SLOWEST)
+        assert joined.paused is True and within_ten_percent(joined.poll_after, 10)
 
     person = make_user()
     client = logged_in_client(app, login, person)
@@ -216,8 +212,8 @@ def test_paused_admission_makes_everyone_poll_at_the_slowest_tier(
     # 6,001 joined and 50 were admitted: this person is 5,952nd, shown as a band.
     assert response.json["position"] is None
     assert response.json["position_band"] == {"from": 5_001, "to": 6_000}
-    assert within_ten_percent(response.json["poll_after"], SLOWEST)
-    assert int(response.headers["Retry-After"]) in range(54, 67)
+    assert within_ten_percent(response.json["poll_after"], 10)
+    assert int(response.headers["Retry-After"]) in range(9, 12)
     assert response.json["eta_seconds"] is None
 
 
@@ -229,9 +225,12 @@ def test_an_event_before_its_sale_opens_counts_as_paused(ctx, make_event):
         event.id, sale_opens_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
     )
     status = waiting_room.join(event.id, 1)
-    assert status.paused is True and within_ten_percent(status.poll_after, SLOWEST)
+    # In the pre-queue: no place until the draw, and a small one looks every second.
+    assert status.paused is True and status.position is None and status.draw_id
+    assert within_ten_percent(status.poll_after, 1)
+    assert 3_590 <= status.opens_in <= 3_600
     assert waiting_room.admit(event.id)["status"] == "paused"
-    assert waiting_room.poll(event.id, 1).position == 1
+    assert waiting_room.poll(event.id, 1).draw_id == status.draw_id
 
 
 # Refusals

@@ -48,9 +48,42 @@ local function admitting(state, opens_at_ms, now)
   return state == 'open' and now >= (tonumber(opens_at_ms) or 0)
 end
 
--- What a waiting person is told (join and poll):
--- {"waiting", rank (0-based), waiting_total, paused (0/1), observed admissions/s}.
-local function waiting_answer(rank, queue_key, tick_key, is_admitting)
-  return {'waiting', rank, redis.call('ZCARD', queue_key), is_admitting and 0 or 1,
-          redis.call('HGET', tick_key, 'rate_obs') or '0'}
+-- The config fields the waiting room's scripts (join, poll) read, by name;
+-- nil if the hash lacks them (Redis lost it, or it predates a field: the
+-- caller answers "no_event" and the app writes it again).
+local function queue_config(config_key)
+  local v = redis.call('HMGET', config_key, 'state', 'opens_at_ms', 'sold_out', 'prequeue_ms',
+                       'drawn', 'rate', 'window_ms', 'poll_scale', 'poll_budget',
+                       'active_ttl_ms')
+  if not v[1] or not v[10] then return nil end
+  return {state = v[1], opens_at_ms = tonumber(v[2]), sold_out = v[3] == '1',
+          prequeue_ms = tonumber(v[4]), drawn = v[5] == '1', rate = tonumber(v[6]),
+          window_ms = tonumber(v[7]), poll_scale = v[8], poll_budget = v[9],
+          active_ttl_ms = tonumber(v[10])}
+end
+
+-- What a waiting person in the queue is told (join and poll):
+-- {"waiting", rank (0-based), waiting_total, paused (0/1), observed admissions/s,
+--  poll scale, window ms, admissions/s}: app/waiting_room.py picks the interval.
+-- The heartbeat is scored with the latest time the person may poll again
+-- (app/capacity.py's latest_poll: the time to their turn plus the window),
+-- so clean_up.lua finds the ones long past it.
+local function waiting_answer(rank, user, keys_, cfg, now)
+  redis.call('ZADD', keys_.heartbeat, now + cfg.window_ms + math.floor(rank * 1000 / cfg.rate),
+             user)
+  return {'waiting', rank, redis.call('ZCARD', keys_.queue),
+          admitting(cfg.state, cfg.opens_at_ms, now) and 0 or 1,
+          redis.call('HGET', keys_.tick, 'rate_obs') or '0',
+          cfg.poll_scale, cfg.window_ms, cfg.rate}
+end
+
+-- What a person in the pre-queue (joined before the sale opened, place not
+-- drawn yet) is told: {"prequeue", pre-queue size, ms until the opening
+-- (<= 0: the draw is being made), poll budget, window ms}. Their polls
+-- are at most a window apart, or land after the opening and the draw
+-- (app/waiting_room.py), so the heartbeat allows three windows.
+local function prequeue_answer(user, keys_, cfg, now)
+  redis.call('ZADD', keys_.heartbeat, now + 3 * cfg.window_ms, user)
+  return {'prequeue', redis.call('ZCARD', keys_.prequeue), cfg.opens_at_ms - now,
+          cfg.poll_budget, cfg.window_ms}
 end

@@ -15,13 +15,24 @@
 -- ARGV[2] longest gap to catch up on, ms (a scheduler down for an hour
 --         must not release an hour's worth at once)
 -- ARGV[3] sample interval, ms  ARGV[4] samples kept
--- Returns {admitted, expired, active_now, status} where status is "ok",
--- "paused" (admission not open, or before the sale opens), "sold_out" (every
--- seat booked or blocked: letting people in would be for nothing) or "no_event".
+-- KEYS[6] pre-queue
+-- Returns {admitted, expired, active_now, status, waiting, poll budget,
+-- active_ttl_ms, rate, poll scale} (the last five for app/waiting_room.py to
+-- rescale the poll intervals), where status is "ok", "paused" (admission not
+-- open, or before the sale opens), "draw" (the sale has opened and its draw
+-- is not made yet: nobody is let in before it, app/draw.py), "sold_out"
+-- (every seat booked or blocked: letting people in would be for nothing) or
+-- "no_event".
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
-                       'opens_at_ms', 'sold_out')
+                       'opens_at_ms', 'sold_out', 'drawn', 'poll_budget', 'poll_scale')
 if not cfg[1] then return {0, 0, 0, 'no_event'} end
 local now = now_ms()
+local opens_at = tonumber(cfg[5]) or 0
+
+local function answer(admitted, expired, status)
+  return {admitted, expired, redis.call('ZCARD', KEYS[3]), status, redis.call('ZCARD', KEYS[2]),
+          cfg[8] or '0', cfg[4], cfg[3], cfg[9] or '1'}
+end
 
 local function sample()
   local last = tonumber(redis.call('HGET', KEYS[4], 'sampled_ms') or '0')
@@ -34,12 +45,13 @@ local function sample()
 end
 
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if not admitting(cfg[1], cfg[5], now) or cfg[6] == '1' then
+local draw_due = opens_at > 0 and now >= opens_at and cfg[7] ~= '1'
+if draw_due or not admitting(cfg[1], cfg[5], now) or cfg[6] == '1' then
   -- Restart the clock so reopening does not release the paused time at once;
   -- nobody is let in, so there is no observed rate (the first tick reseeds it).
   redis.call('HDEL', KEYS[4], 'last_ms', 'carry', 'rate_obs')
   sample()
-  return {0, expired, redis.call('ZCARD', KEYS[3]), cfg[6] == '1' and 'sold_out' or 'paused'}
+  return answer(0, expired, cfg[6] == '1' and 'sold_out' or draw_due and 'draw' or 'paused')
 end
 
 local max_active, rate = tonumber(cfg[2]), tonumber(cfg[3])
@@ -88,4 +100,4 @@ redis.call('HSET', KEYS[4], 'last_ms', now, 'carry', tostring(carry),
            'rate_obs', string.format('%.3f', observed or 0))
 redis.call('HINCRBY', KEYS[4], 'admitted_total', admitted)
 sample()
-return {admitted, expired, redis.call('ZCARD', KEYS[3]), 'ok'}
+return answer(admitted, expired, 'ok')

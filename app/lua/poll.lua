@@ -1,25 +1,34 @@
--- Poll the waiting room: heartbeat, rank, total and the admitted check in one
+-- Poll the waiting room: heartbeat, place and the admitted check in one
 -- call. Membership of the active set is the single truth: the poll that finds
 -- the person active records their admission token id (once per window).
+-- That first poll is when the person is told, and their window starts then:
+-- the slot, held since the tick that admitted them, is extended to a full
+-- window from now. Someone who never looks again still leaves at the tick's
+-- time, so the slots in use never exceed the cap.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] heartbeat  KEYS[4] active  KEYS[5] tick
--- KEYS[6] this person's entrance record
+-- KEYS[6] this person's entrance record  KEYS[7] pre-queue
 -- ARGV[1] user id
--- Returns {"waiting", ...} (see waiting_answer in _prelude.lua)
+-- Returns {"waiting", ...} or {"prequeue", ...} (see _prelude.lua)
 --      or {"admitted", active_until_ms, token id}
 --      or {"sold_out"} (every seat booked or blocked: stop waiting; people
 --      already admitted still get "admitted")
 --      or {"not_in_queue"} or {"no_event"} (no config: reload and retry).
-local cfg = redis.call('HMGET', KEYS[1], 'state', 'opens_at_ms', 'sold_out')
-if not cfg[1] then return {'no_event'} end
+local cfg = queue_config(KEYS[1])
+if not cfg then return {'no_event'} end
 local now = now_ms()
 
 local active_until = redis.call('ZSCORE', KEYS[4], ARGV[1])
 if active_until and tonumber(active_until) > now then
   local record = redis.call('HMGET', KEYS[6], 'jti', 'until')
   if record[2] ~= active_until then
-    -- A new window (or none recorded yet): a new token id, gone when it ends.
-    -- It needs to be unique, not secret: only a token signed with the app's
-    -- key carries it.
+    -- Told for the first time in this window: a full window from now, and
+    -- a new token id, gone when the window ends. The id needs to be unique,
+    -- not secret: only a token signed with the app's key carries it.
+    local told_until = string.format('%d', now + cfg.active_ttl_ms)
+    if tonumber(told_until) > tonumber(active_until) then
+      redis.call('ZADD', KEYS[4], 'XX', told_until, ARGV[1])
+      active_until = told_until
+    end
     record[1] = redis.sha1hex(ARGV[1] .. ':' .. active_until .. ':' .. now)
     redis.call('DEL', KEYS[6])
     redis.call('HSET', KEYS[6], 'jti', record[1], 'until', active_until)
@@ -28,9 +37,10 @@ if active_until and tonumber(active_until) > now then
   return {'admitted', active_until, record[1]}
 end
 
-if cfg[3] == '1' then return {'sold_out'} end
+if cfg.sold_out then return {'sold_out'} end
 
+local keys_ = {queue = KEYS[2], heartbeat = KEYS[3], tick = KEYS[5], prequeue = KEYS[7]}
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
-if not rank then return {'not_in_queue'} end
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-return waiting_answer(rank, KEYS[2], KEYS[5], admitting(cfg[1], cfg[2], now))
+if rank then return waiting_answer(rank, ARGV[1], keys_, cfg, now) end
+if redis.call('ZSCORE', KEYS[7], ARGV[1]) then return prequeue_answer(ARGV[1], keys_, cfg, now) end
+return {'not_in_queue'}

@@ -145,19 +145,29 @@ def remove_from_queue(event_id):
 
 @bp.get("/events/<int:event_id>/what-if")
 def what_if(event_id):
+    args = request.args
     try:
-        rate = int(request.args.get("rate", ""))
-        cap = int(request.args.get("cap", ""))
+        rate, cap = int(args.get("rate", "")), int(args.get("cap", ""))
+        crowd = int(args["crowd"]) if args.get("crowd") else None
+        budget = int(args["budget"]) if args.get("budget") else None
         if not (1 <= rate <= 100_000 and 1 <= cap <= 1_000_000):
             raise ValueError
+        if not (0 <= (crowd or 0) <= 100_000_000 and 100 <= (budget or 100) <= 1_000_000):
+            raise ValueError
     except ValueError:
-        flash(gettext("What-if needs a rate (1-100,000/s) and a cap (1-1,000,000)."), "error")
+        flash(
+            gettext(
+                "What-if needs a rate (1-100,000/s) and a cap (1-1,000,000); a crowd "
+                "(0-100,000,000) and a poll budget (100-1,000,000/s) if given."
+            ),
+            "error",
+        )
         return redirect(url_for("admin.event", event_id=event_id))
     return render_template(
         "admin/event.html",
         **_live_context(event_id),
         log=audit.recent(f"event:{event_id}"),
-        what_if=dashboard.what_if(event_id, rate, cap),
+        what_if=dashboard.what_if(event_id, rate, cap, crowd, budget),
     )
 
 

@@ -4,7 +4,7 @@ call a module, answer."""
 from flask import Blueprint, jsonify, request
 from flask_babel import lazy_gettext as _l
 
-from app import accounts, bookings, checkout, entrance, events, mirror, seats, waiting_room
+from app import accounts, bookings, checkout, draw, entrance, events, mirror, seats, waiting_room
 from app.errors import AppError
 from app.web import identity
 from app.web.identity import api_login_required
@@ -99,6 +99,11 @@ def get_event(event_id):
     waiting, active = waiting_room.counts([event.id])[event.id]
     sold_out = event.id in mirror.sold_out([event.id])
     return jsonify(events.describe(event, waiting, active, sold_out))
+
+
+@bp.get("/events/<int:event_id>/draw")
+def get_draw(event_id):
+    return jsonify(draw.published(event_id))
 
 
 @bp.post("/events/<int:event_id>/queue")

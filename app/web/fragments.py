@@ -30,16 +30,18 @@ class StatusView:
     leave_url: str
     delay_ms: int  # until the next poll
     next_update: str  # the same, in words
-    position_kind: str  # exact, band or beyond
+    position_kind: str  # exact, band, beyond, or draw (in the pre-queue: no place yet)
     position: str = ""  # exact
     low: str = ""  # band
     high: str = ""
     ahead: str = ""  # beyond: people ahead, at least
     total: str = ""  # people waiting
     total_count: int = 0  # the same number, for the plural
-    wait_kind: str = "estimating"  # paused, eta or estimating
+    wait_kind: str = "estimating"  # paused, eta, estimating, opening or drawing
     eta_low: str = ""
     eta_high: str = ""
+    draw_id: str = ""  # the pre-queue: this person's id in the draw
+    opens_in: str = ""  # the pre-queue: time until the sale opens
     pct: int = 0  # of the way from where this person joined to the front
 
     @property
@@ -57,17 +59,22 @@ def status_view(
     """`start`: the place this person had when they started waiting;
     `locale`: a Locale or a language code (as i18n.number takes them)."""
     band = status.position_band
-    here = status.position or band["from"]
     view = StatusView(
         poll_url=poll_url,
         leave_url=leave_url,
         delay_ms=int(status.poll_after * 1000),
         next_update=i18n.duration(int(round(status.poll_after)), locale=locale),
-        position_kind="exact" if status.position else "band" if band["to"] else "beyond",
+        position_kind=_position_kind(status),
         total=i18n.number(status.waiting_total, locale=locale),
         total_count=status.waiting_total,
-        pct=100 if start <= 1 else max(0, min(100, int(round((start - here) / (start - 1) * 100)))),
     )
+    if status.draw_id:
+        view.draw_id = status.draw_id
+        view.wait_kind = "opening" if status.opens_in else "drawing"
+        view.opens_in = i18n.duration(status.opens_in, locale=locale)
+        return view
+    here = status.position or band["from"]
+    view.pct = 100 if start <= 1 else max(0, min(100, round((start - here) / (start - 1) * 100)))
     if status.position:
         view.position = i18n.number(status.position, locale=locale)
     elif band["to"]:
@@ -82,6 +89,14 @@ def status_view(
         view.eta_low = i18n.duration(status.eta_range["from"], locale=locale)
         view.eta_high = i18n.duration(status.eta_range["to"], locale=locale)
     return view
+
+
+def _position_kind(status: waiting_room.QueueStatus) -> str:
+    if status.draw_id:
+        return "draw"
+    if status.position:
+        return "exact"
+    return "band" if status.position_band["to"] else "beyond"
 
 
 # HTML escaping exactly as Jinja's (markupsafe's), as one table lookup per

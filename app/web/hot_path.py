@@ -85,12 +85,14 @@ class HotPath:
 
     def fragment_poll(self, environ, event_id: int):
         session = self.sessions.read(environ)
-        start = session.get(f"start:{event_id}") if session else None
-        if not session or not session.get("uid") or start is None:
-            return None  # Flask puts the progress bar's start into the cookie
+        if not session or not session.get("uid"):
+            return None
         status = self._poll(environ, event_id, session["uid"])
         if status is None or status.status != "waiting":
             return None  # admitted (the entrance) or sold out: Flask's view
+        start = session.get(f"start:{event_id}")
+        if start is None and not status.draw_id:
+            return None  # Flask puts the progress bar's start into the cookie (once)
         language = i18n.choose_language(
             cookie_value(environ, i18n.COOKIE), environ.get("HTTP_ACCEPT_LANGUAGE")
         )

@@ -98,6 +98,20 @@ def document() -> dict:
             "paused": {"type": "boolean"},
             "token": {"type": ["string", "null"]},
             "active_until": {"type": ["integer", "null"]},
+            "draw_id": {"type": ["string", "null"]},
+            "opens_in": {"type": ["integer", "null"]},
+        },
+    }
+    nullable_list = {"type": ["array", "null"], "items": {"type": "string"}}
+    components["Draw"] = {
+        "type": "object",
+        "required": ["commitment", "seed", "participants", "order"],
+        "properties": {
+            "commitment": {"type": ["string", "null"]},
+            "seed": {"type": ["string", "null"]},
+            "participants": nullable_list,
+            "order": nullable_list,
+            "drawn_at": {"type": ["string", "null"]},
         },
     }
     paths = {
@@ -122,6 +136,14 @@ def document() -> dict:
         "/api/me/bookings": {"get": _op("My bookings", (200, "ok", {"type": "array"}), 401)},
         "/api/events": {"get": _op("Events", (200, "ok", {"type": "array"}))},
         "/api/events/{event_id}": {"get": _op("One event", (200, "ok", OBJECT), 404, params=EVENT)},
+        "/api/events/{event_id}/draw": {
+            "get": _op(
+                "The fair start's draw: commitment, then seed and order",
+                (200, "ok", {"$ref": "#/components/schemas/Draw"}),
+                404,
+                params=EVENT,
+            )
+        },
         "/api/events/{event_id}/queue": {
             "post": _op(
                 "Join the waiting room",

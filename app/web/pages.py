@@ -43,6 +43,7 @@ def event(event_id):
         waiting=waiting,
         active=active,
         sold_out=event.id in mirror.sold_out([event.id]),
+        draw=events.describe(event),  # the fair start's commitment and drawn_at
     )
 
 
@@ -57,8 +58,13 @@ def join(event_id):
             raise
         flash(e.message, "error")
         return redirect(url_for("pages.event", event_id=event_id))
-    # Remembered in the cookie for the progress bar: no Redis cost per poll.
-    session[f"start:{event_id}"] = status.position or (status.position_band or {}).get("from", 1)
+    # Remembered in the cookie for the progress bar: no Redis cost per poll
+    # (in the pre-queue, from the first poll that has a place).
+    session.pop(f"start:{event_id}", None)
+    if not status.draw_id:
+        session[f"start:{event_id}"] = status.position or (status.position_band or {}).get(
+            "from", 1
+        )
     return redirect(url_for("pages.waiting", event_id=event_id))
 
 
@@ -131,6 +137,6 @@ def _start_position(event_id: int, status: waiting_room.QueueStatus) -> int:
     Kept in the session cookie (no Redis cost); first seen here if they joined
     elsewhere (the JSON API, another login)."""
     key = f"start:{event_id}"
-    if key not in session and status.status == "waiting":
+    if key not in session and status.status == "waiting" and not status.draw_id:
         session[key] = status.position or status.position_band["from"]
     return session.get(key, 1)

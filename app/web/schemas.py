@@ -71,6 +71,8 @@ class CreateEvent(Body):
     admit_rate: int | None = Field(default=None, ge=1, le=100_000)
     active_ttl: int | None = Field(default=None, ge=10, le=86_400)
     hold_ttl: int | None = Field(default=None, ge=1, le=86_400)
+    poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
+    prequeue_opens_at: datetime | None = Field(default=None, strict=False)
 
     @field_validator("sections")
     @classmethod
@@ -82,7 +84,7 @@ class CreateEvent(Body):
             raise ValueError(gettext("every section needs its own name"))
         return sections
 
-    in_utc = field_validator("sale_opens_at")(classmethod(_in_utc))
+    in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
 
 
 class UpdateEvent(Body):
@@ -92,8 +94,10 @@ class UpdateEvent(Body):
     active_ttl: int | None = Field(default=None, ge=10, le=86_400)
     hold_ttl: int | None = Field(default=None, ge=1, le=86_400)
     sale_opens_at: datetime | None = Field(default=None, strict=False)
+    poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
+    prequeue_opens_at: datetime | None = Field(default=None, strict=False)
 
-    in_utc = field_validator("sale_opens_at")(classmethod(_in_utc))
+    in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
 
 
 class HeldSeat(Body):
