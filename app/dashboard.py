@@ -19,9 +19,10 @@ def stats(event_id: int) -> dict:
     k = keys.event(event.id)
     pipe = redis_store.client.pipeline(transaction=False)
     pipe.zcard(k.queue)
+    pipe.zcard(k.prequeue)
     pipe.zcard(k.active)
     pipe.hmget(k.tick, "admitted_total", "rate_obs", "cleanup_removed")
-    waiting, active, (admitted_total, rate_obs, removed) = pipe.execute()
+    queued, prequeued, active, (admitted_total, rate_obs, removed) = pipe.execute()
     in_db = dict(
         Seat.select(Seat.status, fn.COUNT(Seat.id))
         .where(Seat.event == event.id)
@@ -32,7 +33,8 @@ def stats(event_id: int) -> dict:
     return {
         "event_id": event.id,
         "admission": event.admission,
-        "waiting": waiting,
+        "waiting": queued + prequeued,
+        "prequeue": prequeued,  # of those, in the pre-queue (the draw is to come)
         "active": active,
         "max_active": event.max_active,
         "admit_rate": event.admit_rate,

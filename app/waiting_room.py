@@ -143,14 +143,16 @@ def poll_for_page(event_id: int, user_id: int | None, session_id: str | None) ->
 
 
 def counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(waiting, active) per event, in one round trip."""
+    """(waiting, active) per event, in one round trip; waiting counts the
+    pre-queue too."""
     pipe = redis_store.client.pipeline(transaction=False)
     for event_id in event_ids:
         k = keys.event(event_id)
         pipe.zcard(k.queue)
+        pipe.zcard(k.prequeue)
         pipe.zcard(k.active)
-    numbers = pipe.execute()
-    return {eid: (numbers[2 * i], numbers[2 * i + 1]) for i, eid in enumerate(event_ids)}
+    n = pipe.execute()
+    return {eid: (n[3 * i] + n[3 * i + 1], n[3 * i + 2]) for i, eid in enumerate(event_ids)}
 
 
 def leave(event_id: int, user_id: int) -> bool:

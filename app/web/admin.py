@@ -24,6 +24,7 @@ SETTINGS = {
     "admission": _l("Admission"),
     "max_active": _l("Most people booking at once"),
     "admit_rate": _l("Let in per second"),
+    "poll_budget": _l("Poll budget per second"),
 }
 
 
@@ -47,10 +48,17 @@ def create_event():
             {
                 "name": form.get("name", ""),
                 "sale_opens_at": form.get("sale_opens_at") or None,
+                "prequeue_opens_at": form.get("prequeue_opens_at") or None,
                 "sections": _parse_sections(form.get("sections", "")),
                 **{
                     field: _whole(form[field], field)
-                    for field in ("max_active", "admit_rate", "active_ttl", "hold_ttl")
+                    for field in (
+                        "max_active",
+                        "admit_rate",
+                        "active_ttl",
+                        "hold_ttl",
+                        "poll_budget",
+                    )
                     if form.get(field)
                 },
             }
@@ -58,7 +66,11 @@ def create_event():
     except (ValueError, ValidationError) as e:
         flash(gettext("The event was not created: %(problem)s", problem=_first_error(e)), "error")
         return redirect(url_for("admin.index"))
-    event = staff.create_event(identity.user_id(), **body.model_dump())
+    try:
+        event = staff.create_event(identity.user_id(), **body.model_dump())
+    except AppError as e:  # a rule across fields (the queue opens before the sale)
+        flash(gettext("The event was not created: %(problem)s", problem=e.message), "error")
+        return redirect(url_for("admin.index"))
     flash(gettext("Created %(name)s (admission paused).", name=event.name), "info")
     return redirect(url_for("admin.event", event_id=event.id))
 
@@ -88,7 +100,7 @@ def settings(event_id):
                 **({"admission": form["admission"]} if form.get("admission") else {}),
                 **{
                     field: _whole(form[field], field)
-                    for field in ("max_active", "admit_rate")
+                    for field in ("max_active", "admit_rate", "poll_budget")
                     if form.get(field)
                 },
             }
