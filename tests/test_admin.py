@@ -1055,6 +1055,42 @@ def test_what_if_matches_time_to_admit(app, staff, make_event, rate, cap, limite
     assert 'id="live"' in page and 'id="audit-h"' in page
 
 
+def test_what_if_shows_the_poll_intervals_and_load_for_a_crowd_and_budget(app, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    page = text(
+        client.get(f"/admin/events/{event.id}/what-if?rate=700&cap=10000&crowd=1000000&budget=5000")
+    )
+    caption = re.search(r"<caption>(.*?)</caption>", page, re.S).group(1)
+    total = int(re.search(r"poll ([\d,]+) times a second", caption).group(1).replace(",", ""))
+    rule = capacity.PollRule.of(app.config["POLL_TIERS"], 5_000, event.active_ttl, 700)
+    assert total == round(capacity.load(1_000_000, capacity.scale_for(1_000_000, rule), rule))
+    assert 4_950 <= total <= 5_000 and "budget 5,000" in caption
+    rows = re.findall(r"<tr><td>([\d,]+)–", page)
+    assert rows == ["1", "1,001", "5,001", "10,001", "100,001"]  # one row per tier
+    assert 'name="crowd" min="0" value="1000000"' in page
+    assert 'name="budget" min="100" value="5000"' in page
+    # The event's own budget when none is given; nobody waiting: no table.
+    page = text(client.get(f"/admin/events/{event.id}/what-if?rate=700&cap=10000"))
+    assert (
+        f'name="budget" min="100" value="{event.poll_budget}"' in page and "<caption>" not in page
+    )
+    for bad in ("crowd=-1", "budget=99", "budget=x", f"crowd={10**9}"):
+        response = client.get(f"/admin/events/{event.id}/what-if?rate=1&cap=1&{bad}")
+        assert response.status_code == 302, bad
+
+
+def test_the_poll_budget_is_a_live_setting_on_the_staff_page(app, staff, make_event):
+    _, client = staff
+    event = make_event(admission="paused")
+    change_settings(client, "form", event.id, poll_budget=2_500)
+    page = text(client.get(f"/admin/events/{event.id}"))
+    assert 'name="poll_budget" min="100" value="2500"' in page
+    assert client.get(f"/api/events/{event.id}").get_json()["poll_budget"] == 2_500
+    response = client.post(f"/admin/events/{event.id}/settings", data={"poll_budget": "5"})
+    assert flashes(follow(client, response))[0][0] == "error"
+
+
 def test_what_if_with_nobody_waiting(app, staff, make_event):
     _, client = staff
     event = first_tick(app, make_event())

@@ -281,3 +281,16 @@ def test_an_event_without_a_sale_time_has_no_draw(ctx, r, make_event):
     assert waiting_room.join(event.id, 7).position == 3
     assert waiting_room.admit(event.id)["status"] == "ok"
     assert draw.published(event.id)["seed"] is None
+
+
+def test_the_staff_form_sets_the_queue_opening_and_refuses_one_after_the_sale(app, staff):
+    _, client = staff
+    form = {"name": "Drop", "sections": "Floor, 1, 4, 100", "sale_opens_at": "2030-01-01T19:00"}
+    bad = client.post("/admin/events", data={**form, "prequeue_opens_at": "2030-01-01T20:00"})
+    assert bad.status_code == 302 and bad.headers["Location"] == "/admin/"
+    assert "joining must open before the sale" in client.get("/admin/").get_data(as_text=True)
+    good = client.post("/admin/events", data={**form, "prequeue_opens_at": "2030-01-01T18:00"})
+    event_id = int(good.headers["Location"].rstrip("/").split("/")[-1])
+    event = app.test_client().get(f"/api/events/{event_id}").json
+    assert event["prequeue_opens_at"] == "2030-01-01T18:00:00Z"
+    assert event["sale_opens_at"] == "2030-01-01T19:00:00Z"
