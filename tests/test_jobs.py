@@ -367,3 +367,45 @@ def test_demo_command_twice(app, runner):
     with app.app_context():
         assert Event.select().where(Event.name == "Demo concert").count() == 1
         assert User.get(User.email == "staff@example.com").is_staff
+
+
+NEW_EVENT_COLUMNS = ("poll_budget", "prequeue_opens_at", "draw_seed", "drawn_at")
+
+
+def test_init_db_adds_the_columns_a_newer_version_needs_on_sqlite(app, tmp_path, rebind):
+    # A database made before the poll budget and the fair start: init-db
+    # adds their columns, and the event made earlier keeps its row.
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    sqlite_app = create_app({**dict(app.test_settings), "DATABASE_URL": f"sqlite:///{path}"})
+    assert sqlite_app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    with sqlite3.connect(path) as conn:
+        for column in NEW_EVENT_COLUMNS:
+            conn.execute(f"ALTER TABLE events DROP COLUMN {column}")
+        conn.execute(
+            "INSERT INTO events (name, admission, max_active, admit_rate, active_ttl, hold_ttl,"
+            " created_at) VALUES ('Old', 'paused', 10, 1, 60, 60, '2026-01-01 00:00:00')"
+        )
+    result = sqlite_app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        row = conn.execute("SELECT name, poll_budget, draw_seed, drawn_at FROM events").fetchone()
+    assert set(NEW_EVENT_COLUMNS) <= columns
+    assert row == ("Old", 5000, "", None)
+
+
+def test_init_db_adds_missing_columns_on_mysql(app, runner, mysql, make_event):
+    from app.extensions import db
+
+    event = make_event()
+    with app.app_context():
+        for column in NEW_EVENT_COLUMNS:
+            db.execute_sql(f"ALTER TABLE events DROP COLUMN {column}")
+    result = runner.invoke(args=["init-db"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    with app.app_context():
+        columns = {c.name for c in db.get_columns("events")}
+        assert set(NEW_EVENT_COLUMNS) <= columns
+        assert Event.get_by_id(event.id).poll_budget == 5000
