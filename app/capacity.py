@@ -62,6 +62,8 @@ def latest_poll(position: int, rule: PollRule) -> float:
 
 def stretched(index: int, scale: float, tiers: list[dict]) -> float:
     """Tier `index`'s interval at this scale (the front's never changes)."""
+    if scale == 1.0 or not index:  # the common case, without the power
+        return tiers[index]["interval"]
     return tiers[index]["interval"] * scale ** (index / max(1, len(tiers) - 1))
 
 
@@ -132,8 +134,8 @@ def scale_for(waiting: int, rule: PollRule) -> float:
     budget. Where even the longest intervals allowed cannot (the front and
     the people near their turn alone send more), the largest stretch that
     still changes anything."""
-    if load(waiting, 1.0, rule) <= rule.budget:
-        return 1.0
+    if load(waiting, 1.0, rule) <= rule.budget or len(rule.tiers) == 1:
+        return 1.0  # (a table of one tier is all front: nothing to stretch)
     # Beyond `most`, every interval behind the front is at its latest poll.
     last = len(rule.tiers) - 1
     most = max(

@@ -2,10 +2,8 @@
 
 import logging
 
-from flask import current_app
-
-from app import draw, waiting_room
-from jobs import for_each_event
+from app import waiting_room
+from jobs import draw, for_each_event
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +20,9 @@ def tick() -> dict:
 
 
 def admit_one(event_id: int) -> dict:
-    """One tick; at the opening, the draw first (the next tick admits)."""
+    """One tick; at the opening, the draw first (queued as a job of its
+    own: nobody is let in until it is made)."""
     result = waiting_room.admit(event_id)
     if result["status"] == "draw":
-        result["draw"] = draw.make(event_id, current_app.config["SECRET_KEY"])
+        result["draw"] = draw.start(event_id)
     return result

@@ -409,3 +409,37 @@ def test_init_db_adds_missing_columns_on_mysql(app, runner, mysql, make_event):
         columns = {c.name for c in db.get_columns("events")}
         assert set(NEW_EVENT_COLUMNS) <= columns
         assert Event.get_by_id(event.id).poll_budget == 5000
+
+
+def test_the_admit_tick_queues_the_draw_as_a_job_of_its_own(private_app, private_redis):
+    # At the opening, the tick (run by a real worker) queues the draw, once;
+    # the worker then makes it, and the next tick admits.
+    from datetime import UTC, datetime, timedelta
+
+    from app import draw
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with private_app.app_context():
+        event = events.create(
+            "Drawn", [{"name": "A", "rows": 1, "seats_per_row": 5, "price": 10}],
+            sale_opens_at=now + timedelta(hours=1), admit_rate=100,
+        )  # fmt: skip
+        events.update(event.id, admission="open")
+        for uid in range(1, 41):
+            waiting_room.join(event.id, uid)
+        events.update(event.id, sale_opens_at=now - timedelta(seconds=1))
+    conn = rq_connection(private_redis.url)
+    queue = Queue(private_app.config["RQ_QUEUE"], connection=conn, serializer=JSONSerializer)
+    for _ in range(2):  # two ticks before any worker draws: one draw job
+        queue.enqueue("jobs.admit.tick")
+    worker = SimpleWorker([queue], connection=conn, serializer=JSONSerializer)
+    assert worker.work(burst=True, with_scheduler=False)
+    draw_job = JSONJob.fetch(f"draw-event-{event.id}", connection=conn)
+    assert draw_job.is_finished and draw_job.return_value()["participants"] == 40
+    assert draw_job.timeout > 600  # a million take minutes; a tick may take 30 s
+    with private_app.app_context():
+        published = draw.published(event.id)
+        assert draw.verify(published) == [] and len(published["order"]) == 40
+        from jobs import admit
+
+        assert admit.tick()[event.id]["admitted"] == 40

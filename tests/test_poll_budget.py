@@ -77,6 +77,15 @@ def test_intervals_stretch_as_the_crowd_grows_and_shrink_as_it_drains():
     assert capacity.interval(2_000, s, rule) / 5 < capacity.interval(500_000, s, rule) / 60
 
 
+def test_a_table_of_one_tier_is_never_stretched():
+    # Every place polls at the front's interval; over budget, the model says so.
+    rule = capacity.PollRule.of([{"up_to": None, "interval": 3, "band": 0}], 5_000, 300, 700)
+    assert capacity.scale_for(20_000, rule) == 1.0
+    assert capacity.load(20_000, 1.0, rule) > 5_000 and "over budget" in capacity.report(
+        20_000, rule
+    )
+
+
 def test_the_capacity_report_shows_intervals_and_load():
     rule = capacity.PollRule.of(DEFAULT_POLL_TIERS, 5_000, 300, 700)
     report = capacity.report(1_000_000, rule)
