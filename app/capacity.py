@@ -16,14 +16,14 @@ the heartbeat).
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # The share of an active window a person may spend not yet knowing it is
 # their turn: the rest covers jitter and a slow network.
 WINDOW_SHARE = 0.8
 
 
-@dataclass(frozen=True)
-class PollRule:
+class PollRule(NamedTuple):  # (a tuple: every poll makes one)
     tiers: list[dict]  # POLL_TIERS: the shape
     budget: float  # polls/s for the whole queue: the scale
     window: float  # seconds: WINDOW_SHARE of the event's active window

@@ -42,8 +42,8 @@ def poll_command(event_id: int) -> list[str]:
     entrance record, which a waiting person's poll does not read)."""
     k = keys.event(event_id)
     entrance = k.entrance(0).rsplit(":", 1)[0] + ":__rand_int__"
-    event_keys = [k.config, k.queue, k.heartbeat, k.active, k.tick, entrance]
-    return ["EVALSHA", SHA, "6", *event_keys, "__rand_int__"]
+    event_keys = [k.config, k.queue, k.heartbeat, k.active, k.tick, entrance, k.prequeue]
+    return ["EVALSHA", SHA, str(len(event_keys)), *event_keys, "__rand_int__"]
 
 
 def person(i: int) -> str:
@@ -57,7 +57,7 @@ def prepare(client: redis.Redis, source: redis.Redis, event_id: int) -> None:
     for start in range(0, PEOPLE, 10_000):
         client.zadd(k.queue, {person(i): i for i in range(start, start + 10_000)})
     client.script_load(SCRIPT)
-    answer = client.evalsha(SHA, 6, *poll_command(event_id)[3:-1], person(PEOPLE // 2))
+    answer = client.evalsha(SHA, 7, *poll_command(event_id)[3:-1], person(PEOPLE // 2))
     assert answer[0] == "waiting", answer
 
 

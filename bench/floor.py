@@ -16,7 +16,7 @@ client = Redis.from_url(
 poll = scripts.load(client).poll
 USER = int(os.environ["FLOOR_USER"])
 k = keys.event(int(os.environ["FLOOR_EVENT"]))
-KEYS = [k.config, k.queue, k.heartbeat, k.active, k.tick, k.entrance(USER)]
+KEYS = [k.config, k.queue, k.heartbeat, k.active, k.tick, k.entrance(USER), k.prequeue]
 BODY = b'{"status":"waiting"}\n'
 HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
 
