@@ -172,7 +172,7 @@ SAMPLE_EVERY_MS, SAMPLES_KEPT = 5_000, 180
 def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -> dict:
     """One admission tick for one event (called every second by the RQ job),
     and the poll intervals rescaled to the crowd it leaves waiting. Status
-    "draw": the sale has opened and its draw is due (jobs/admit.py makes it).
+    "draw": the sale has opened and its draw is due (jobs/admit.py queues it).
     The admitted keep their heartbeat entries until `clean_up` takes them."""
     k = keys.event(event_id)
     result = mirror.with_config(

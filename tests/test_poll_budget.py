@@ -176,3 +176,16 @@ def test_someone_admitted_while_polling_slowly_still_gets_a_full_window(ctx, r, 
     # Person 2 has not looked: still leaves at the tick's time, so the cap holds.
     assert r.zscore(k.active, 2) == now + 10_000
     assert r.zcard(k.active) <= event.max_active
+
+
+def test_a_config_hash_from_before_the_budget_is_written_again(ctx, r, make_event):
+    # Redis kept an event's config from an earlier version (no poll budget,
+    # no window): the first script to meet it has it copied from MySQL.
+    event = make_event(admission="open")
+    k = keys.event(event.id)
+    r.hdel(k.config, "poll_budget", "window_ms", "active_ttl_ms", "prequeue_ms", "drawn")
+    assert waiting_room.admit(event.id)["status"] == "ok"
+    assert r.hget(k.config, "poll_budget") == "5000"
+    r.hdel(k.config, "window_ms", "active_ttl_ms")
+    assert waiting_room.join(event.id, 1).position == 1
+    assert r.hget(k.config, "window_ms") == "240000"

@@ -25,13 +25,14 @@
 -- "no_event".
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
                        'opens_at_ms', 'sold_out', 'drawn', 'poll_budget', 'poll_scale')
-if not cfg[1] then return {0, 0, 0, 'no_event'} end
+-- (A hash without the poll budget predates it: written again, like a lost one.)
+if not cfg[1] or not cfg[8] then return {0, 0, 0, 'no_event'} end
 local now = now_ms()
 local opens_at = tonumber(cfg[5]) or 0
 
 local function answer(admitted, expired, status)
   return {admitted, expired, redis.call('ZCARD', KEYS[3]), status, redis.call('ZCARD', KEYS[2]),
-          cfg[8] or '0', cfg[4], cfg[3], cfg[9] or '1'}
+          cfg[8], cfg[4], cfg[3], cfg[9] or '1'}
 end
 
 local function sample()
