@@ -211,7 +211,7 @@ def test_the_admin_pages_in_korean(app, staff, event):
     _, client = staff
     client.post(f"/admin/events/{event.id}/settings", data={"admit_rate": "1234"})
     index = text(client.get("/admin/", headers=KO))
-    assert "<h1>관리자: 공연 목록</h1>" in index and "<td>진행 중</td>" in index
+    assert '<h1 id="events-h">관리자: 공연 목록</h1>' in index and "<td>진행 중</td>" in index
     page = text(client.get(f"/admin/events/{event.id}", headers=KO))
     assert html_lang(page) == "ko"
     assert "<dt>대기 인원</dt>" in page and "(설정값 1,234)" in page
