@@ -9,6 +9,7 @@ that database number, never a whole server it did not start. In CI
 
 import itertools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,11 @@ pytest_plugins = ["e2e_support"]
 
 _tmp = Path(tempfile.mkdtemp(prefix="ticketdrop-tests-"))
 os.environ["INSTANCE_PATH"] = str(_tmp / "instance")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite's own files go with it (its servers are stopped by then)."""
+    shutil.rmtree(_tmp, ignore_errors=True)
 
 
 class PrivateRedis(launcher.RedisServer):
