@@ -114,7 +114,12 @@ def register(app: Flask) -> None:
         """Check an event's draw: the seed against its commitment, and the
         order recomputed from the seed and the participants."""
         if path:
-            published = json.loads(Path(path).read_text())
+            try:
+                published = json.loads(Path(path).read_text())
+            except (ValueError, UnicodeDecodeError):
+                raise click.ClickException(f"{path} is not JSON.") from None
+            if not isinstance(published, dict):
+                raise click.ClickException(f"{path} is not a published draw.")
         else:
             try:
                 published = draw.published(event_id)

@@ -65,14 +65,25 @@ def verify(published: dict) -> list[str]:
     seed, participants = published.get("seed"), published.get("participants")
     if seed is None or participants is None:
         return ["the draw has not been made yet (no seed published)"]
+    ids = isinstance(participants, list) and all(isinstance(p, str) for p in participants)
+    if not ids or not isinstance(seed, str) or not _is_hex(seed):
+        return ["this is not a published draw (the seed is not hex, or the participants not ids)"]
     problems = []
-    if hashlib.sha256(bytes.fromhex(seed)).hexdigest() != published.get("commitment"):
+    if commitment(seed) != published.get("commitment"):
         problems.append("the seed does not match the commitment")
     if participants != sorted(set(participants)):
         problems.append("the participants are not sorted, or someone is listed twice")
     if published.get("order") != order(seed, participants):
         problems.append("the order is not the one the seed gives")
     return problems
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def expected_seconds(people: int) -> float:

@@ -86,6 +86,9 @@ def test_the_pre_queue_is_drawn_at_the_opening_and_later_arrivals_go_behind(app,
             assert status.status == "waiting" and status.position is None and status.draw_id
         assert r.zcard(k.prequeue) == 200 and r.zcard(k.queue) == 0
         assert waiting_room.admit(event.id)["status"] == "paused"  # before the opening
+        # The staff chart and numbers count the pre-queue as waiting.
+        assert r.lrange(k.samples, -1, -1)[0].split()[1] == "200"
+        assert waiting_room.counts([event.id])[event.id] == (200, 0)
 
         open_the_sale(event.id)
         late = [1_001, 1_002, 1_003]
@@ -187,6 +190,12 @@ def test_verify_draw_command(app, runner, make_event, tmp_path):
     tampered = runner.invoke(args=["verify-draw", str(event.id), "--file", str(path)])
     assert tampered.exit_code != 0 and "order" in tampered.output
     assert runner.invoke(args=["verify-draw", "999999"]).exit_code != 0
+    for junk in ("not json", "[1, 2]", json.dumps({**saved, "seed": "zz"})):
+        path.write_text(junk)
+        bad = runner.invoke(args=["verify-draw", str(event.id), "--file", str(path)])
+        assert (
+            bad.exit_code == 1 and "Error:" in bad.output and bad.exception.__class__ is SystemExit
+        )
 
 
 def test_staff_cannot_redraw(app, r, staff_client, make_event):

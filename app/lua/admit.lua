@@ -10,12 +10,12 @@
 -- It also samples waiting / active / admitted_total into a short list for the
 -- staff chart, at most once per sample interval.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] active  KEYS[4] tick
--- KEYS[5] samples (list of "ms waiting active admitted_total")
+-- KEYS[5] samples (list of "ms waiting active admitted_total"; waiting counts
+-- the pre-queue, as the staff numbers do)  KEYS[6] pre-queue
 -- ARGV[1] most people to move in this call (keeps one call short)
 -- ARGV[2] longest gap to catch up on, ms (a scheduler down for an hour
 --         must not release an hour's worth at once)
 -- ARGV[3] sample interval, ms  ARGV[4] samples kept
--- KEYS[6] pre-queue
 -- Returns {admitted, expired, active_now, status, waiting, poll budget,
 -- active_ttl_ms, rate, poll scale} (the last five for app/waiting_room.py to
 -- rescale the poll intervals), where status is "ok", "paused" (admission not
@@ -39,7 +39,8 @@ local function sample()
   local last = tonumber(redis.call('HGET', KEYS[4], 'sampled_ms') or '0')
   if now - last < tonumber(ARGV[3]) then return end
   redis.call('HSET', KEYS[4], 'sampled_ms', now)
-  redis.call('RPUSH', KEYS[5], now .. ' ' .. redis.call('ZCARD', KEYS[2]) .. ' '
+  local waiting = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[6])
+  redis.call('RPUSH', KEYS[5], now .. ' ' .. waiting .. ' '
              .. redis.call('ZCARD', KEYS[3]) .. ' '
              .. (redis.call('HGET', KEYS[4], 'admitted_total') or '0'))
   redis.call('LTRIM', KEYS[5], -tonumber(ARGV[4]), -1)
