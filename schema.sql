@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS events (
   active_ttl    INT NOT NULL,
   hold_ttl      INT NOT NULL,
   poll_budget   INT NOT NULL DEFAULT 5000,  -- polls/s the whole queue may send
+  max_seats_per_person INT NOT NULL DEFAULT 4,  -- held, being paid for and bought
   prequeue_opens_at DATETIME NULL,          -- joining opens (NULL: at once)
   -- The fair start's secret (hex, 32 bytes): its SHA-256 is published from
   -- the start, the seed itself once the draw is made (drawn_at).

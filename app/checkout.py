@@ -5,7 +5,10 @@
 2. MySQL, one transaction: lock the seat rows (ascending id), then the user
    row, always in that order, so no two checkouts can deadlock on each other;
    refuse a seat that is not available, whose stored fencing token is newer
-   than the presented one, or whose version moved; book, pay, deduct points.
+   than the presented one, or whose version moved, and seats past the
+   event's limit per person (counting what the buyer bought before: the
+   user row's lock makes one person's checkouts take turns); book, pay,
+   deduct points.
    Deadlocks, lock wait timeouts and version conflicts are retried with
    exponential backoff and jitter.
 3. Redis (pay_finish.lua): after commit the seats are booked and the buyer's
@@ -28,6 +31,7 @@ from flask_babel import lazy_gettext as _l
 
 from app import bookings, keys, mirror, seats
 from app.bookings import Receipt
+from app.config import MOST_SEATS_PER_PERSON
 from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
 from app.extensions import db, is_mariadb, is_mysql, redis_store
@@ -69,10 +73,10 @@ def checkout(
         return earlier, False
     _validate(event_id, items)
 
-    lease_until_ms = _begin_payment(event_id, user_id, session_id, items)
+    lease_ends = _begin_payment(event_id, user_id, session_id, items)
     try:
         receipt = _book_with_retries(
-            event_id, user_id, items, idempotency_key, request_hash, lease_until_ms
+            event_id, user_id, items, idempotency_key, request_hash, lease_ends
         )
     except BaseException:
         _finish_payment(event_id, user_id, items, "abort")
@@ -141,7 +145,8 @@ def _replay(user_id: int, idempotency_key: str, request_hash: str) -> Receipt | 
 
 
 def _validate(event_id: int, items: list[tuple[int, int]]) -> None:
-    limit = current_app.config["MAX_SEATS_PER_PERSON"]
+    """The shape of the order (the event's own limit: pay_begin.lua, _check_limit)."""
+    limit = MOST_SEATS_PER_PERSON
     if not 1 <= len(items) <= limit:
         raise AppError(422, "invalid", _l("Check out between 1 and %(limit)s seats.", limit=limit))
     if len({seat_id for seat_id, _ in items}) != len(items):
@@ -152,18 +157,27 @@ def _validate(event_id: int, items: list[tuple[int, int]]) -> None:
 
 def _begin_payment(
     event_id: int, user_id: int, session_id: str, items: list[tuple[int, int]]
-) -> int:
+) -> float:
+    """pay_begin.lua; returns when the payment lease ends, on this process's
+    monotonic clock: the lease's length is measured by Redis's clock, and
+    only the time since is measured here, so a web host whose wall clock is
+    wrong judges the lease as Redis does."""
     k = keys.event(event_id)
     flat = [value for item in items for value in item]
     result = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.pay_begin(
-            keys=[k.config, k.seats, k.entrance(user_id), k.active],
+            keys=[k.config, k.seats, k.entrance(user_id), k.active, k.bought],
             args=[user_id, session_id or "", current_app.config["CHECKOUT_LEASE"] * 1000, *flat],
         ),
     )
     if result[0] == "paying":
-        return int(result[1])
+        lease_until_ms, now_ms = int(result[1]), int(result[2])
+        return time.monotonic() + (lease_until_ms - now_ms) / 1000
+    if result[0] == "closed":
+        raise AppError(*seats.CLOSED)
+    if result[0] == "limit":
+        raise seats.over_the_limit(int(result[1]))
     if result[0] == "mismatch":
         label = seats.seat_info(event_id, int(result[1])).label
         raise AppError(409, f"hold_{result[2]}", _mismatch(result[2], label))
@@ -175,7 +189,7 @@ def _finish_payment(event_id: int, user_id: int, items, outcome: str) -> None:
     flat = [value for item in items for value in item]
     try:
         redis_store.scripts.pay_finish(
-            keys=[k.seats, k.holds(user_id), k.entrance(user_id), k.active],
+            keys=[k.seats, k.holds(user_id), k.entrance(user_id), k.active, k.bought],
             args=[user_id, outcome, *flat],
         )
     except Exception:
@@ -185,12 +199,12 @@ def _finish_payment(event_id: int, user_id: int, items, outcome: str) -> None:
 
 
 def _book_with_retries(
-    event_id, user_id, items, idempotency_key, request_hash, lease_until_ms
+    event_id, user_id, items, idempotency_key, request_hash, lease_ends
 ) -> Receipt:
     attempts = current_app.config["CHECKOUT_ATTEMPTS"]
     for attempt in range(attempts):
         try:
-            return _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms)
+            return _book(event_id, user_id, items, idempotency_key, request_hash, lease_ends)
         except Retry as e:
             if attempt + 1 == attempts:
                 raise AppError(
@@ -207,7 +221,7 @@ def _book_with_retries(
     raise AssertionError("unreachable")
 
 
-def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_ms) -> Receipt:
+def _book(event_id, user_id, items, idempotency_key, request_hash, lease_ends) -> Receipt:
     """The sale, as one transaction of hand-written SQL and no model objects:
     on this hot path peewee's query building and model instances cost more
     CPU than the statements themselves (BENCHMARKS.md, figure 7)."""
@@ -219,7 +233,8 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_until_m
             points = _lock_user(user_id)
             if len(rows) != len(tokens) or points is None:
                 raise AppError(404, "not_found", _l("No such seat or person."))
-            _check_seats(event_id, rows, tokens, lease_until_ms)
+            _check_seats(event_id, rows, tokens, lease_ends)
+            _check_limit(event_id, user_id, len(rows))
             amount = sum(seat.price for seat in rows)
             if points < amount:
                 raise AppError(
@@ -358,9 +373,10 @@ def _for_update(wait: int | None = None) -> str:
     return " FOR UPDATE"
 
 
-def _check_seats(event_id: int, rows: list[LockedSeat], tokens: dict, lease_until_ms: int) -> None:
-    margin_ms = min(1000, current_app.config["CHECKOUT_LEASE"] * 100)  # for clock skew
-    if time.time() * 1000 > lease_until_ms - margin_ms:
+def _check_seats(event_id: int, rows: list[LockedSeat], tokens: dict, lease_ends: float) -> None:
+    # A margin for the time from here to the commit.
+    margin = min(1.0, current_app.config["CHECKOUT_LEASE"] / 10)
+    if time.monotonic() > lease_ends - margin:
         # Stalled past the lease: someone else may hold these seats by now.
         raise AppError(
             409,
@@ -380,3 +396,17 @@ def _check_seats(event_id: int, rows: list[LockedSeat], tokens: dict, lease_unti
             # A newer hold exists: this buyer is stale (a paused process, a
             # lost lease). The database refuses even if Redis was wrong.
             raise AppError(409, "hold_stale", _stale(seat.label))
+
+
+def _check_limit(event_id: int, user_id: int, buying: int) -> None:
+    """The event's max_seats_per_person, counting the seats this person
+    bought before. The user row is locked, so the person's other checkouts
+    wait; this plain read is the transaction's first, so InnoDB's snapshot
+    starts here and sees the sale of whichever went first."""
+    limit, bought = _run(
+        "SELECT `max_seats_per_person`, (SELECT COUNT(*) FROM `seats` WHERE `holder_id` = %s "
+        "AND `event_id` = %s AND `status` = 'booked') FROM `events` WHERE `id` = %s",
+        (user_id, event_id, event_id),
+    ).fetchone()
+    if bought + buying > limit:
+        raise seats.over_the_limit(limit)

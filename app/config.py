@@ -35,6 +35,10 @@ EVENT_DEFAULTS = {
 }
 
 
+# The largest max_seats_per_person staff may set: no checkout is longer.
+MOST_SEATS_PER_PERSON = 20
+
+
 def instance_path() -> str | None:
     """Where the app keeps its files (secrets, SQLite, the embedded Redis):
     INSTANCE_PATH, else Flask's default (instance/ beside the code)."""
@@ -72,6 +76,7 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "CLEANUP_INTERVAL": int(env("CLEANUP_INTERVAL", "30")),
         "RECONCILE_INTERVAL": int(env("RECONCILE_INTERVAL", "60")),
         "RQ_QUEUE": env("RQ_QUEUE", "ticketdrop"),
+        # The default of a new event's max_seats_per_person (each event has its own).
         "MAX_SEATS_PER_PERSON": int(env("MAX_SEATS_PER_PERSON", "4")),
         # Checkout: how long seats stay "being paid for", and MySQL's patience.
         "CHECKOUT_LEASE": int(env("CHECKOUT_LEASE", "30")),

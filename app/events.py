@@ -6,6 +6,7 @@ import string
 from datetime import datetime
 
 import peewee
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from app import audit, draw, keys, mirror
@@ -43,7 +44,11 @@ def create(
     """Create an event and its seats; admission starts paused. Its draw's
     seed is made now, so its commitment is public from the start."""
     _check_opening(sale_opens_at, prequeue_opens_at)
-    values = {**EVENT_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    values = {
+        **EVENT_DEFAULTS,
+        "max_seats_per_person": current_app.config["MAX_SEATS_PER_PERSON"],
+        **{k: v for k, v in settings.items() if v is not None},
+    }
     values.update(prequeue_opens_at=prequeue_opens_at, draw_seed=draw.new_seed())
     try:
         event = _create_with_seats(name, sections, sale_opens_at, values, actor_id)
@@ -141,6 +146,7 @@ def describe(
         "active_ttl": event.active_ttl,
         "hold_ttl": event.hold_ttl,
         "poll_budget": event.poll_budget,
+        "max_seats_per_person": event.max_seats_per_person,
         "prequeue_opens_at": iso(event.prequeue_opens_at),
         # The fair start (app/draw.py): public from the start; the seed and
         # the order at GET /api/events/{id}/draw once drawn.

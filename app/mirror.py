@@ -16,6 +16,7 @@ sold-out flag. This module writes that copy and puts it right:
 """
 
 import logging
+from collections import Counter
 from datetime import UTC
 
 from app import keys
@@ -73,6 +74,7 @@ def config_fields(event: Event) -> dict[str, str]:
         "rate": event.admit_rate,
         "active_ttl_ms": event.active_ttl * 1000,
         "hold_ttl_ms": event.hold_ttl * 1000,
+        "max_seats": event.max_seats_per_person,
         "opens_at_ms": epoch_ms(event.sale_opens_at),
         "prequeue_ms": epoch_ms(event.prequeue_opens_at),
         "drawn": int(event.drawn_at is not None),
@@ -129,8 +131,23 @@ def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500
         c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
         changed, raised = changed + c, raised + r
     if seat_ids is None:
+        _copy_bought(k, rows)
         update_sold_out(event_id)
     return {"seats": len(rows), "changed": changed, "fence_raised": raised}
+
+
+def _copy_bought(k: keys.EventKeys, rows: list[tuple]) -> None:
+    """Each person's count of seats bought, as MySQL's seats say, for
+    hold.lua's per-person limit. A sale committing meanwhile may be counted
+    late; the checkout's own check in MySQL still refuses a seat over the
+    limit."""
+    bought = Counter(holder for _, status, holder, _ in rows if status == "booked" and holder)
+    held = redis_store.client.hgetall(k.bought)
+    gone = [user for user in held if int(user) not in bought]
+    if gone:
+        redis_store.client.hdel(k.bought, *gone)
+    if bought:
+        redis_store.client.hset(k.bought, mapping=dict(bought))
 
 
 # Sold out: MySQL has no seat left on sale (every one booked or blocked; a

@@ -53,6 +53,8 @@ class Event(BaseModel):
     active_ttl = pw.IntegerField()
     hold_ttl = pw.IntegerField()
     poll_budget = pw.IntegerField(default=5000)
+    # Seats one person may have of this event: held, being paid for and bought.
+    max_seats_per_person = pw.IntegerField(default=4)
     prequeue_opens_at = pw.DateTimeField(null=True)
     draw_seed = pw.CharField(max_length=64, default="")
     drawn_at = pw.DateTimeField(null=True)

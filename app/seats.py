@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from app import keys, mirror
@@ -157,8 +156,15 @@ def my_holds(event_id: int, user_id: int, session_id: str) -> list[tuple[SeatInf
     ]
 
 
+CLOSED = (
+    409,
+    "event_closed",
+    _l("Sales for this event have closed. Your bookings are under My bookings."),
+)
+
 HOLD_REFUSALS = {
     "not_entered": NOT_ENTERED,
+    "closed": CLOSED,
     "taken": (409, "seat_taken", _l("Someone else is holding this seat.")),
     "booked": (409, "seat_booked", _l("This seat is already sold.")),
     "blocked": (409, "seat_blocked", _l("This seat is not for sale.")),
@@ -174,12 +180,7 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
         if status in HOLD_REFUSALS:
             raise AppError(*HOLD_REFUSALS[status])
         if status == "limit":
-            limit = current_app.config["MAX_SEATS_PER_PERSON"]
-            raise AppError(
-                422,
-                "seat_limit",
-                _l("You can hold at most %(limit)s seats at a time.", limit=limit),
-            )
+            raise over_the_limit(int(result[1]))
         token, until_ms, now_ms = (int(x) for x in result[1:4])
         try:
             recorded = _record_token(seat_id, token, again=status == "yours")
@@ -204,13 +205,35 @@ def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
     raise AssertionError("unreachable")
 
 
+def over_the_limit(limit: int) -> AppError:
+    """The event's max_seats_per_person counts seats held, being paid for and
+    bought (hold.lua, and checkout's check in MySQL)."""
+    return AppError(
+        422,
+        "seat_limit",
+        _l(
+            "You can have at most %(limit)s seats of this event, counting the ones "
+            "you hold and the ones you bought. Release a seat to pick another.",
+            limit=limit,
+        ),
+    )
+
+
 def _run_hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> list:
     k = keys.event(event_id)
     return mirror.with_config(
         event_id,
         lambda: redis_store.scripts.hold(
-            keys=[k.config, k.seats, k.fence, k.holds(user_id), k.entrance(user_id), k.active],
-            args=[user_id, session_id or "", seat_id, current_app.config["MAX_SEATS_PER_PERSON"]],
+            keys=[
+                k.config,
+                k.seats,
+                k.fence,
+                k.holds(user_id),
+                k.entrance(user_id),
+                k.active,
+                k.bought,
+            ],  # fmt: skip
+            args=[user_id, session_id or "", seat_id],
         ),
     )
 

@@ -156,11 +156,21 @@ def counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:
 
 
 def leave(event_id: int, user_id: int) -> bool:
-    """Leave the queue, or give back an active slot. True if the person was in."""
+    """Leave the queue, or give back an active slot and the seats held in it.
+    True if the person was in."""
     k = keys.event(event_id)
     return bool(
         redis_store.scripts.leave(
-            keys=[k.queue, k.heartbeat, k.active, k.entrance(user_id), k.prequeue], args=[user_id]
+            keys=[
+                k.queue,
+                k.heartbeat,
+                k.active,
+                k.entrance(user_id),
+                k.prequeue,
+                k.seats,
+                k.holds(user_id),
+            ],  # fmt: skip
+            args=[user_id],
         )
     )
 

@@ -925,7 +925,7 @@ def test_a_hold_that_met_a_mysql_outage_still_fences_out_a_stalled_buyer(
     with x.client.session_transaction() as session:
         x_session = session["sid"]
     with papp.app_context():  # X's step 1; X's process then pauses before step 2
-        lease_until = checkout._begin_payment(event.id, x.id, x_session, [(seat, t_x)])
+        lease_ends = checkout._begin_payment(event.id, x.id, x_session, [(seat, t_x)])
 
     private_redis.client().flushall()  # Redis forgets X's payment
     come_in(papp, [y], event.id)
@@ -938,7 +938,7 @@ def test_a_hold_that_met_a_mysql_outage_still_fences_out_a_stalled_buyer(
     assert seat_row(seat)[3] == t_y, "MySQL never learned the token of the hold Y has now"
 
     with papp.app_context(), pytest.raises(AppError) as refused:  # X's step 2, resumed
-        checkout._book(event.id, x.id, [(seat, t_x)], "x-resumed", "0" * 64, lease_until)
+        checkout._book(event.id, x.id, [(seat, t_x)], "x-resumed", "0" * 64, lease_ends)
     assert (refused.value.status, refused.value.code) == (409, "hold_stale")
     assert y.checkout(event.id, [(seat, t_y)]).status_code == 201
     assert ledger(app)["sold"] == {seat: (y.id, t_y)}

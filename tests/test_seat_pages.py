@@ -233,7 +233,7 @@ def test_hold_refusals_on_the_page(event, browser, seat_rows):
     for seat in seat_rows[:4]:
         hold(client, event.id, seat.id)
     fragment = html(hold(client, event.id, seat_rows[4].id))
-    assert "You can hold at most 4 seats at a time." in fragment
+    assert "You can have at most 4 seats of this event" in fragment
     # A missing or foreign seat number: a clear answer, never a 500.
     for data in ({}, {"seat": "abc"}, {"seat": "999999999"}):
         response = client.post(f"/events/{event.id}/seats/hold", data=data, headers=HX)

@@ -25,6 +25,7 @@ SETTINGS = {
     "max_active": _l("Most people booking at once"),
     "admit_rate": _l("Let in per second"),
     "poll_budget": _l("Poll budget per second"),
+    "max_seats_per_person": _l("Seats per person"),
 }
 
 
@@ -58,6 +59,7 @@ def create_event():
                         "active_ttl",
                         "hold_ttl",
                         "poll_budget",
+                        "max_seats_per_person",
                     )
                     if form.get(field)
                 },
@@ -100,7 +102,7 @@ def settings(event_id):
                 **({"admission": form["admission"]} if form.get("admission") else {}),
                 **{
                     field: _whole(form[field], field)
-                    for field in ("max_active", "admit_rate", "poll_budget")
+                    for field in ("max_active", "admit_rate", "poll_budget", "max_seats_per_person")
                     if form.get(field)
                 },
             }

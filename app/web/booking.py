@@ -185,4 +185,5 @@ def _panel_context(event_id: int) -> dict:
         "mine": mine,
         "total": sum(c["seat"].price for c in mine),
         "window_left": max(0, (active_until_ms - now_ms) // 1000),
+        "limit": events.get(event_id).max_seats_per_person,
     }

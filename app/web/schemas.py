@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.config import MOST_SEATS_PER_PERSON
 from app.errors import AppError
 from app.i18n import number
 
@@ -72,6 +73,7 @@ class CreateEvent(Body):
     active_ttl: int | None = Field(default=None, ge=10, le=86_400)
     hold_ttl: int | None = Field(default=None, ge=1, le=86_400)
     poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
+    max_seats_per_person: int | None = Field(default=None, ge=1, le=MOST_SEATS_PER_PERSON)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
 
     @field_validator("sections")
@@ -95,6 +97,7 @@ class UpdateEvent(Body):
     hold_ttl: int | None = Field(default=None, ge=1, le=86_400)
     sale_opens_at: datetime | None = Field(default=None, strict=False)
     poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
+    max_seats_per_person: int | None = Field(default=None, ge=1, le=MOST_SEATS_PER_PERSON)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
 
     in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
@@ -106,7 +109,7 @@ class HeldSeat(Body):
 
 
 class Checkout(Body):
-    seats: list[HeldSeat] = Field(min_length=1, max_length=20)
+    seats: list[HeldSeat] = Field(min_length=1, max_length=MOST_SEATS_PER_PERSON)
 
 
 class Release(Body):
