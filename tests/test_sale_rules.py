@@ -27,6 +27,16 @@ def owned(app, user_id: int, event_id: int) -> list[int]:
         ]
 
 
+def change(staff_client, event_id, **settings):
+    response = staff_client.patch(f"/api/admin/events/{event_id}", json=settings)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def try_hold(client, event_id, seat_id):
+    return client.post(f"/api/events/{event_id}/seats/{seat_id}/hold", json={})
+
+
 def leave(client, event_id):
     return client.delete(f"/api/events/{event_id}/queue", json={})
 
@@ -41,9 +51,7 @@ def test_one_account_cannot_own_more_than_the_events_limit_by_coming_back(
         pay(client, event.id, [(s, hold(client, event.id, s)) for s in ids[:4]]).status_code == 201
     )
     admit_and_enter(app, client, event.id)
-    body = assert_error(
-        client.post(f"/api/events/{event.id}/seats/{ids[4]}/hold"), 422, "seat_limit"
-    )
+    body = assert_error(try_hold(client, event.id, ids[4]), 422, "seat_limit")
     assert "at most 4 seats of this event" in body["message"]
     assert len(owned(app, user.id, event.id)) == 4
 
@@ -51,8 +59,7 @@ def test_one_account_cannot_own_more_than_the_events_limit_by_coming_back(
 def test_the_limit_is_a_live_setting_of_each_event(app, staff, event, make_user, login):
     _, client = staff  # a staff member's client
     ids = seat_ids(app, event.id)
-    response = client.patch(f"/api/admin/events/{event.id}", json={"max_seats_per_person": 2})
-    assert response.status_code == 200 and response.get_json()["max_seats_per_person"] == 2
+    assert change(client, event.id, max_seats_per_person=2)["max_seats_per_person"] == 2
     assert_error(
         client.patch(f"/api/admin/events/{event.id}", json={"max_seats_per_person": 0}), 422
     )
@@ -60,9 +67,9 @@ def test_the_limit_is_a_live_setting_of_each_event(app, staff, event, make_user,
     assert pay(fan, event.id, [(ids[0], hold(fan, event.id, ids[0]))]).status_code == 201
     admit_and_enter(app, fan, event.id)
     hold(fan, event.id, ids[1])  # 1 bought + 1 held = 2
-    assert_error(fan.post(f"/api/events/{event.id}/seats/{ids[2]}/hold"), 422, "seat_limit")
+    assert_error(try_hold(fan, event.id, ids[2]), 422, "seat_limit")
     # Raised: one more fits.
-    client.patch(f"/api/admin/events/{event.id}", json={"max_seats_per_person": 3})
+    change(client, event.id, max_seats_per_person=3)
     hold(fan, event.id, ids[2])
 
 
@@ -119,13 +126,8 @@ def test_a_closed_event_sells_nothing_more_to_the_people_inside(
     ids = seat_ids(app, event.id)
     user, fan = entered(app, make_user, login, event)
     token = hold(fan, event.id, ids[0])
-    assert (
-        client.patch(f"/api/admin/events/{event.id}", json={"admission": "closed"}).status_code
-        == 200
-    )
-    body = assert_error(
-        fan.post(f"/api/events/{event.id}/seats/{ids[1]}/hold"), 409, "event_closed"
-    )
+    change(client, event.id, admission="closed")
+    body = assert_error(try_hold(fan, event.id, ids[1]), 409, "event_closed")
     assert "My bookings" in body["message"]
     assert_error(pay(fan, event.id, [(ids[0], token)]), 409, "event_closed")
     assert owned(app, user.id, event.id) == []
@@ -141,10 +143,7 @@ def test_a_paused_event_lets_the_people_inside_finish(app, staff, event, make_us
     ids = seat_ids(app, event.id)
     user, fan = entered(app, make_user, login, event)
     first = hold(fan, event.id, ids[0])
-    assert (
-        client.patch(f"/api/admin/events/{event.id}", json={"admission": "paused"}).status_code
-        == 200
-    )
+    change(client, event.id, admission="paused")
     second = hold(fan, event.id, ids[1])
     assert pay(fan, event.id, [(ids[0], first), (ids[1], second)]).status_code == 201
     assert owned(app, user.id, event.id) == ids[:2]
@@ -176,7 +175,7 @@ def test_lowering_hold_ttl_mid_sale_does_not_lift_the_limit(app, staff, event, m
     user, fan = entered(app, make_user, login, event)
     for s in ids[:3]:
         hold(fan, event.id, s)  # held for 300 s
-    assert client.patch(f"/api/admin/events/{event.id}", json={"hold_ttl": 1}).status_code == 200
+    change(client, event.id, hold_ttl=1)
     hold(fan, event.id, ids[3])  # the 4th, held for 1 s
     # The set that counts this person's holds outlives the longest of them
     # (it used to expire hold_ttl + 60 s after the last hold: after 61 s
@@ -184,7 +183,7 @@ def test_lowering_hold_ttl_mid_sale_does_not_lift_the_limit(app, staff, event, m
     assert redis_store.client.pttl(keys.event(event.id).holds(user.id)) > 290_000
     time.sleep(1.2)  # the 4th lapses; the first three stand for minutes yet
     hold(fan, event.id, ids[4])  # 3 + 1 = 4: fine
-    assert_error(fan.post(f"/api/events/{event.id}/seats/{ids[5]}/hold"), 422, "seat_limit")
+    assert_error(try_hold(fan, event.id, ids[5]), 422, "seat_limit")
     with app.app_context():
         _, _, states = seats.live_states(event.id)
     assert sum(1 for s in states.values() if s.holder == user.id) == 4
