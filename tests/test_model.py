@@ -470,6 +470,10 @@ def machine_for(app, r, event_id: int, user_ids: list[int], seat_ids: list[int])
                 .where(BookingSeat.live == 1)
                 .tuples()
             )
+            # The limit per person counts holds and seats bought alike.
+            bought = Counter(str(row.holder_id) for row in rows.values() if row.status == "booked")
+            for user in set(live_holds) | set(bought):
+                assert live_holds[user] + bought[user] <= max_seats, (user, live_holds, bought)
             for seat_id, row in rows.items():
                 assert live.get(seat_id, 0) <= 1, ("booked twice", seat_id)
                 assert row.fencing_token <= int(fence.get(str(seat_id), 0)), seat_id
