@@ -73,6 +73,7 @@ class CreateEvent(Body):
     hold_ttl: int | None = Field(default=None, ge=1, le=86_400)
     poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
+    bot_protection: bool | None = None
 
     @field_validator("sections")
     @classmethod
@@ -96,8 +97,15 @@ class UpdateEvent(Body):
     sale_opens_at: datetime | None = Field(default=None, strict=False)
     poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
+    bot_protection: bool | None = None
 
     in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
+
+
+class Join(Body):
+    # The solved challenge of an event with bot protection (app/bots.py):
+    # the base64 ALTCHA payload, as the ALTCHA widget sends it.
+    altcha: str | None = Field(default=None, max_length=8000)
 
 
 class HeldSeat(Body):
