@@ -1,7 +1,10 @@
 """Accounts: register, authenticate. Passwords are stored as werkzeug's slow hash,
 made in a bounded number of slots per process (HashingSlots)."""
 
+import contextlib
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import peewee
 from flask import Flask, current_app
@@ -25,30 +28,42 @@ BUSY = (
 
 
 class HashingSlots:
-    """At most `slots` password hashes at once in this process, and as many
-    more requests waiting for one (each at most `wait` s); past that a login
-    is refused at once. A flood of logins (each hash ~0.1 s of a core) then
-    holds at most 2 x `slots` web threads, and the poll keeps the others."""
+    """Password hashes run on `slots` threads of their own per process, at a
+    lower CPU priority than the web threads, so the poll goes first when a
+    flood of logins (each hash ~0.1 s of a core) keeps the cores busy. At
+    most as many more wait, each at most `wait` s; past that a login is
+    refused at once (503 busy), so logins hold few web threads."""
 
     def __init__(self, slots: int, wait: float):
-        self.running = threading.BoundedSemaphore(slots) if slots else None
-        self.queue = threading.BoundedSemaphore(2 * slots) if slots else None
+        self.pool = (
+            ThreadPoolExecutor(slots, "password-hash", initializer=_lower_priority)
+            if slots
+            else None
+        )
+        self.places = threading.BoundedSemaphore(2 * slots) if slots else None
         self.wait = wait
 
     def run(self, work):
-        if self.running is None:  # PASSWORD_HASH_SLOTS=0: no bound
+        if self.pool is None:  # PASSWORD_HASH_SLOTS=0: no bound
             return work()
-        if not self.queue.acquire(blocking=False):
+        if not self.places.acquire(blocking=False):
             raise AppError(*BUSY)
         try:
-            if not self.running.acquire(timeout=self.wait):
-                raise AppError(*BUSY)
+            future = self.pool.submit(work)
             try:
-                return work()
-            finally:
-                self.running.release()
+                return future.result(timeout=self.wait)
+            except TimeoutError:
+                future.cancel()  # still queued: it never runs
+                raise AppError(*BUSY) from None
         finally:
-            self.queue.release()
+            self.places.release()
+
+
+def _lower_priority() -> None:
+    """Linux gives each thread its own nice value: the hashing threads yield
+    the CPU to the web threads (a no-op where that is not allowed)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def init_app(app: Flask) -> None:
