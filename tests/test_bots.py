@@ -85,7 +85,8 @@ def test_a_solved_challenge_joins_once(protected, customer, make_user, login, ap
 def test_a_challenge_of_another_event_is_refused(protected, make_event, customer, staff):
     _, client = customer
     second = make_event(admit_rate=100_000)
-    staff[1].patch(f"/api/admin/events/{second.id}", json={"bot_protection": True})
+    patched = staff[1].patch(f"/api/admin/events/{second.id}", json={"bot_protection": True})
+    assert patched.status_code == 200, patched.get_json()
     assert_error(join(client, second.id, solved(client, protected.id)), 403, "challenge_failed")
 
 
@@ -145,6 +146,7 @@ def test_staff_turn_it_on_and_off(staff, make_event):
     assert client.get(f"/api/events/{event_id}").get_json()["bot_protection"] is False
     client.post(f"/admin/events/{event_id}/settings", data={"bot_protection": "on"})
     assert client.get(f"/api/events/{event_id}").get_json()["bot_protection"] is True
+    assert "Turn the bot check off" in client.get(f"/admin/events/{event_id}").get_data(True)
     form = {"name": "Form", "sections": "A, 1, 2, 10", "bot_protection": "on"}
     made = client.post("/admin/events", data=form)
     made_id = int(made.headers["Location"].rsplit("/", 1)[1])
