@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS events (
   -- the start, the seed itself once the draw is made (drawn_at).
   draw_seed     CHAR(64) NOT NULL DEFAULT '',
   drawn_at      DATETIME NULL,
+  -- Joins by accounts made after the cut-off need a solved proof of work (app/bots.py).
+  bot_protection TINYINT(1) NOT NULL DEFAULT 0,
   created_at    DATETIME NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

@@ -7,7 +7,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from app import cli, config, i18n
+from app import accounts, cli, config, i18n
 from app.extensions import csrf, init_db, redis_store
 from app.web import (
     SECURITY_HEADERS,
@@ -62,6 +62,7 @@ def init_extensions(app: Flask) -> None:
     redis_store.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    accounts.init_app(app)
 
 
 class Id(IntegerConverter):

@@ -1,7 +1,13 @@
-"""Accounts: register, authenticate. Passwords are stored as werkzeug's slow hash."""
+"""Accounts: register, authenticate. Passwords are stored as werkzeug's slow hash,
+made in a bounded number of slots per process (HashingSlots)."""
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import peewee
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -13,19 +19,80 @@ from app.models import User
 # and response times do not reveal which emails have accounts.
 _DUMMY_HASH = generate_password_hash("not a real password")
 
+BUSY = (
+    503,
+    "busy",
+    _l("Too many people are logging in right now; please try again in a moment."),
+    {"Retry-After": "2"},
+)
+
+
+class HashingSlots:
+    """Password hashes run on `slots` threads of their own per process, at a
+    lower CPU priority than the web threads, so the poll goes first when a
+    flood of logins (each hash ~0.1 s of a core) keeps the cores busy. At
+    most as many more wait, each at most `wait` s; past that a login is
+    refused at once (503 busy), so logins hold few web threads."""
+
+    def __init__(self, slots: int, wait: float):
+        self.pool = (
+            ThreadPoolExecutor(slots, "password-hash", initializer=_lower_priority)
+            if slots
+            else None
+        )
+        self.places = threading.BoundedSemaphore(2 * slots) if slots else None
+        self.wait = wait
+
+    def run(self, work):
+        if self.pool is None:  # PASSWORD_HASH_SLOTS=0: no bound
+            return work()
+        if not self.places.acquire(blocking=False):
+            raise AppError(*BUSY)
+        try:
+            future = self.pool.submit(work)
+            try:
+                return future.result(timeout=self.wait)
+            except TimeoutError:
+                future.cancel()  # still queued: it never runs
+                raise AppError(*BUSY) from None
+        finally:
+            self.places.release()
+
+
+def _lower_priority() -> None:
+    """Linux gives each thread its own nice value: the hashing threads yield
+    the CPU to the web threads (a no-op where that is not allowed)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["password_hashing"] = HashingSlots(
+        app.config["PASSWORD_HASH_SLOTS"], app.config["PASSWORD_HASH_WAIT"]
+    )
+
+
+def hashing_slots() -> HashingSlots:
+    return current_app.extensions["password_hashing"]
+
+
+def _hash(password: str) -> str:
+    return hashing_slots().run(lambda: generate_password_hash(password))
+
 
 def register(
     email: str, password: str, name: str = "", is_staff: bool = False, points: int | None = None
 ) -> User:
     if points is None:
         points = current_app.config["STARTING_POINTS"]
+    password_hash = _hash(password)  # before the transaction: it may wait for a slot
     try:
         with db.atomic():
             return User.create(
                 email=normalize_email(email),
                 name=name,
                 is_staff=is_staff,
-                password_hash=generate_password_hash(password),
+                password_hash=password_hash,
                 points=points,
             )
     except peewee.IntegrityError:
@@ -36,7 +103,8 @@ def register(
 
 def authenticate(email: str, password: str) -> User:
     user = User.get_or_none(User.email == normalize_email(email))
-    if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or not user:
+    stored = user.password_hash if user else _DUMMY_HASH
+    if not hashing_slots().run(lambda: check_password_hash(stored, password)) or not user:
         raise AppError(401, "invalid_credentials", _l("Wrong email or password."))
     return user
 
@@ -46,7 +114,7 @@ def find(user_id: int) -> User | None:
 
 
 def set_password(user: User, password: str) -> None:
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = _hash(password)
     user.save()
 
 

@@ -2,6 +2,8 @@
 defaults (the README's settings table lists them)."""
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -83,12 +85,29 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "LOCK_WAIT_TIMEOUT": int(env("LOCK_WAIT_TIMEOUT", "5")),
         "CHECKOUT_ATTEMPTS": int(env("CHECKOUT_ATTEMPTS", "4")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Bot protection (app/bots.py): PBKDF2 iterations per try of the
+        # join's proof of work (about 256 tries: ~1 s in a browser).
+        "BOT_CHALLENGE_COST": int(env("BOT_CHALLENGE_COST", "10000")),
+        "ALTCHA_HMAC_KEY": env("ALTCHA_HMAC_KEY"),
         "RATE_LIMITS": {
             "join": env("JOIN_LIMIT", "10/minute"),
             "hold": env("HOLD_LIMIT", "30/minute"),
             "checkout": env("CHECKOUT_LIMIT", "10/minute"),
             "per_ip": env("PER_IP_LIMIT", "3000/minute"),
+            # Accounts (app/web/limits.py): login attempts per address; failed
+            # logins per email from any address, each window a longer lockout;
+            # new accounts (and register attempts) per address, low: each
+            # account is points and a place in every queue.
+            "login": env("LOGIN_LIMIT", "60/minute"),
+            "login_failures": env("LOGIN_FAILURE_LIMIT", "5/minute;20/hour"),
+            "register": env("REGISTER_LIMIT", "5/hour;20/day"),
         },
+        # Password hashes (scrypt, ~0.1 s of a core each) run at most this many
+        # at once per process; a login waits PASSWORD_HASH_WAIT seconds for a
+        # slot, then answers 503 busy, so hashing never takes every thread
+        # from the poll (0: no bound).
+        "PASSWORD_HASH_SLOTS": int(env("PASSWORD_HASH_SLOTS", "1")),
+        "PASSWORD_HASH_WAIT": float(env("PASSWORD_HASH_WAIT", "2")),
         # No X-RateLimit headers on every answer: a 429 gets its Retry-After from
         # app/web/errors.py, and a poll's Retry-After stays the poll interval.
         "RATELIMIT_HEADERS_ENABLED": False,
@@ -145,7 +164,10 @@ def _derived(settings: dict) -> dict:
     give up as fast as the app's own client does."""
     redis_url, timeout = settings["REDIS_URL"], settings["REDIS_TIMEOUT"]
     plain = None if is_cluster(redis_url) else redis_url
+    # The challenges' signing key: its own, derived from SECRET_KEY unless given.
+    altcha_key = hmac.new(settings["SECRET_KEY"].encode(), b"altcha", hashlib.sha256).hexdigest()
     return {
+        "ALTCHA_HMAC_KEY": settings.get("ALTCHA_HMAC_KEY") or altcha_key,
         "RQ_REDIS_URL": settings.get("RQ_REDIS_URL") or plain,
         "RATELIMIT_STORAGE_URI": settings.get("RATELIMIT_STORAGE_URI")
         or limits_storage_uri(redis_url),

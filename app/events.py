@@ -152,6 +152,7 @@ def describe(
         # the order at GET /api/events/{id}/draw once drawn.
         "draw_commitment": draw.commitment(event.draw_seed) if event.draw_seed else None,
         "drawn_at": iso(event.drawn_at),
+        "bot_protection": event.bot_protection,
     }
     if waiting is not None:
         data.update(waiting=waiting, active=active)

@@ -34,5 +34,8 @@ class EventKeys:
     def entrance(self, user_id: int) -> str:  # hash: this window's token id, its end, who entered
         return f"{self.tag}:ent:{int(user_id)}"
 
+    def challenge_used(self, signature: str) -> str:  # string: a solved challenge, spent
+        return f"{self.tag}:pow:{signature}"
+
     def holds(self, user_id: int) -> str:  # set: seat ids this person holds or pays for
         return f"{self.tag}:holds:{int(user_id)}"

@@ -17,13 +17,12 @@ sold-out flag. This module writes that copy and puts it right:
 
 import logging
 from collections import Counter
-from datetime import UTC
 
-from app import keys
+from app import bots, keys
 from app.capacity import WINDOW_SHARE
 from app.errors import not_found
 from app.extensions import redis_store
-from app.models import Event, Seat
+from app.models import Event, Seat, epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +81,10 @@ def config_fields(event: Event) -> dict[str, str]:
         # How long someone let in may go on not knowing it (app/capacity.py).
         "window_ms": int(WINDOW_SHARE * event.active_ttl * 1000),
         "sold_out": int(event.id in sold_out([event.id])),
+        # join.lua asks newer accounts for a proof of work (0: protection off).
+        "bot_cutoff_ms": epoch_ms(bots.cutoff(event)) if event.bot_protection else 0,
     }
     return {name: str(value) for name, value in fields.items()}
-
-
-def epoch_ms(value) -> int:
-    """A stored time (naive UTC) in ms since the epoch; 0 for none."""
-    return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value else 0
 
 
 def restore_config(event_id: int) -> bool:

@@ -18,6 +18,11 @@ def iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
+def epoch_ms(value: datetime | None) -> int:
+    """A stored time (naive UTC) in ms since the epoch; 0 for none."""
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000) if value else 0
+
+
 def seat_label(section: str, row: str, number: int) -> str:
     """How a seat is named in receipts and messages: Floor-A5."""
     return f"{section}-{row}{number}"
@@ -58,6 +63,9 @@ class Event(BaseModel):
     prequeue_opens_at = pw.DateTimeField(null=True)
     draw_seed = pw.CharField(max_length=64, default="")
     drawn_at = pw.DateTimeField(null=True)
+    # Joins by accounts newer than the event's cut-off need a solved
+    # proof of work (app/bots.py); off: the API works as it always did.
+    bot_protection = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import capacity, draw, entrance, i18n, keys, mirror
+from app import bots, capacity, draw, entrance, i18n, keys, mirror
 from app.capacity import PollRule
 from app.errors import AppError
 from app.extensions import redis_store
@@ -45,16 +45,21 @@ class QueueStatus:
         return None if self.poll_after is None else str(math.ceil(self.poll_after))
 
 
-def join(event_id: int, user_id: int) -> QueueStatus:
-    """Join the queue (idempotent). Already admitted: answers admitted."""
+def join(event_id: int, user_id: int, proof: str | None = None) -> QueueStatus:
+    """Join the queue (idempotent). Already admitted: answers admitted.
+    `proof`: a solved challenge, for an event with bot protection (app/bots.py)."""
     k = keys.event(event_id)
-    result = mirror.with_config(
-        event_id,
-        lambda: redis_store.scripts.join(
+
+    def run(checked: bool):
+        return redis_store.scripts.join(
             keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick, k.prequeue],
-            args=[user_id],
-        ),
-    )
+            args=[user_id, int(checked)],
+        )
+
+    result = mirror.with_config(event_id, lambda: run(False))
+    if result[0] == "bot_check":
+        bots.check(event_id, user_id, int(result[1]), proof)  # 403 unless it passes
+        result = mirror.with_config(event_id, lambda: run(True))
     if result[0] == "prequeue_not_open":
         opens = datetime.now(UTC) + timedelta(milliseconds=int(result[1]))
         raise AppError(

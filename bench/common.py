@@ -106,6 +106,8 @@ class Stack:
             JOIN_LIMIT="1000000/minute",
             HOLD_LIMIT="1000000/minute",
             CHECKOUT_LIMIT="1000000/minute",
+            LOGIN_LIMIT="1000000/minute",
+            REGISTER_LIMIT="1000000/minute",
             LOG_LEVEL="WARNING",
             **{k: str(v) for k, v in self.settings.items()},
         )

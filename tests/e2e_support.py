@@ -198,6 +198,9 @@ def stack(tmp_path_factory) -> Stack:
         PER_IP_LIMIT="20000/minute",
         JOIN_LIMIT="100/minute",
         HOLD_LIMIT="200/minute",
+        LOGIN_LIMIT="1000/minute",
+        REGISTER_LIMIT="1000/minute",
+        PASSWORD_HASH_SLOTS="4",
     )
     log = tmp / "stack.log"
     with log.open("w") as out:

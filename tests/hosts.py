@@ -153,6 +153,7 @@ class Hosts:
             WEB_WORKERS="1",
             LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
+            PASSWORD_HASH_SLOTS="8",  # 30 people log in at once
             **self.settings,
         )
         self.flask("init-db")

@@ -302,6 +302,7 @@ def test_the_429_message_in_korean(app, rebind, make_user, login, event):
             **app.test_settings,
             "RATELIMIT_ENABLED": True,
             "RATE_LIMITS": {
+                **app.config["RATE_LIMITS"],
                 "join": "1/minute",
                 "hold": "1/minute",
                 "checkout": "1/minute",

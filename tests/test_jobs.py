@@ -371,6 +371,7 @@ def test_demo_command_twice(app, runner):
 
 NEW_EVENT_COLUMNS = (
     "poll_budget", "prequeue_opens_at", "draw_seed", "drawn_at", "max_seats_per_person",
+    "bot_protection",
 )  # fmt: skip
 
 
@@ -394,10 +395,11 @@ def test_init_db_adds_the_columns_a_newer_version_needs_on_sqlite(app, tmp_path,
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
         row = conn.execute(
-            "SELECT name, poll_budget, draw_seed, drawn_at, max_seats_per_person FROM events"
+            "SELECT name, poll_budget, draw_seed, drawn_at, max_seats_per_person, bot_protection"
+            " FROM events"
         ).fetchone()
     assert set(NEW_EVENT_COLUMNS) <= columns
-    assert row == ("Old", 5000, "", None, 4)
+    assert row == ("Old", 5000, "", None, 4, 0)
 
 
 def test_init_db_adds_missing_columns_on_mysql(app, runner, mysql, make_event):
@@ -414,6 +416,7 @@ def test_init_db_adds_missing_columns_on_mysql(app, runner, mysql, make_event):
         assert set(NEW_EVENT_COLUMNS) <= columns
         assert Event.get_by_id(event.id).poll_budget == 5000
         assert Event.get_by_id(event.id).max_seats_per_person == 4
+        assert Event.get_by_id(event.id).bot_protection is False
 
 
 def test_the_admit_tick_queues_the_draw_as_a_job_of_its_own(private_app, private_redis):

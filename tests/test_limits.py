@@ -28,7 +28,11 @@ def limited_app(app, rebind):
     def make(**limits):
         settings = dict(app.test_settings)
         return create_app(
-            {**settings, "RATELIMIT_ENABLED": True, "RATE_LIMITS": {**LIMITS, **limits}}
+            {
+                **settings,
+                "RATELIMIT_ENABLED": True,
+                "RATE_LIMITS": {**app.config["RATE_LIMITS"], **LIMITS, **limits},
+            }
         )
 
     return make

@@ -10,7 +10,7 @@ from flask_babel import format_time, gettext
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
-from app import audit, dashboard, seats, staff
+from app import audit, bots, dashboard, seats, staff
 from app.errors import AppError
 from app.i18n import admission_state, number
 from app.web import identity
@@ -26,6 +26,7 @@ SETTINGS = {
     "admit_rate": _l("Let in per second"),
     "poll_budget": _l("Poll budget per second"),
     "max_seats_per_person": _l("Seats per person"),
+    "bot_protection": _l("Bot check on joins"),
 }
 
 
@@ -51,6 +52,7 @@ def create_event():
                 "sale_opens_at": form.get("sale_opens_at") or None,
                 "prequeue_opens_at": form.get("prequeue_opens_at") or None,
                 "sections": _parse_sections(form.get("sections", "")),
+                "bot_protection": form.get("bot_protection") == "on",
                 **{
                     field: _whole(form[field], field)
                     for field in (
@@ -100,6 +102,12 @@ def settings(event_id):
         changes = UpdateEvent.model_validate(
             {
                 **({"admission": form["admission"]} if form.get("admission") else {}),
+                # Its own buttons (on / off): an unticked checkbox sends nothing.
+                **(
+                    {"bot_protection": form["bot_protection"] == "on"}
+                    if form.get("bot_protection")
+                    else {}
+                ),
                 **{
                     field: _whole(form[field], field)
                     for field in ("max_active", "admit_rate", "poll_budget", "max_seats_per_person")
@@ -111,12 +119,17 @@ def settings(event_id):
         flash(gettext("Nothing changed: %(problem)s", problem=_first_error(e)), "error")
     else:
         staff.update_event(identity.user_id(), event_id, **changes)
-        saved = ", ".join(
-            f"{SETTINGS.get(k, k)} = {admission_state(v) if k == 'admission' else number(v)}"
-            for k, v in changes.items()
-        )
+        saved = ", ".join(f"{SETTINGS.get(k, k)} = {_shown(k, v)}" for k, v in changes.items())
         flash(gettext("Saved: %(changes)s", changes=saved), "info")
     return redirect(url_for("admin.event", event_id=event_id))
+
+
+def _shown(setting: str, value) -> str:
+    if setting == "admission":
+        return admission_state(value)
+    if setting == "bot_protection":
+        return gettext("on") if value else gettext("off")
+    return number(value)
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/<any(block, unblock, release):action>")
@@ -192,6 +205,7 @@ def _live_context(event_id: int) -> dict:
     return board | {
         "layout": _rows(cells),
         "selected": next((c for c in cells if c["seat"].id == selected), None),
+        "bot_cutoff": bots.cutoff(board["event"]),
     }
 
 

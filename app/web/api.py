@@ -4,12 +4,23 @@ call a module, answer."""
 from flask import Blueprint, jsonify, request
 from flask_babel import lazy_gettext as _l
 
-from app import accounts, bookings, checkout, draw, entrance, events, mirror, seats, waiting_room
+from app import (
+    accounts,
+    bookings,
+    bots,
+    checkout,
+    draw,
+    entrance,
+    events,
+    mirror,
+    seats,
+    waiting_room,
+)
 from app.errors import AppError
 from app.web import identity
 from app.web.identity import api_login_required
-from app.web.limits import limited
-from app.web.schemas import Checkout, Login, Register, Release, parse
+from app.web.limits import limited, login_limited, note_failed_login, register_limited
+from app.web.schemas import Checkout, Join, Login, Register, Release, parse
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -44,6 +55,7 @@ def queue_response(status: waiting_room.QueueStatus):
 
 
 @bp.post("/auth/register")
+@register_limited
 def register():
     body = parse(Register, json_body())
     user = accounts.register(body.email, body.password, body.name)
@@ -51,9 +63,15 @@ def register():
 
 
 @bp.post("/auth/login")
+@login_limited
 def login():
     body = parse(Login, json_body())
-    user = accounts.authenticate(body.email, body.password)
+    try:
+        user = accounts.authenticate(body.email, body.password)
+    except AppError as e:
+        if e.status == 401:
+            note_failed_login()
+        raise
     identity.login(user)
     return jsonify(id=user.id, email=user.email, is_staff=user.is_staff)
 
@@ -101,6 +119,15 @@ def get_event(event_id):
     return jsonify(events.describe(event, waiting, active, sold_out))
 
 
+@bp.get("/events/<int:event_id>/challenge")
+def get_challenge(event_id):
+    """A proof-of-work challenge for joining an event with bot protection."""
+    events.get(event_id)
+    response = jsonify(bots.challenge(event_id))
+    response.headers["Cache-Control"] = "no-store"  # each one is good once
+    return response
+
+
 @bp.get("/events/<int:event_id>/draw")
 def get_draw(event_id):
     return jsonify(draw.published(event_id))
@@ -110,7 +137,8 @@ def get_draw(event_id):
 @api_login_required
 @limited("join")
 def join_queue(event_id):
-    return queue_response(waiting_room.join(event_id, identity.user_id()))
+    body = parse(Join, json_body())
+    return queue_response(waiting_room.join(event_id, identity.user_id(), body.altcha))
 
 
 @bp.get("/events/<int:event_id>/queue")

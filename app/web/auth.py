@@ -10,12 +10,14 @@ from pydantic import ValidationError
 from app import accounts
 from app.errors import AppError
 from app.web import identity
+from app.web.limits import login_limited, note_failed_login, register_limited
 from app.web.schemas import Login, Register, first_problem
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@register_limited
 def register():
     if request.method == "POST":
         try:
@@ -33,6 +35,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_limited
 def login():
     if request.method == "POST":
         try:
@@ -41,6 +44,8 @@ def login():
         except ValidationError:
             flash(gettext("Wrong email or password."), "error")
         except AppError as e:
+            if e.status == 401:
+                note_failed_login()
             flash(e.message, "error")
         else:
             identity.login(user)

@@ -3,14 +3,20 @@ plus a generous per-IP ceiling (thousands of people share one address behind
 carrier NAT). The poll is deliberately not limited here: it is one Redis
 round trip, as cheap as a refusal; the reverse proxy caps it per IP (README).
 
-Every count is per event and carries the event's hash tag (app/keys.py), so on
-Redis Cluster it lives on the event's own master: a master failing over
-disturbs only its own events, never another event's join, hold or checkout.
+Every count of an event's action is per event and carries the event's hash
+tag (app/keys.py), so on Redis Cluster it lives on the event's own master: a
+master failing over disturbs only its own events, never another event's join,
+hold or checkout.
+
+Accounts: login per address (every attempt) and per email (failed attempts
+only, in growing windows: the lockout that makes guessing slow); register per
+address (every attempt: new accounts, and probing which emails are taken).
 """
 
+import hashlib
 import time
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -52,6 +58,47 @@ def limited(action: str):
         )(view)
 
     return decorate
+
+
+def _email_key() -> str:
+    """The email a login names (JSON or form), hashed: Redis never holds
+    the address itself."""
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    email = body.get("email") if isinstance(body, dict) else None
+    normal = email.strip().lower() if isinstance(email, str) else ""
+    return "email:" + hashlib.sha256(normal.encode(errors="replace")).hexdigest()[:32]
+
+
+def _per_address(action: str):
+    return limiter.shared_limit(
+        lambda: current_app.config["RATE_LIMITS"][action],
+        scope=f"{action}:ip",
+        key_func=lambda: f"ip:{get_remote_address()}",
+        methods=["POST"],  # showing the page is free
+    )
+
+
+def login_limited(view):
+    """LOGIN_LIMIT per address, and LOGIN_FAILURE_LIMIT per email counting
+    only failed logins (views call note_failed_login): past it, even the
+    right password waits (429 with Retry-After), from any address."""
+    view = limiter.shared_limit(
+        lambda: current_app.config["RATE_LIMITS"]["login_failures"],
+        scope="login:failures",
+        key_func=_email_key,
+        deduct_when=lambda response: g.get("login_failed", False),
+        methods=["POST"],
+    )(view)
+    return _per_address("login")(view)
+
+
+def note_failed_login() -> None:
+    g.login_failed = True
+
+
+def register_limited(view):
+    """REGISTER_LIMIT per address, every attempt (a taken email too)."""
+    return _per_address("register")(view)
 
 
 def retry_after() -> str:

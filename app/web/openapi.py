@@ -73,6 +73,7 @@ def document() -> dict:
         schemas.UpdateEvent,
         schemas.Checkout,
         schemas.Release,
+        schemas.Join,
     ]
     components = {}
     for model in models:
@@ -117,17 +118,26 @@ def document() -> dict:
     paths = {
         "/api/auth/register": {
             "post": _op(
-                "Create an account", (201, "created", OBJECT), 400, 409, 415, 422, body="Register"
+                "Create an account (REGISTER_LIMIT per address)",
+                (201, "created", OBJECT),
+                400,
+                409,
+                415,
+                422,
+                429,
+                body="Register",
             )
         },
         "/api/auth/login": {
             "post": _op(
-                "Log in (sets the session cookie)",
+                "Log in (sets the session cookie; LOGIN_LIMIT, LOGIN_FAILURE_LIMIT)",
                 (200, "ok", OBJECT),
                 400,
                 401,
                 415,
                 422,
+                429,
+                503,
                 body="Login",
             )
         },
@@ -144,16 +154,28 @@ def document() -> dict:
                 params=EVENT,
             )
         },
+        "/api/events/{event_id}/challenge": {
+            "get": _op(
+                "A proof-of-work challenge (ALTCHA v2) for joining with bot protection",
+                (200, "ok", OBJECT),
+                404,
+                params=EVENT,
+            )
+        },
         "/api/events/{event_id}/queue": {
             "post": _op(
-                "Join the waiting room",
+                "Join the waiting room (bot protection: send the solved challenge as altcha)",
                 (200, "queue status", QUEUE_STATUS),
+                400,
                 401,
+                403,
                 404,
                 409,
                 415,
+                422,
                 429,
                 params=EVENT,
+                optional_body="Join",
             ),
             "get": _op(
                 "Poll: heartbeat and status",

@@ -12,7 +12,7 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
-from app import events, mirror, waiting_room
+from app import bots, events, mirror, waiting_room
 from app.errors import AppError
 from app.web import fragments, identity
 from app.web.identity import page_login_required
@@ -44,6 +44,7 @@ def event(event_id):
         active=active,
         sold_out=event.id in mirror.sold_out([event.id]),
         draw=events.describe(event),  # the fair start's commitment and drawn_at
+        bot_cutoff=bots.cutoff(event),
     )
 
 
@@ -52,7 +53,7 @@ def event(event_id):
 @limited("join")
 def join(event_id):
     try:
-        status = waiting_room.join(event_id, identity.user_id())
+        status = waiting_room.join(event_id, identity.user_id(), request.form.get("altcha"))
     except AppError as e:
         if e.status == 404:
             raise

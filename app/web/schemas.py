@@ -75,6 +75,7 @@ class CreateEvent(Body):
     poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
     max_seats_per_person: int | None = Field(default=None, ge=1, le=MOST_SEATS_PER_PERSON)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
+    bot_protection: bool | None = None
 
     @field_validator("sections")
     @classmethod
@@ -99,8 +100,15 @@ class UpdateEvent(Body):
     poll_budget: int | None = Field(default=None, ge=100, le=1_000_000)
     max_seats_per_person: int | None = Field(default=None, ge=1, le=MOST_SEATS_PER_PERSON)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
+    bot_protection: bool | None = None
 
     in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
+
+
+class Join(Body):
+    # The solved challenge of an event with bot protection (app/bots.py):
+    # the base64 ALTCHA payload, as the ALTCHA widget sends it.
+    altcha: str | None = Field(default=None, max_length=8000)
 
 
 class HeldSeat(Body):
