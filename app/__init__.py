@@ -18,6 +18,7 @@ from app.web import (
     booking,
     errors,
     health,
+    identity,
     lang,
     openapi,
     pages,
@@ -33,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     register_blueprints(app)
     errors.register(app)
+    identity.init_app(app)
     cli.register(app)
     app.wsgi_app = HotPath(app, app.wsgi_app)
     trust_proxies(app)

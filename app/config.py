@@ -93,6 +93,10 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # No fresh Set-Cookie on every poll: the hot path stays cheap.
         "SESSION_REFRESH_EACH_REQUEST": False,
+        # How long the hot path believes a person's session generation
+        # (app/sessions.py): an ended session's copies get poll answers for
+        # at most this long; every other request is checked each time.
+        "SESSION_CHECK_SECONDS": float(env("SESSION_CHECK_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

@@ -227,7 +227,9 @@ class Person:
     def call(self, method: str, path: str, body=None, headers=None, raw=False) -> tuple:
         """(status, the JSON body as a dict), or with `raw` (status, bytes)."""
         data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"Content-Type": "application/json"} if data else {}
+        # The API asks it of every unsafe request, body or not (docs/API.md).
+        unsafe = method not in ("GET", "HEAD", "OPTIONS")
+        all_headers = {"Content-Type": "application/json"} if unsafe else {}
         all_headers.update(headers or {})
         request = urllib.request.Request(
             self.base + path, data=data, method=method, headers=all_headers

@@ -6,12 +6,15 @@ every second near the front. Flask's request cycle (request context, session,
 URL matching, the extensions' hooks, the response object) costs more than the
 poll's own work, so this WSGI middleware in front of Flask answers them
 itself: the identity from the session cookie (its signature checked once,
-then remembered), `waiting_room.poll` (one EVALSHA), and the answer encoded,
+then remembered; its generation, app/sessions.py, read from Redis at most
+once per SESSION_CHECK_SECONDS per person and process), `waiting_room.poll`
+(one EVALSHA), and the answer encoded,
 byte for byte what Flask would send (tests/test_hot_path.py compares them).
 
-It answers only the common case: a valid session and a poll that says
+It answers only the common case: a valid, current session and a poll that says
 "waiting" (for the JSON poll also "admitted" and "sold out"). Everything
-else goes on to Flask untouched: no cookie or a bad one, a browser whose
+else goes on to Flask untouched: no cookie or a bad one, an ended session
+(Flask answers 401), a generation Redis lost, a browser whose
 turn it is (the entrance), sold out, not in the queue, a config Redis lost,
 a fragment whose progress-bar start is not in the cookie yet, any other
 method or path, a request with a body. An
@@ -27,7 +30,7 @@ import orjson
 from flask import Flask
 from itsdangerous import BadData
 
-from app import i18n, waiting_room
+from app import i18n, sessions, waiting_room
 from app.extensions import REDIS_UNAVAILABLE
 from app.web import SECURITY_HEADERS, fragments
 
@@ -52,6 +55,7 @@ class HotPath:
     def __init__(self, app: Flask, flask_wsgi_app):
         self.app, self.flask = app, flask_wsgi_app
         self.sessions = SessionReader(app)
+        self.generations = Generations(app.config["SESSION_CHECK_SECONDS"])
         self.skeletons = fragments.Skeletons(app)
         self.urls: dict[tuple, tuple[str, str]] = {}
 
@@ -73,8 +77,8 @@ class HotPath:
         return self.flask(environ, start_response)
 
     def json_poll(self, environ, event_id: int):
-        session = self.sessions.read(environ)
-        if not session or not session.get("uid"):
+        session = self._session(environ)
+        if session is None:
             return None
         status = self._poll(environ, event_id, session["uid"])
         if status is None:
@@ -84,8 +88,8 @@ class HotPath:
         return "200 OK", self._finish(JSON_HEADERS, body, status), body
 
     def fragment_poll(self, environ, event_id: int):
-        session = self.sessions.read(environ)
-        if not session or not session.get("uid"):
+        session = self._session(environ)
+        if session is None:
             return None
         status = self._poll(environ, event_id, session["uid"])
         if status is None or status.status != "waiting":
@@ -100,6 +104,20 @@ class HotPath:
         view = fragments.status_view(status, start, poll_url, leave_url, language)
         body = self.skeletons.render(language, view)
         return "200 OK", self._finish(FRAGMENT_HEADERS, body, status), body
+
+    def _session(self, environ) -> dict | None:
+        """The cookie's session when it is signed, logged in and of the
+        person's current generation; None for Flask to answer (after a Redis
+        error, with the error handed on)."""
+        session = self.sessions.read(environ)
+        if not session or not session.get("uid"):
+            return None
+        try:
+            current = self.generations.current(session["uid"])
+        except REDIS_UNAVAILABLE as e:
+            environ[HANDED_ON_ERROR] = e
+            return None
+        return session if current is not None and current == session.get("gen", 0) else None
 
     def _poll(self, environ, event_id: int, user_id: int):
         """waiting_room.poll; None for anything Flask should answer (after a
@@ -166,6 +184,34 @@ class SessionReader:
         if time.time() - signed_at > self.max_age:
             return None
         return data
+
+
+class Generations:
+    """Each person's session generation as this process last read it from
+    Redis, believed for `seconds`: the front polls every second, so most of
+    its polls ask Redis nothing more than the poll itself. The bound: an
+    ended session's copies still get poll answers (nothing that acts: every
+    action goes through Flask, which checks each request) for at most
+    `seconds`. A generation Redis lost is not remembered (None): Flask
+    reads it again from MySQL. Bounded memory, emptied when full."""
+
+    SIZE = 100_000
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.seen: dict[int, tuple[int, float]] = {}
+
+    def current(self, user_id: int) -> int | None:
+        now = time.monotonic()
+        known = self.seen.get(user_id)
+        if known is None or now - known[1] >= self.seconds:
+            generation = sessions.cached(user_id)
+            if generation is None:
+                return None
+            if len(self.seen) >= self.SIZE:
+                self.seen.clear()
+            known = self.seen[user_id] = (generation, now)
+        return known[0]
 
 
 def cookie_value(environ, name: str) -> str | None:
