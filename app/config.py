@@ -98,7 +98,13 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # at most this long; every other request is checked each time.
         "SESSION_CHECK_SECONDS": float(env("SESSION_CHECK_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
+        # Secure unless told (bin/run and bin/cluster serve plain http on
+        # loopback and say 0): a cookie that could travel over plain http
+        # could be read on the way.
+        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "1") == "1",
+        # HSTS on answers that came over HTTPS (directly or through a trusted
+        # proxy's X-Forwarded-Proto): a year; 0 sends none.
+        "HSTS_SECONDS": int(env("HSTS_SECONDS", "31536000")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         **(overrides or {}),
     }
@@ -173,10 +179,16 @@ def _instance_secrets(instance: Path) -> dict:
         return json.loads(path.read_text())
     instance.mkdir(parents=True, exist_ok=True)
     keys = {"SECRET_KEY": secrets.token_hex(32), "JWT_SECRET": secrets.token_hex(32)}
-    # Write-then-rename so two processes starting at once agree on one key.
+    # Write-then-link so two processes starting at once agree on one key.
+    # Created 0600 (never readable by others, not for a moment), then set to
+    # exactly 0600 whatever the umask took away.
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(keys))
-    tmp.chmod(0o600)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash of an earlier process with this pid
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)
+        out.write(json.dumps(keys))
     with contextlib.suppress(FileExistsError):
         os.link(tmp, path)
     tmp.unlink()

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results.json"
-BENCH_DB = "ticketdrop_bench"
+# Its own MySQL database (BENCH_MYSQL_DATABASE: beside other runs on one server).
+BENCH_DB = os.environ.get("BENCH_MYSQL_DATABASE", "ticketdrop_bench")
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 sys.path.insert(0, str(ROOT))
@@ -107,6 +108,7 @@ class Stack:
             HOLD_LIMIT="1000000/minute",
             CHECKOUT_LIMIT="1000000/minute",
             LOG_LEVEL="WARNING",
+            SESSION_COOKIE_SECURE="0",  # plain http on loopback
             **{k: str(v) for k, v in self.settings.items()},
         )
         os.environ.update(

@@ -1035,8 +1035,9 @@ def test_the_session_cookie_is_secure_behind_https(app, rebound, make_user, monk
     ):
         flags = cookie_flags(response)
         assert {"secure", "httponly", "samesite=lax", "path=/"} <= flags, flags
-    # And without the setting (plain-HTTP development), no Secure flag.
-    plain = app.test_client().post(
+    # Turned off (plain-HTTP development: bin/run says 0), no Secure flag.
+    plain_app = create_app({**settings, "SESSION_COOKIE_SECURE": False})
+    plain = plain_app.test_client().post(
         "/api/auth/login", json={"email": user.email, "password": "password123"}
     )
     assert "secure" not in cookie_flags(plain)

@@ -291,7 +291,9 @@ def tail(log: Path) -> str:
 
 
 def child_env(**extra) -> dict:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **extra}
+    # Plain http on loopback: no Secure cookies (they would never come back).
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
+            "SESSION_COOKIE_SECURE": "0", **extra}  # fmt: skip
 
 
 def wait_for(condition, timeout: float, what: str, step: float = 0.02):

@@ -32,15 +32,16 @@ from itsdangerous import BadData
 
 from app import i18n, sessions, waiting_room
 from app.extensions import REDIS_UNAVAILABLE
-from app.web import SECURITY_HEADERS, fragments
+from app.web import SECURITY_HEADERS, fragments, hsts
 
 HANDED_ON_ERROR = "ticketdrop.hot_path_error"
 JSON_POLL = re.compile(r"/api/events/(\d{1,18})/queue")
 FRAGMENT_POLL = re.compile(r"/events/(\d{1,18})/waiting/status")
 # The headers Flask's views send with these answers (Vary: Cookie as Flask's
-# session adds it, the fragment's own, and the security headers).
+# session adds it, the fragment's own, no-store as for every logged-in
+# answer, and the security headers; HSTS is added over HTTPS).
 JSON_HEADERS = (("Content-Type", "application/json"), ("Vary", "Cookie"),
-                *SECURITY_HEADERS.items())  # fmt: skip
+                *SECURITY_HEADERS.items(), ("Cache-Control", "no-store"))  # fmt: skip
 FRAGMENT_HEADERS = (
     ("Content-Type", "text/html; charset=utf-8"),
     ("Vary", "HX-Request, Cookie, Accept-Language"),
@@ -85,7 +86,7 @@ class HotPath:
             return None
         # As Flask's jsonify writes it: compact, keys sorted, a final newline.
         body = orjson.dumps(status.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
-        return "200 OK", self._finish(JSON_HEADERS, body, status), body
+        return "200 OK", self._finish(environ, JSON_HEADERS, body, status), body
 
     def fragment_poll(self, environ, event_id: int):
         session = self._session(environ)
@@ -103,7 +104,7 @@ class HotPath:
         poll_url, leave_url = self._urls(environ.get("SCRIPT_NAME", ""), event_id)
         view = fragments.status_view(status, start, poll_url, leave_url, language)
         body = self.skeletons.render(language, view)
-        return "200 OK", self._finish(FRAGMENT_HEADERS, body, status), body
+        return "200 OK", self._finish(environ, FRAGMENT_HEADERS, body, status), body
 
     def _session(self, environ) -> dict | None:
         """The cookie's session when it is signed, logged in and of the
@@ -141,11 +142,12 @@ class HotPath:
             )
         return urls
 
-    @staticmethod
-    def _finish(fixed: tuple, body: bytes, status) -> list:
+    def _finish(self, environ, fixed: tuple, body: bytes, status) -> list:
         headers = [*fixed, ("Content-Length", str(len(body)))]
         if status.retry_after:
             headers.append(("Retry-After", status.retry_after))
+        if strict := hsts(self.app.config, environ.get("wsgi.url_scheme")):
+            headers.append(("Strict-Transport-Security", strict))
         return headers
 
 
