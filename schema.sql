@@ -12,6 +12,9 @@ CREATE TABLE IF NOT EXISTS users (
   is_staff      TINYINT(1) NOT NULL DEFAULT 0,
   points        BIGINT NOT NULL DEFAULT 0,
   created_at    DATETIME NOT NULL,
+  -- Logout, a password change and staff revocation add one: cookies of an
+  -- earlier generation are no longer sessions (app/sessions.py).
+  session_generation INT NOT NULL DEFAULT 0,
   UNIQUE KEY users_email (email)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, request, session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -18,6 +18,8 @@ from app.web import (
     booking,
     errors,
     health,
+    hsts,
+    identity,
     lang,
     openapi,
     pages,
@@ -33,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app)
     register_blueprints(app)
     errors.register(app)
+    identity.init_app(app)
     cli.register(app)
     app.wsgi_app = HotPath(app, app.wsgi_app)
     trust_proxies(app)
@@ -90,4 +93,12 @@ def register_blueprints(app: Flask) -> None:
     def security_headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if strict := hsts(app.config, request.scheme):
+            response.headers.setdefault("Strict-Transport-Security", strict)
+        # An answer to a logged-in person may show them (seat map, checkout,
+        # bookings, the JSON API's answers about them): never stored, not by
+        # a shared cache nor by a shared computer's browser. A view the same
+        # for everyone says so itself (the waiting page).
+        if request.endpoint != "static" and session.get("uid"):
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import sessions
 from app.errors import AppError
 from app.extensions import db
 from app.models import User
@@ -109,13 +110,24 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """The person's own change: the current password first (a stolen cookie
+    alone cannot take the account over)."""
+    if not check_password_hash(user.password_hash, current_password):
+        raise AppError(401, "invalid_credentials", _l("The current password is wrong."))
+    set_password(user, new_password)
+
+
 def find(user_id: int) -> User | None:
     return User.get_or_none(User.id == user_id)
 
 
 def set_password(user: User, password: str) -> None:
+    """A new password ends every session of the person: whoever knew the
+    old one may hold a cookie."""
     user.password_hash = _hash(password)
-    user.save()
+    user.save(only=[User.password_hash])
+    sessions.revoke(user.id)
 
 
 def normalize_email(email: str) -> str:

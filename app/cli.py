@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from playhouse.migrate import SchemaMigrator, migrate
 
 from app import accounts, capacity, draw, events
+from app import staff as staff_controls
 from app.config import EVENT_DEFAULTS
 from app.errors import AppError
 from app.extensions import db, is_mysql
@@ -66,6 +67,16 @@ def register(app: Flask) -> None:
         except AppError as e:
             raise click.ClickException(e.message) from None
         click.echo(f"Created user {user.id} <{user.email}>{' (staff)' if staff else ''}.")
+
+    @app.cli.command("revoke-sessions")
+    @click.argument("email")
+    def revoke_sessions(email):
+        """Sign a person out everywhere: every copy of every session ends."""
+        user = User.get_or_none(User.email == accounts.normalize_email(email))
+        if user is None:
+            raise click.ClickException(f"No account with the email {email}.")
+        staff_controls.revoke_sessions(None, user.id)
+        click.echo(f"Every session of {user.email} has ended.")
 
     @app.cli.command("demo")
     def demo():

@@ -9,6 +9,10 @@ import os
 import secrets
 from pathlib import Path
 
+import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 # The waiting room's poll tiers (docs/DESIGN.md): people at positions up to `up_to`
 # poll again after `interval` seconds; `band` 0 shows the exact position, a
 # band width N shows a range of N places, and the last tier ("and beyond")
@@ -117,8 +121,18 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # No fresh Set-Cookie on every poll: the hot path stays cheap.
         "SESSION_REFRESH_EACH_REQUEST": False,
+        # How long the hot path believes a person's session generation
+        # (app/sessions.py): an ended session's copies get poll answers for
+        # at most this long; every other request is checked each time.
+        "SESSION_CHECK_SECONDS": float(env("SESSION_CHECK_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
+        # Secure unless told (bin/run and bin/cluster serve plain http on
+        # loopback and say 0): a cookie that could travel over plain http
+        # could be read on the way.
+        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "1") == "1",
+        # HSTS on answers that came over HTTPS (directly or through a trusted
+        # proxy's X-Forwarded-Proto): a year; 0 sends none.
+        "HSTS_SECONDS": int(env("HSTS_SECONDS", "31536000")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         **(overrides or {}),
     }
@@ -172,8 +186,23 @@ def _derived(settings: dict) -> dict:
         "RATELIMIT_STORAGE_URI": settings.get("RATELIMIT_STORAGE_URI")
         or limits_storage_uri(redis_url),
         "RATELIMIT_STORAGE_OPTIONS": settings.get("RATELIMIT_STORAGE_OPTIONS")
-        or {"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        or {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            **({} if is_cluster(redis_url) else {"retry": redial_once()}),
+        },
     }
+
+
+def redial_once() -> Retry:
+    """For a plain Redis client: a pooled connection that Redis dropped (a
+    restart, an outage) fails its first command; dial again at once and
+    send it once more, rather than fail the request after Redis is back. A
+    Redis that does not answer (a timeout) is not tried twice: the 503
+    comes as fast as before. A command sent twice is safe: each Lua script
+    checks the state it changes first, and a rate-limit count one too high
+    is harmless."""
+    return Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
 
 
 def limits_storage_uri(redis_url: str) -> str:
@@ -196,10 +225,16 @@ def _instance_secrets(instance: Path) -> dict:
         return json.loads(path.read_text())
     instance.mkdir(parents=True, exist_ok=True)
     keys = {"SECRET_KEY": secrets.token_hex(32), "JWT_SECRET": secrets.token_hex(32)}
-    # Write-then-rename so two processes starting at once agree on one key.
+    # Write-then-link so two processes starting at once agree on one key.
+    # Created 0600 (never readable by others, not for a moment), then set to
+    # exactly 0600 whatever the umask took away.
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(keys))
-    tmp.chmod(0o600)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash of an earlier process with this pid
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)
+        out.write(json.dumps(keys))
     with contextlib.suppress(FileExistsError):
         os.link(tmp, path)
     tmp.unlink()

@@ -45,6 +45,7 @@ def connect_redis(url: str, timeout: float) -> Redis | RedisCluster:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=30,
+            retry=config.redial_once(),
         )
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in config.cluster_nodes(url)],

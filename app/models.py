@@ -42,6 +42,8 @@ class User(BaseModel):
     is_staff = pw.BooleanField(default=False)
     points = pw.BigIntegerField(default=0)
     created_at = pw.DateTimeField(default=utcnow)
+    # Cookies of an earlier generation are no longer sessions (app/sessions.py).
+    session_generation = pw.IntegerField(default=0)
 
     class Meta:
         table_name = "users"

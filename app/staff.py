@@ -1,7 +1,10 @@
 """Staff controls, each one audited. Views (the admin pages and the JSON API)
 call these, so the rule "every staff action is in the audit log" lives here."""
 
-from app import audit, events, seats, waiting_room
+from flask_babel import lazy_gettext as _l
+
+from app import accounts, audit, events, seats, sessions, waiting_room
+from app.errors import AppError
 
 
 def create_event(actor_id: int, name: str, sections: list[dict], **settings):
@@ -39,3 +42,11 @@ def remove_from_queue(actor_id: int, event_id: int, user_id: int) -> bool:
         "removed",
     )
     return removed
+
+
+def revoke_sessions(actor_id: int | None, user_id: int) -> None:
+    """Sign a person out everywhere (a stolen cookie, a shared computer)."""
+    if accounts.find(user_id) is None:
+        raise AppError(404, "not_found", _l("There is no such person."))
+    generation = sessions.revoke(user_id)
+    audit.record(actor_id, "sessions.revoke", f"user:{user_id}", None, f"generation {generation}")

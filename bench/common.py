@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results.json"
-BENCH_DB = "ticketdrop_bench"
+# Its own MySQL database (BENCH_MYSQL_DATABASE: beside other runs on one server).
+BENCH_DB = os.environ.get("BENCH_MYSQL_DATABASE", "ticketdrop_bench")
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 sys.path.insert(0, str(ROOT))
@@ -109,6 +110,7 @@ class Stack:
             LOGIN_LIMIT="1000000/minute",
             REGISTER_LIMIT="1000000/minute",
             LOG_LEVEL="WARNING",
+            SESSION_COOKIE_SECURE="0",  # plain http on loopback
             **{k: str(v) for k, v in self.settings.items()},
         )
         os.environ.update(
@@ -229,7 +231,9 @@ class Person:
     def call(self, method: str, path: str, body=None, headers=None, raw=False) -> tuple:
         """(status, the JSON body as a dict), or with `raw` (status, bytes)."""
         data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"Content-Type": "application/json"} if data else {}
+        # The API asks it of every unsafe request, body or not (docs/API.md).
+        unsafe = method not in ("GET", "HEAD", "OPTIONS")
+        all_headers = {"Content-Type": "application/json"} if unsafe else {}
         all_headers.update(headers or {})
         request = urllib.request.Request(
             self.base + path, data=data, method=method, headers=all_headers

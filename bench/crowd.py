@@ -216,7 +216,9 @@ class Run:
         self, kind: str, method: str, path: str, cookie: str, body=None, headers=None
     ) -> tuple[int | None, dict | list | None]:
         all_headers = {"Cookie": cookie, **(headers or {})}
-        # No body, no Content-Type (aiohttp would say application/octet-stream: 415).
+        if method != "GET":  # the API asks it of every unsafe request, body or not
+            all_headers.setdefault("Content-Type", "application/json")
+        # A GET has no body and no Content-Type (aiohttp would add application/octet-stream).
         extra = {"json": body} if body is not None else {"skip_auto_headers": ["Content-Type"]}
         try:
             async with self.http.request(

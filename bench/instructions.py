@@ -96,7 +96,7 @@ def main() -> None:
         client.post(
             "/api/auth/login", json={"email": "counted@example.com", "password": "password123"}
         )
-        client.post(f"/api/events/{event.id}/queue")
+        client.post(f"/api/events/{event.id}/queue", json={})
         client.get(f"/events/{event.id}/waiting/status", headers={"HX-Request": "true"})
         setup = {"event": event.id, "cookie": f"session={client.get_cookie('session').value}"}
         env = dict(stack.env, FLOOR_EVENT=str(event.id), FLOOR_USER=str(user.id),

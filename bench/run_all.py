@@ -22,6 +22,7 @@ SCRIPTS = [
     "hosts.py",
     "cluster.py",
     "logins.py",
+    "sessions.py",
 ]
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pymysql
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
 
 from app import launcher
 
@@ -39,6 +41,29 @@ os.environ["INSTANCE_PATH"] = str(_tmp / "instance")
 def pytest_sessionfinish(session, exitstatus):
     """The suite's own files go with it (its servers are stopped by then)."""
     shutil.rmtree(_tmp, ignore_errors=True)
+
+
+class ApiClient(FlaskClient):
+    """The test client, sending what docs/API.md asks of every client: an
+    unsafe request to the JSON API says `Content-Type: application/json`,
+    with a body or without (tests of that rule use a plain FlaskClient)."""
+
+    def open(self, *args, **kwargs):
+        path = args[0] if args and isinstance(args[0], str) else ""
+        method = kwargs.get("method", "GET").upper()
+        if (
+            path.startswith("/api/")
+            and method in ("POST", "PUT", "PATCH", "DELETE")
+            and not {"json", "data", "content_type"} & kwargs.keys()
+        ):
+            kwargs["headers"] = {
+                "Content-Type": "application/json",
+                **dict(kwargs.get("headers") or {}),
+            }
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = ApiClient  # every app the tests make, the session's and variants
 
 
 class PrivateRedis(launcher.RedisServer):

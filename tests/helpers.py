@@ -166,7 +166,9 @@ class Browser:
         self, method: str, path: str, body: dict | None = None, headers: dict | None = None
     ) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {**({"Content-Type": "application/json"} if data else {}), **(headers or {})}
+        # The API asks it of every unsafe request, body or not (docs/API.md).
+        unsafe = method not in ("GET", "HEAD", "OPTIONS")
+        headers = {**({"Content-Type": "application/json"} if unsafe else {}), **(headers or {})}
         request = urllib.request.Request(
             self.base + path, data=data, method=method, headers=headers
         )

@@ -228,7 +228,9 @@ class Client:
     def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
         """One request: (status, the JSON body or {})."""
         data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"Content-Type": "application/json"} if data else {}
+        # The API asks it of every unsafe request, body or not (docs/API.md).
+        unsafe = method not in ("GET", "HEAD", "OPTIONS")
+        all_headers = {"Content-Type": "application/json"} if unsafe else {}
         if self.cookies:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         all_headers.update(headers or {})

@@ -737,6 +737,7 @@ UNSAFE = {
     "api.register": ("anonymous", "POST", "/api/auth/register", {}),
     "api.login": ("anonymous", "POST", "/api/auth/login", {}),
     "api.logout": ("customer", "POST", "/api/auth/logout", {}),
+    "api.change_password": ("customer", "POST", "/api/me/password", {}),
     "api.join_queue": ("other", "POST", "/api/events/{event}/queue", {}),
     "api.leave_queue": ("customer", "DELETE", "/api/events/{event}/queue", {}),
     "api.enter": ("customer", "POST", "/api/events/{event}/enter", {"token": True}),
@@ -769,9 +770,11 @@ UNSAFE = {
         "/api/admin/events/{event}/queue/{user}",
         {},
     ),
+    "admin_api.revoke_sessions": ("staff", "POST", "/api/admin/users/{user}/sessions/revoke", {}),
     "auth.register": ("anonymous", "POST", "/auth/register", {}),
     "auth.login": ("anonymous", "POST", "/auth/login", {}),
     "auth.logout": ("customer", "POST", "/auth/logout", {}),
+    "auth.password": ("customer", "POST", "/auth/password", {}),
     "pages.join": ("other", "POST", "/events/{event}/join", {}),
     "pages.leave": ("customer", "POST", "/events/{event}/leave", {}),
     "booking.hold": ("customer", "POST", "/events/{event}/seats/hold", {}),
@@ -781,6 +784,7 @@ UNSAFE = {
     "admin.settings": ("staff", "POST", "/admin/events/{event}/settings", {}),
     "admin.seat_action": ("staff", "POST", "/admin/events/{event}/seats/{free}/block", {}),
     "admin.remove_from_queue": ("staff", "POST", "/admin/events/{event}/queue/remove", {}),
+    "admin.revoke_sessions": ("staff", "POST", "/admin/events/{event}/sessions/revoke", {}),
 }
 IGNORES_BODY = {
     "api.logout",
@@ -792,6 +796,7 @@ IGNORES_BODY = {
     "admin_api.block_seat",
     "admin_api.unblock_seat",
     "admin_api.remove_from_queue",
+    "admin_api.revoke_sessions",
 }
 
 
@@ -1030,8 +1035,9 @@ def test_the_session_cookie_is_secure_behind_https(app, rebound, make_user, monk
     ):
         flags = cookie_flags(response)
         assert {"secure", "httponly", "samesite=lax", "path=/"} <= flags, flags
-    # And without the setting (plain-HTTP development), no Secure flag.
-    plain = app.test_client().post(
+    # Turned off (plain-HTTP development: bin/run says 0), no Secure flag.
+    plain_app = create_app({**settings, "SESSION_COOKIE_SECURE": False})
+    plain = plain_app.test_client().post(
         "/api/auth/login", json={"email": user.email, "password": "password123"}
     )
     assert "secure" not in cookie_flags(plain)

@@ -108,9 +108,10 @@ class Client(HttpClient):
     """test_faults' cookie-keeping JSON client, answering the headers too."""
 
     def call(self, method, path, body=None, headers=None, timeout=30.0):
-        data, headers = None, dict(headers or {})
-        if body is not None:
-            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        data = None if body is None else json.dumps(body).encode()
+        headers = dict(headers or {})
+        if method not in ("GET", "HEAD"):  # the API asks it of every unsafe request
+            headers["Content-Type"] = "application/json"
         request = urllib.request.Request(
             self.base + path, data=data, method=method, headers=headers
         )

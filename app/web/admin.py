@@ -170,6 +170,18 @@ def remove_from_queue(event_id):
     return redirect(url_for("admin.event", event_id=event_id))
 
 
+@bp.post("/events/<int:event_id>/sessions/revoke")
+def revoke_sessions(event_id):
+    """Beside "remove from the queue": a person whose cookie was stolen."""
+    user = dashboard.find_user(request.form.get("person", ""))
+    if user is None:
+        flash(gettext("No such person (give an email or a user id)."), "error")
+    else:
+        staff.revoke_sessions(identity.user_id(), user.id)
+        flash(gettext("%(email)s is signed out everywhere.", email=user.email), "info")
+    return redirect(url_for("admin.event", event_id=event_id))
+
+
 @bp.get("/events/<int:event_id>/what-if")
 def what_if(event_id):
     args = request.args

@@ -54,3 +54,9 @@ def unblock_seat(event_id, seat_id):
 def remove_from_queue(event_id, user_id):
     staff.remove_from_queue(identity.user_id(), event_id, user_id)
     return "", 204
+
+
+@bp.post("/users/<int:user_id>/sessions/revoke")
+def revoke_sessions(user_id):
+    staff.revoke_sessions(identity.user_id(), user_id)
+    return "", 204

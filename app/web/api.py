@@ -20,18 +20,25 @@ from app.errors import AppError
 from app.web import identity
 from app.web.identity import api_login_required
 from app.web.limits import limited, login_limited, note_failed_login, register_limited
-from app.web.schemas import Checkout, Join, Login, Register, Release, parse
+from app.web.schemas import ChangePassword, Checkout, Join, Login, Register, Release, parse
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
 def json_bodies_only():
-    """Unsafe methods take JSON or no body at all. A cross-site HTML form always
-    sends another content type, so this also stops cross-site form posts."""
+    """Unsafe methods must say `Content-Type: application/json`, with a body
+    or without. A page of another origin cannot send that without a CORS
+    preflight (which this API never grants): its forms and its simple
+    fetches (no-cors) carry no content type or a form/text one, and a
+    bodiless one would otherwise act as the logged-in person."""
     unsafe = request.method in ("POST", "PUT", "PATCH", "DELETE")
-    if unsafe and request.mimetype and request.mimetype != "application/json":
-        raise AppError(415, "unsupported_media_type", _l("Send a JSON body (application/json)."))
+    if unsafe and request.mimetype != "application/json":
+        raise AppError(
+            415,
+            "unsupported_media_type",
+            _l("Send Content-Type: application/json (with a JSON body, or none)."),
+        )
 
 
 def json_body() -> dict:
@@ -92,6 +99,14 @@ def me():
     return jsonify(
         id=user.id, email=user.email, name=user.name, points=user.points, is_staff=user.is_staff
     )
+
+
+@bp.post("/me/password")
+@api_login_required
+def change_password():
+    body = parse(ChangePassword, json_body())
+    identity.change_password(body.current_password, body.new_password)
+    return "", 204
 
 
 @bp.get("/me/bookings")

@@ -2,7 +2,7 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
@@ -11,7 +11,7 @@ from app import accounts
 from app.errors import AppError
 from app.web import identity
 from app.web.limits import login_limited, note_failed_login, register_limited
-from app.web.schemas import Login, Register, first_problem
+from app.web.schemas import ChangePassword, Login, Register, first_problem
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -62,6 +62,23 @@ def logout():
     return render_template("auth/logout.html")
 
 
+@bp.route("/password", methods=["GET", "POST"])
+@identity.page_login_required
+def password():
+    if request.method == "POST":
+        try:
+            body = ChangePassword.model_validate(request.form.to_dict())
+            identity.change_password(body.current_password, body.new_password)
+        except ValidationError as e:
+            flash(_form_error(e), "error")
+        except AppError as e:
+            flash(e.message, "error")
+        else:
+            flash(gettext("Your password is changed; other devices are signed out."), "info")
+            return redirect(url_for("booking.my_bookings"))
+    return render_template("auth/password.html", email=session.get("email", ""))
+
+
 def _safe_next() -> str:
     return same_site_path(request.form.get("next") or request.args.get("next") or "")
 
@@ -82,7 +99,13 @@ def same_site_path(target: str) -> str:
     return target
 
 
-FIELDS = {"email": _l("Email"), "password": _l("Password"), "name": _l("Name")}
+FIELDS = {
+    "email": _l("Email"),
+    "password": _l("Password"),
+    "name": _l("Name"),
+    "current_password": _l("Current password"),
+    "new_password": _l("New password"),
+}
 
 
 def _form_error(e: ValidationError) -> str:

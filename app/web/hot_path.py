@@ -6,12 +6,15 @@ every second near the front. Flask's request cycle (request context, session,
 URL matching, the extensions' hooks, the response object) costs more than the
 poll's own work, so this WSGI middleware in front of Flask answers them
 itself: the identity from the session cookie (its signature checked once,
-then remembered), `waiting_room.poll` (one EVALSHA), and the answer encoded,
+then remembered; its generation, app/sessions.py, read from Redis at most
+once per SESSION_CHECK_SECONDS per person and process), `waiting_room.poll`
+(one EVALSHA), and the answer encoded,
 byte for byte what Flask would send (tests/test_hot_path.py compares them).
 
-It answers only the common case: a valid session and a poll that says
+It answers only the common case: a valid, current session and a poll that says
 "waiting" (for the JSON poll also "admitted" and "sold out"). Everything
-else goes on to Flask untouched: no cookie or a bad one, a browser whose
+else goes on to Flask untouched: no cookie or a bad one, an ended session
+(Flask answers 401), a generation Redis lost, a browser whose
 turn it is (the entrance), sold out, not in the queue, a config Redis lost,
 a fragment whose progress-bar start is not in the cookie yet, any other
 method or path, a request with a body. An
@@ -27,17 +30,18 @@ import orjson
 from flask import Flask
 from itsdangerous import BadData
 
-from app import i18n, waiting_room
+from app import i18n, sessions, waiting_room
 from app.extensions import REDIS_UNAVAILABLE
-from app.web import SECURITY_HEADERS, fragments
+from app.web import SECURITY_HEADERS, fragments, hsts
 
 HANDED_ON_ERROR = "ticketdrop.hot_path_error"
 JSON_POLL = re.compile(r"/api/events/(\d{1,18})/queue")
 FRAGMENT_POLL = re.compile(r"/events/(\d{1,18})/waiting/status")
 # The headers Flask's views send with these answers (Vary: Cookie as Flask's
-# session adds it, the fragment's own, and the security headers).
+# session adds it, the fragment's own, no-store as for every logged-in
+# answer, and the security headers; HSTS is added over HTTPS).
 JSON_HEADERS = (("Content-Type", "application/json"), ("Vary", "Cookie"),
-                *SECURITY_HEADERS.items())  # fmt: skip
+                *SECURITY_HEADERS.items(), ("Cache-Control", "no-store"))  # fmt: skip
 FRAGMENT_HEADERS = (
     ("Content-Type", "text/html; charset=utf-8"),
     ("Vary", "HX-Request, Cookie, Accept-Language"),
@@ -52,6 +56,7 @@ class HotPath:
     def __init__(self, app: Flask, flask_wsgi_app):
         self.app, self.flask = app, flask_wsgi_app
         self.sessions = SessionReader(app)
+        self.generations = Generations(app.config["SESSION_CHECK_SECONDS"])
         self.skeletons = fragments.Skeletons(app)
         self.urls: dict[tuple, tuple[str, str]] = {}
 
@@ -73,19 +78,19 @@ class HotPath:
         return self.flask(environ, start_response)
 
     def json_poll(self, environ, event_id: int):
-        session = self.sessions.read(environ)
-        if not session or not session.get("uid"):
+        session = self._session(environ)
+        if session is None:
             return None
         status = self._poll(environ, event_id, session["uid"])
         if status is None:
             return None
         # As Flask's jsonify writes it: compact, keys sorted, a final newline.
         body = orjson.dumps(status.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
-        return "200 OK", self._finish(JSON_HEADERS, body, status), body
+        return "200 OK", self._finish(environ, JSON_HEADERS, body, status), body
 
     def fragment_poll(self, environ, event_id: int):
-        session = self.sessions.read(environ)
-        if not session or not session.get("uid"):
+        session = self._session(environ)
+        if session is None:
             return None
         status = self._poll(environ, event_id, session["uid"])
         if status is None or status.status != "waiting":
@@ -99,7 +104,21 @@ class HotPath:
         poll_url, leave_url = self._urls(environ.get("SCRIPT_NAME", ""), event_id)
         view = fragments.status_view(status, start, poll_url, leave_url, language)
         body = self.skeletons.render(language, view)
-        return "200 OK", self._finish(FRAGMENT_HEADERS, body, status), body
+        return "200 OK", self._finish(environ, FRAGMENT_HEADERS, body, status), body
+
+    def _session(self, environ) -> dict | None:
+        """The cookie's session when it is signed, logged in and of the
+        person's current generation; None for Flask to answer (after a Redis
+        error, with the error handed on)."""
+        session = self.sessions.read(environ)
+        if not session or not session.get("uid"):
+            return None
+        try:
+            current = self.generations.current(session["uid"])
+        except REDIS_UNAVAILABLE as e:
+            environ[HANDED_ON_ERROR] = e
+            return None
+        return session if current is not None and current == session.get("gen", 0) else None
 
     def _poll(self, environ, event_id: int, user_id: int):
         """waiting_room.poll; None for anything Flask should answer (after a
@@ -123,11 +142,12 @@ class HotPath:
             )
         return urls
 
-    @staticmethod
-    def _finish(fixed: tuple, body: bytes, status) -> list:
+    def _finish(self, environ, fixed: tuple, body: bytes, status) -> list:
         headers = [*fixed, ("Content-Length", str(len(body)))]
         if status.retry_after:
             headers.append(("Retry-After", status.retry_after))
+        if strict := hsts(self.app.config, environ.get("wsgi.url_scheme")):
+            headers.append(("Strict-Transport-Security", strict))
         return headers
 
 
@@ -166,6 +186,34 @@ class SessionReader:
         if time.time() - signed_at > self.max_age:
             return None
         return data
+
+
+class Generations:
+    """Each person's session generation as this process last read it from
+    Redis, believed for `seconds`: the front polls every second, so most of
+    its polls ask Redis nothing more than the poll itself. The bound: an
+    ended session's copies still get poll answers (nothing that acts: every
+    action goes through Flask, which checks each request) for at most
+    `seconds`. A generation Redis lost is not remembered (None): Flask
+    reads it again from MySQL. Bounded memory, emptied when full."""
+
+    SIZE = 100_000
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.seen: dict[int, tuple[int, float]] = {}
+
+    def current(self, user_id: int) -> int | None:
+        now = time.monotonic()
+        known = self.seen.get(user_id)
+        if known is None or now - known[1] >= self.seconds:
+            generation = sessions.cached(user_id)
+            if generation is None:
+                return None
+            if len(self.seen) >= self.SIZE:
+                self.seen.clear()
+            known = self.seen[user_id] = (generation, now)
+        return known[0]
 
 
 def cookie_value(environ, name: str) -> str | None:

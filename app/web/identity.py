@@ -1,13 +1,14 @@
 """Who is asking: the person named by the signed session cookie, login (which
-rotates the session), logout, and the login and staff guards."""
+rotates the session), logout (which ends every copy of it: app/sessions.py),
+and the login and staff guards."""
 
 import secrets
 from functools import wraps
 
-from flask import redirect, request, session, url_for
+from flask import Flask, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 
-from app import accounts
+from app import accounts, sessions
 from app.errors import AppError
 from app.models import User
 
@@ -21,11 +22,42 @@ def login(user: User) -> None:
     session["sid"] = secrets.token_urlsafe(16)  # names this session at the entrance
     session["email"] = user.email
     session["staff"] = user.is_staff  # only to show the Staff link; access is checked in MySQL
+    session["gen"] = sessions.current(user.id)
     session.permanent = True
 
 
 def logout() -> None:
+    """End this session and every copy of it (and the person's other sessions)."""
+    uid = user_id()
     session.clear()
+    if uid:
+        sessions.revoke(uid)
+
+
+def change_password(current_password: str, new_password: str) -> None:
+    """The logged-in person's new password ends every other session; this
+    one goes on under a fresh cookie of the new generation."""
+    user = current_user()
+    if user is None:
+        raise AppError(*LOGIN_REQUIRED)
+    accounts.change_password(user, current_password, new_password)
+    login(user)
+
+
+def init_app(app: Flask) -> None:
+    """Check the session's generation on every request (after the hot path's
+    handed-on error, app/web/errors.py, so a silent Redis is asked once)."""
+    app.before_request(forget_ended_session)
+
+
+def forget_ended_session() -> None:
+    """A cookie of an earlier generation (logged out, password changed,
+    revoked by staff) is nobody: cleared, so the guards answer 401 or the
+    login page. Cookies from before generations existed count as 0."""
+    if request.endpoint == "static" or request.blueprint == "health" or not session.get("uid"):
+        return
+    if session.get("gen", 0) != sessions.current(session["uid"]):
+        session.clear()
 
 
 def user_id() -> int | None:

@@ -69,6 +69,7 @@ def document() -> dict:
     models = [
         schemas.Register,
         schemas.Login,
+        schemas.ChangePassword,
         schemas.CreateEvent,
         schemas.UpdateEvent,
         schemas.Checkout,
@@ -143,6 +144,17 @@ def document() -> dict:
         },
         "/api/auth/logout": {"post": _op("Log out", (204, "logged out", None))},
         "/api/me": {"get": _op("Who am I", (200, "ok", OBJECT), 401)},
+        "/api/me/password": {
+            "post": _op(
+                "Change my password (ends every other session)",
+                (204, "changed", None),
+                400,
+                401,
+                415,
+                422,
+                body="ChangePassword",
+            )
+        },
         "/api/me/bookings": {"get": _op("My bookings", (200, "ok", {"type": "array"}), 401)},
         "/api/events": {"get": _op("Events", (200, "ok", {"type": "array"}))},
         "/api/events/{event_id}": {"get": _op("One event", (200, "ok", OBJECT), 404, params=EVENT)},
@@ -298,14 +310,29 @@ def document() -> dict:
                 params=("event_id", "user_id"),
             )
         },
+        "/api/admin/users/{user_id}/sessions/revoke": {
+            "post": _op(
+                "Sign a person out everywhere (staff)",
+                (204, "every session ended", None),
+                401,
+                403,
+                404,
+                415,
+                params=("user_id",),
+            )
+        },
     }
     for ops in paths.values():
         for method, op in ops.items():
             # Any request may meet an unavailable Redis or database; any
-            # request with a body may be too large.
+            # request with a body may be too large; every unsafe one must
+            # say Content-Type: application/json, with a body or without.
             op["responses"].setdefault("503", _response("error", ERROR))
             if method in ("post", "patch", "delete"):
                 op["responses"].setdefault("413", _response("error", ERROR))
+                op["responses"].setdefault(
+                    "415", _response("no Content-Type: application/json", ERROR)
+                )
     return {
         "openapi": "3.1.0",
         "info": {"title": "Ticket drop API", "version": "1"},

@@ -57,6 +57,11 @@ class Login(Body):
     password: str = Field(max_length=200)
 
 
+class ChangePassword(Body):
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)  # as Register's
+
+
 class Section(Body):
     name: Name = Field(min_length=1, max_length=50)
     rows: int = Field(ge=1, le=100)
