@@ -75,15 +75,15 @@ class Hold:
 def catalogue(event_id: int) -> dict[int, SeatInfo]:
     """Every seat of an event in map order (section, row, number). Seats never
     change after an event is created, so each process loads them once."""
-    seats = _load_catalogue(int(event_id))
-    if not seats and not Event.select().where(Event.id == event_id).exists():
-        _load_catalogue.cache_clear()  # do not remember a miss
-        raise not_found("event")
-    return seats
+    return _load_catalogue(int(event_id))
 
 
 @lru_cache(maxsize=64)
 def _load_catalogue(event_id: int) -> dict[int, SeatInfo]:
+    # A missing event raises (lru_cache keeps no exception): a made-up id costs
+    # one primary-key lookup and evicts nobody's catalogue.
+    if not Event.select().where(Event.id == event_id).exists():
+        raise not_found("event")
     rows = (
         Seat.select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.price)
         .where(Seat.event == event_id)
