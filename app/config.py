@@ -78,6 +78,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "LOCK_WAIT_TIMEOUT": int(env("LOCK_WAIT_TIMEOUT", "5")),
         "CHECKOUT_ATTEMPTS": int(env("CHECKOUT_ATTEMPTS", "4")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # The fans' seat maps share one read of an event's seat states per
+        # process for this long (app/seat_map.py); 0: every request reads.
+        "SEAT_MAP_SNAPSHOT_MS": int(env("SEAT_MAP_SNAPSHOT_MS", "1000")),
         "RATE_LIMITS": {
             "join": env("JOIN_LIMIT", "10/minute"),
             "hold": env("HOLD_LIMIT", "30/minute"),

@@ -1,10 +1,21 @@
 """The JSON API (docs/API.md is the contract). Views stay thin: parse,
 call a module, answer."""
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 
-from app import accounts, bookings, checkout, draw, entrance, events, mirror, seats, waiting_room
+from app import (
+    accounts,
+    bookings,
+    checkout,
+    draw,
+    entrance,
+    events,
+    mirror,
+    seat_map,
+    seats,
+    waiting_room,
+)
 from app.errors import AppError
 from app.web import identity
 from app.web.identity import api_login_required
@@ -144,7 +155,15 @@ def enter(event_id):
 @bp.get("/events/<int:event_id>/seats")
 @api_login_required
 def list_seats(event_id):
-    return jsonify(seats.seat_list(event_id, identity.user_id(), identity.session_id()))
+    mine = seat_map.view(event_id, identity.user_id(), identity.session_id())
+    tag = seat_map.etag(mine)
+    if request.if_none_match.contains(tag):  # nothing changed: no listing to build
+        response = Response(status=304)
+    else:
+        response = jsonify(seat_map.seat_list(mine))
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/hold")
