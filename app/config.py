@@ -81,6 +81,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # The fans' seat maps share one read of an event's seat states per
         # process for this long (app/seat_map.py); 0: every request reads.
         "SEAT_MAP_SNAPSHOT_MS": int(env("SEAT_MAP_SNAPSHOT_MS", "1000")),
+        # The staff seat map is rendered at most this often per event and
+        # process, or half as often as it takes to render (app/web/admin.py).
+        "STAFF_MAP_CACHE_MS": int(env("STAFF_MAP_CACHE_MS", "1000")),
         "RATE_LIMITS": {
             "join": env("JOIN_LIMIT", "10/minute"),
             "hold": env("HOLD_LIMIT", "30/minute"),

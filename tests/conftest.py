@@ -142,6 +142,7 @@ def app(redis_url, database_url):
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "SEAT_MAP_SNAPSHOT_MS": 0,  # tests read what they just wrote (test_costly_requests: 1 s)
+        "STAFF_MAP_CACHE_MS": 0,
         "SECRET_KEY": "test",
         "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long",
     }

@@ -7,6 +7,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from flask import before_render_template
 from helpers import entered, seat_ids
 
 from app import seats
@@ -170,3 +171,34 @@ def test_the_json_seat_list_answers_304_while_nothing_changed(app, make_user, lo
     )
     assert changed.status_code == 200
     assert {s["id"]: s for s in changed.get_json()}[ids[0]]["held_by_me"] is True
+
+
+def test_staff_refreshing_together_render_the_seat_map_once(
+    app, make_user, login, event, monkeypatch
+):
+    monkeypatch.setitem(app.config, "STAFF_MAP_CACHE_MS", 1000)
+    staff = [login(app.test_client(), make_user(staff=True)) for _ in range(3)]
+    ids = seat_ids(app, event.id)
+    renders = []
+
+    def count(sender, template, context, **extra):
+        if "layout" in context:  # a render that goes through every seat
+            renders.append(template.name)
+
+    with before_render_template.connected_to(count, app):
+        for _ in range(4):
+            for client in staff:
+                live = client.get(f"/admin/events/{event.id}/live?seat={ids[0]}")
+                assert live.status_code == 200
+                assert 'class="seat available selected"' in live.get_data(as_text=True)
+        assert len(renders) == 1, renders  # 12 refreshes, one render
+
+        # A staff action shows at once; someone's hold within the second.
+        assert staff[0].post(f"/admin/events/{event.id}/seats/{ids[1]}/block").status_code == 302
+        page = staff[1].get(f"/admin/events/{event.id}/live").get_data(as_text=True)
+        assert f'id="admin-seat-{ids[1]}" class="seat blocked"' in page
+        _, fan = entered(app, make_user, login, event)
+        assert fan.post(f"/api/events/{event.id}/seats/{ids[2]}/hold").status_code == 201
+        time.sleep(1.1)
+        page = staff[2].get(f"/admin/events/{event.id}/live").get_data(as_text=True)
+        assert f'id="admin-seat-{ids[2]}" class="seat held"' in page
