@@ -3,6 +3,9 @@ code before the bounded refresh (git BEFORE: the whole panel rendered from
 every seat) against the code now (the changed block only), interleaved
 rounds in one process, CPU time and wall time per refresh.
 
+Also: one render of the staff map (now shared by all staff of a process,
+for twice as long as it took), and the whole fan page.
+
 The event: 5 sections of 100 x 200 seats; 10,000 seats sold, 1,000 held by
 others, 2 held by the person refreshing. Between rounds one stranger holds
 one more seat, so every refresh has something to show.
@@ -109,7 +112,7 @@ def main(rounds: int) -> None:
 
         from app import keys
         from app.models import Seat
-        from app.web import booking
+        from app.web import admin, booking
 
         with stack.app.app_context():
             ids = [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)]
@@ -185,6 +188,19 @@ def main(rounds: int) -> None:
             17,
             "the same refresh now, the process's shared read of the seats already fresh",
             f"CPU {spread(cpu['shared'])}, wall {spread(figures['shared'])}",
+            "",
+            None,
+        )
+        staff, staff_cpu = [], []
+        for _ in range(3):
+            with stack.app.test_request_context(f"/admin/events/{event_id}/live"):
+                c, w, _ = measure(lambda: admin._render_map(event_id)[1])
+                staff_cpu.append(c)
+                staff.append(w)
+        result(
+            17,
+            "one render of the staff seat map, 100,000 seats (kept for twice that, shared)",
+            f"CPU {spread(staff_cpu)}, wall {spread(staff)}",
             "",
             None,
         )

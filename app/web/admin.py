@@ -19,6 +19,7 @@ from app.errors import AppError
 from app.i18n import admission_state, number
 from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
+from app.web.seat_cells import PLACE, Skeletons, escaped, place
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(identity.require_staff_page)
@@ -225,16 +226,39 @@ def _seat_map(event_id: int, selected: int | None) -> Markup:
 
 
 def _render_map(event_id: int) -> tuple[float, str]:
+    """(until when to keep it, the map's html)."""
     started = time.monotonic()
+    free = escaped(gettext("available"))  # the tip of every free seat, put into words once
     cells = [
-        {"seat": c.seat, "state": c.state, "tip": _tip(c)} for c in dashboard.board_seats(event_id)
+        (
+            c.seat,
+            place(c.seat)
+            | {
+                "label": escaped(c.seat.label),
+                "tip": free if c.state == "available" else escaped(_tip(c)),
+            },
+            c.state,
+        )
+        for c in dashboard.board_seats(event_id)
     ]
-    html = render_template("admin/_map.html", event_id=event_id, layout=_rows(cells))
+    skeletons, language = _staff_seats(), str(get_locale())
+    layout = [
+        (section, [(row, skeletons.render(event_id, language, seats)) for row, seats in rows])
+        for section, rows in _rows(cells)
+    ]
+    html = render_template("admin/_map.html", layout=layout)
     took = time.monotonic() - started
     keep = max(current_app.config["STAFF_MAP_CACHE_MS"] / 1000, 2 * took)
     if len(_maps) >= 16:  # old events' maps go first
         del _maps[next(iter(_maps))]
     return (time.monotonic() + keep if current_app.config["STAFF_MAP_CACHE_MS"] else 0), html
+
+
+def _staff_seats() -> Skeletons:
+    """The staff map's seat skeletons, one set per app."""
+    app = current_app._get_current_object()
+    fields = (*PLACE, "label", "tip")
+    return app.extensions.setdefault("staff_seats", Skeletons(app, "admin/_seat.html", fields))
 
 
 def forget_map(event_id: int) -> None:
@@ -258,11 +282,12 @@ def _tip(cell: dashboard.BoardSeat) -> str:
     return gettext("blocked") if cell.state == "blocked" else gettext("available")
 
 
-def _rows(cells: list[dict]) -> list:
-    """[(section, [(row, [cell, ...]), ...]), ...] in map order."""
+def _rows(cells: list[tuple]) -> list:
+    """[(section, [(row, [(values, state), ...]), ...]), ...] in map order,
+    from (seat, values, state) in map order."""
     layout: dict = {}
-    for cell in cells:
-        layout.setdefault(cell["seat"].section, {}).setdefault(cell["seat"].row, []).append(cell)
+    for seat, values, state in cells:
+        layout.setdefault(seat.section, {}).setdefault(seat.row, []).append((values, state))
     return [(section, list(rows.items())) for section, rows in layout.items()]
 
 
