@@ -21,6 +21,7 @@ SCRIPTS = [
     "crowd.py",
     "hosts.py",
     "cluster.py",
+    "seatmap.py",
 ]
 
 
