@@ -88,7 +88,8 @@ class Snapshot:
 
 
 _snapshots: dict[int, Snapshot] = {}
-_reading: dict[int, threading.Lock] = defaultdict(threading.Lock)
+_reading: dict[int, threading.Lock] = defaultdict(threading.Lock)  # one reader per event
+_storing = threading.Lock()  # one writer of _snapshots
 reads = 0  # snapshots read from Redis by this process (the tests count them)
 
 
@@ -104,10 +105,11 @@ def snapshot(event_id: int) -> Snapshot:
         if snap and time.monotonic() - snap.at < fresh:
             return snap
         snap = _read(event_id)
-        if len(_snapshots) >= 64:  # old events' snapshots go first
-            del _snapshots[next(iter(_snapshots))]
-        _snapshots.pop(event_id, None)
-        _snapshots[event_id] = snap
+        with _storing:
+            if len(_snapshots) >= 64:  # old events' snapshots go first
+                del _snapshots[next(iter(_snapshots))]
+            _snapshots.pop(event_id, None)
+            _snapshots[event_id] = snap
         return snap
 
 

@@ -112,7 +112,7 @@ def main(rounds: int) -> None:
 
         from app import keys
         from app.models import Seat
-        from app.web import admin, booking
+        from app.web import admin, api, booking
 
         with stack.app.app_context():
             ids = [s.id for s in Seat.select(Seat.id).where(Seat.event == event_id)]
@@ -188,6 +188,18 @@ def main(rounds: int) -> None:
             17,
             "the same refresh now, the process's shared read of the seats already fresh",
             f"CPU {spread(cpu['shared'])}, wall {spread(figures['shared'])}",
+            "",
+            None,
+        )
+        listing = [
+            measure(lambda: in_request(lambda: api.list_seats(event_id).get_data()))
+            for _ in range(3)
+        ]
+        result(
+            17,
+            "GET /api/events/{id}/seats, 100,000 seats, after a change (the full list)",
+            f"CPU {spread([c for c, _, _ in listing])}, wall {spread([w for _, w, _ in listing])}, "
+            f"{statistics.median(size for _, _, size in listing):,.0f} bytes; unchanged: 304",
             "",
             None,
         )

@@ -263,8 +263,9 @@ def _staff_seats() -> Skeletons:
 
 def forget_map(event_id: int) -> None:
     """After a staff action on a seat: the next refresh shows it."""
-    for key in [k for k in _maps if k[0] == event_id]:
-        _maps.pop(key, None)
+    for key in list(_maps):  # (a copy: another thread may be adding a map)
+        if key[0] == event_id:
+            _maps.pop(key, None)
 
 
 def _tip(cell: dashboard.BoardSeat) -> str:
