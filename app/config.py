@@ -93,6 +93,12 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # join's proof of work (about 256 tries: ~1 s in a browser).
         "BOT_CHALLENGE_COST": int(env("BOT_CHALLENGE_COST", "10000")),
         "ALTCHA_HMAC_KEY": env("ALTCHA_HMAC_KEY"),
+        # The fans' seat maps share one read of an event's seat states per
+        # process for this long (app/seat_map.py); 0: every request reads.
+        "SEAT_MAP_SNAPSHOT_MS": int(env("SEAT_MAP_SNAPSHOT_MS", "1000")),
+        # The staff seat map is rendered at most this often per event and
+        # process, or half as often as it takes to render (app/web/admin.py).
+        "STAFF_MAP_CACHE_MS": int(env("STAFF_MAP_CACHE_MS", "1000")),
         "RATE_LIMITS": {
             "join": env("JOIN_LIMIT", "10/minute"),
             "hold": env("HOLD_LIMIT", "30/minute"),

@@ -76,20 +76,31 @@ class BoardSeat:
 
 
 def board(event_id: int) -> dict:
-    """The staff's live view of an event: its numbers, the chart, and every
-    seat in map order with who holds or bought it."""
+    """The staff's live view of an event: its numbers and the chart (the
+    seats: board_seats)."""
     event = events.get(event_id)
     numbers = stats(event_id)
+    return {
+        "event": event,
+        "stats": numbers,
+        "chart": charts.for_event(event_id, event.admit_rate),
+        "clear_in": clear_in(numbers),
+        "bookings_per_minute": _bookings_last_minute(event_id),
+    }
+
+
+def board_seats(event_id: int, only: int | None = None) -> list[BoardSeat]:
+    """Every seat in map order (or the seat `only`) with who holds or bought it."""
+    catalogue = seats.catalogue(event_id)
+    if only is not None:
+        catalogue = {only: catalogue[only]} if only in catalogue else {}
     now_ms, _, states = seats.live_states(event_id)
-    emails = _emails({s.holder for s in states.values() if s.holder})
-    sold_at = dict(
-        BookingSeat.select(BookingSeat.seat, Booking.created_at)
-        .join(Booking)
-        .where(Booking.event == event_id, BookingSeat.live == 1)
-        .tuples()
-    )
+    emails = _emails({s.holder for sid, s in states.items() if s.holder and sid in catalogue})
+    sold = BookingSeat.select(BookingSeat.seat, Booking.created_at).join(Booking)
+    sold = sold.where(Booking.event == event_id, BookingSeat.live == 1)
+    sold_at = dict((sold.where(BookingSeat.seat == only) if only is not None else sold).tuples())
     cells = []
-    for seat in seats.catalogue(event_id).values():
+    for seat in catalogue.values():
         state = states.get(seat.id)
         if state is None:
             cells.append(BoardSeat(seat, "available"))
@@ -97,14 +108,7 @@ def board(event_id: int) -> dict:
         left = max(0, (state.until_ms - now_ms) // 1000) if state.until_ms else 0
         who = emails.get(state.holder, state.holder)
         cells.append(BoardSeat(seat, state.kind, who, left, sold_at.get(seat.id)))
-    return {
-        "event": event,
-        "stats": numbers,
-        "cells": cells,
-        "chart": charts.for_event(event_id, event.admit_rate),
-        "clear_in": clear_in(numbers),
-        "bookings_per_minute": _bookings_last_minute(event_id),
-    }
+    return cells
 
 
 def _emails(user_ids: set[int]) -> dict[int, str]:

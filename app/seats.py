@@ -74,15 +74,15 @@ class Hold:
 def catalogue(event_id: int) -> dict[int, SeatInfo]:
     """Every seat of an event in map order (section, row, number). Seats never
     change after an event is created, so each process loads them once."""
-    seats = _load_catalogue(int(event_id))
-    if not seats and not Event.select().where(Event.id == event_id).exists():
-        _load_catalogue.cache_clear()  # do not remember a miss
-        raise not_found("event")
-    return seats
+    return _load_catalogue(int(event_id))
 
 
 @lru_cache(maxsize=64)
 def _load_catalogue(event_id: int) -> dict[int, SeatInfo]:
+    # A missing event raises (lru_cache keeps no exception): a made-up id costs
+    # one primary-key lookup and evicts nobody's catalogue.
+    if not Event.select().where(Event.id == event_id).exists():
+        raise not_found("event")
     rows = (
         Seat.select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.price)
         .where(Seat.event == event_id)
@@ -112,37 +112,32 @@ def live_states(
     now_ms, active_until = int(result[0]), int(result[1])
     if user_id and not active_until:
         raise AppError(*NOT_ENTERED)
-    states = {}
-    for i in range(2, len(result), 2):
-        state = SeatState.parse(result[i + 1], now_ms)
-        if state.kind != "available":
-            states[int(result[i])] = state
-    return now_ms, active_until, states
+    states = _parse_states(result, now_ms)
+    return now_ms, active_until, {sid: s for sid, s in states.items() if s.kind != "available"}
 
 
-def seat_list(event_id: int, user_id: int, session_id: str) -> list[dict]:
-    """The seat map as the JSON API shows it."""
-    seats = catalogue(event_id)
-    now_ms, _, states = live_states(event_id, user_id, session_id)
-    available = SeatState("available")
-    listing = []
-    for seat in seats.values():
-        state = states.get(seat.id, available)
-        item = {
-            "id": seat.id,
-            "label": seat.label,
-            "section": seat.section,
-            "row": seat.row,
-            "number": seat.number,
-            "price": seat.price,
-            "status": state.public,
-            "held_by_me": state.kind in ("held", "paying") and state.holder == user_id,
-        }
-        if item["held_by_me"]:
-            item["token"] = state.token
-            item["expires_in"] = max(0, (state.until_ms - now_ms) // 1000)
-        listing.append(item)
-    return listing
+def own_states(
+    event_id: int, user_id: int, session_id: str, also: tuple[int, ...] = ()
+) -> tuple[int, int, dict[int, SeatState]]:
+    """(now_ms, active_until_ms, states): the exact states of the seats this
+    person holds or pays for, and of the seats `also` (available ones
+    included). 403 unless this session entered and is still active."""
+    k = keys.event(event_id)
+    result = redis_store.scripts.my_seats(
+        keys=[k.seats, k.holds(user_id), k.entrance(user_id), k.active],
+        args=[user_id, session_id or "", *also],
+    )
+    now_ms, active_until = int(result[0]), int(result[1])
+    if not active_until:
+        raise AppError(*NOT_ENTERED)
+    return now_ms, active_until, _parse_states(result, now_ms)
+
+
+def _parse_states(result: list, now_ms: int) -> dict[int, SeatState]:
+    """{seat id: state} from a script's {now, until, seat id, state, ...}."""
+    return {
+        int(result[i]): SeatState.parse(result[i + 1], now_ms) for i in range(2, len(result), 2)
+    }
 
 
 def my_holds(event_id: int, user_id: int, session_id: str) -> list[tuple[SeatInfo, Hold]]:

@@ -349,3 +349,18 @@ def slowlog_durations(client, command: str = "evalsha") -> list[int]:
         for e in entries
         if bytes(e["command"]).decode(errors="replace").lower().startswith(command)
     ]
+
+
+def admit_and_enter(stack: Stack, event_id: int, people) -> None:
+    """Through the real waiting room: join, one admission tick, poll for the
+    token, consume it at the entrance for each person's session."""
+    from app import entrance, events, waiting_room
+
+    with stack.app.app_context():
+        events.update(event_id, admit_rate=100_000, max_active=1_000_000)
+        for user_id, _, _ in people:
+            waiting_room.join(event_id, user_id)
+        waiting_room.admit(event_id, max_batch=len(people))
+        for user_id, sid, _ in people:
+            status = waiting_room.poll(event_id, user_id)
+            entrance.enter(event_id, user_id, sid, status.token)

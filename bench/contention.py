@@ -17,22 +17,7 @@ import uuid
 
 import aiohttp
 import pymysql
-from common import MYSQL, Stack, bulk_people, create_event, median, result
-
-
-def admit_and_enter(stack: Stack, event_id: int, people) -> None:
-    """Through the real waiting room: join, one admission tick, poll for the
-    token, consume it at the entrance for each person's session."""
-    from app import entrance, events, waiting_room
-
-    with stack.app.app_context():
-        events.update(event_id, admit_rate=100_000, max_active=1_000_000)
-        for user_id, _, _ in people:
-            waiting_room.join(event_id, user_id)
-        waiting_room.admit(event_id, max_batch=len(people))
-        for user_id, sid, _ in people:
-            status = waiting_room.poll(event_id, user_id)
-            entrance.enter(event_id, user_id, sid, status.token)
+from common import MYSQL, Stack, admit_and_enter, bulk_people, create_event, median, result
 
 
 async def press_together(base: str, event_id: int, seat_id: int, people) -> list[int]:

@@ -23,6 +23,7 @@ SCRIPTS = [
     "cluster.py",
     "logins.py",
     "sessions.py",
+    "seatmap.py",
 ]
 
 

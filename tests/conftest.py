@@ -169,6 +169,8 @@ def app(redis_url, database_url):
         # The suite makes accounts from many threads at once; the bound on
         # hashing is tested on its own (tests/test_guessing.py).
         "PASSWORD_HASH_SLOTS": 0,
+        "SEAT_MAP_SNAPSHOT_MS": 0,  # tests read what they just wrote (test_costly_requests: 1 s)
+        "STAFF_MAP_CACHE_MS": 0,
         "SECRET_KEY": "test",
         "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long",
     }

@@ -4,10 +4,14 @@ for the whole blueprint; every form carries a CSRF token; every action is
 audited (app/staff.py)."""
 
 import json
+import re
+import threading
+import time
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import format_time, gettext
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_time, get_locale, gettext
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from app import audit, bots, dashboard, seats, staff
@@ -15,6 +19,7 @@ from app.errors import AppError
 from app.i18n import admission_state, number
 from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
+from app.web.seat_cells import PLACE, Skeletons, escaped, place
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(identity.require_staff_page)
@@ -141,6 +146,7 @@ def seat_action(event_id, seat_id, action):
     }[action]
     try:
         control(identity.user_id(), event_id, seat_id)
+        forget_map(event_id)
     except AppError as e:
         if e.status == 404:
             raise
@@ -212,13 +218,82 @@ def what_if(event_id):
 
 def _live_context(event_id: int) -> dict:
     board = dashboard.board(event_id)
-    cells = [{"seat": c.seat, "state": c.state, "tip": _tip(c)} for c in board.pop("cells")]
     selected = request.args.get("seat", type=int)
+    cell = next(iter(dashboard.board_seats(event_id, only=selected)), None) if selected else None
     return board | {
-        "layout": _rows(cells),
-        "selected": next((c for c in cells if c["seat"].id == selected), None),
+        "seat_map": _seat_map(event_id, selected),
+        "selected": cell and {"seat": cell.seat, "state": cell.state, "tip": _tip(cell)},
         "bot_cutoff": bots.cutoff(board["event"]),
     }
+
+
+# The rendered staff maps of this process: (event id, language) -> (until, html).
+_maps: dict[tuple, tuple[float, str]] = {}
+_rendering = threading.Lock()
+
+
+def _seat_map(event_id: int, selected: int | None) -> Markup:
+    """The staff seat map. For 100,000 seats it takes seconds to render, and
+    every staff page asks again every 2 s: it is kept, shared by all staff
+    of this process, for STAFF_MAP_CACHE_MS or twice as long as it took to
+    render, whichever is longer (so it costs at most half of one thread
+    however many watch), and made again after a staff seat action."""
+    key = (event_id, str(get_locale()))
+    kept = _maps.get(key)
+    if not kept or time.monotonic() >= kept[0]:
+        with _rendering:
+            kept = _maps.get(key)
+            if not kept or time.monotonic() >= kept[0]:
+                kept = _maps[key] = _render_map(event_id)
+    html = kept[1]
+    if selected:  # the one per-person mark, put on the shared map
+        html = re.sub(
+            f'(id="admin-seat-{int(selected)}" class="seat \\w+)"', r'\1 selected"', html, count=1
+        )
+    return Markup(html)
+
+
+def _render_map(event_id: int) -> tuple[float, str]:
+    """(until when to keep it, the map's html)."""
+    started = time.monotonic()
+    free = escaped(gettext("available"))  # the tip of every free seat, put into words once
+    cells = [
+        (
+            c.seat,
+            place(c.seat)
+            | {
+                "label": escaped(c.seat.label),
+                "tip": free if c.state == "available" else escaped(_tip(c)),
+            },
+            c.state,
+        )
+        for c in dashboard.board_seats(event_id)
+    ]
+    skeletons, language = _staff_seats(), str(get_locale())
+    layout = [
+        (section, [(row, skeletons.render(event_id, language, seats)) for row, seats in rows])
+        for section, rows in _rows(cells)
+    ]
+    html = render_template("admin/_map.html", layout=layout)
+    took = time.monotonic() - started
+    keep = max(current_app.config["STAFF_MAP_CACHE_MS"] / 1000, 2 * took)
+    if len(_maps) >= 16:  # old events' maps go first
+        del _maps[next(iter(_maps))]
+    return (time.monotonic() + keep if current_app.config["STAFF_MAP_CACHE_MS"] else 0), html
+
+
+def _staff_seats() -> Skeletons:
+    """The staff map's seat skeletons, one set per app."""
+    app = current_app._get_current_object()
+    fields = (*PLACE, "label", "tip")
+    return app.extensions.setdefault("staff_seats", Skeletons(app, "admin/_seat.html", fields))
+
+
+def forget_map(event_id: int) -> None:
+    """After a staff action on a seat: the next refresh shows it."""
+    for key in list(_maps):  # (a copy: another thread may be adding a map)
+        if key[0] == event_id:
+            _maps.pop(key, None)
 
 
 def _tip(cell: dashboard.BoardSeat) -> str:
@@ -236,11 +311,12 @@ def _tip(cell: dashboard.BoardSeat) -> str:
     return gettext("blocked") if cell.state == "blocked" else gettext("available")
 
 
-def _rows(cells: list[dict]) -> list:
-    """[(section, [(row, [cell, ...]), ...]), ...] in map order."""
+def _rows(cells: list[tuple]) -> list:
+    """[(section, [(row, [(values, state), ...]), ...]), ...] in map order,
+    from (seat, values, state) in map order."""
     layout: dict = {}
-    for cell in cells:
-        layout.setdefault(cell["seat"].section, {}).setdefault(cell["seat"].row, []).append(cell)
+    for seat, values, state in cells:
+        layout.setdefault(seat.section, {}).setdefault(seat.row, []).append((values, state))
     return [(section, list(rows.items())) for section, rows in layout.items()]
 
 

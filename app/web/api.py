@@ -1,7 +1,7 @@
 """The JSON API (docs/API.md is the contract). Views stay thin: parse,
 call a module, answer."""
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 
 from app import (
@@ -13,6 +13,7 @@ from app import (
     entrance,
     events,
     mirror,
+    seat_map,
     seats,
     waiting_room,
 )
@@ -187,7 +188,17 @@ def enter(event_id):
 @bp.get("/events/<int:event_id>/seats")
 @api_login_required
 def list_seats(event_id):
-    return jsonify(seats.seat_list(event_id, identity.user_id(), identity.session_id()))
+    mine = seat_map.view(event_id, identity.user_id(), identity.session_id())
+    tag = seat_map.etag(mine)
+    if request.if_none_match.contains(tag):  # nothing changed: no listing to build
+        response = Response(status=304)
+    else:
+        response = jsonify(seat_map.seat_list(mine))
+    # Not stored (it names this person's holds and tokens); a client that
+    # keeps the ETag itself still gets its 304.
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/events/<int:event_id>/seats/<int:seat_id>/hold")

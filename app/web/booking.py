@@ -8,6 +8,7 @@ from itertools import groupby
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -15,14 +16,15 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
-from app import bookings, checkout, events, seats
+from app import bookings, checkout, events, seat_map, seats
 from app.errors import AppError
 from app.i18n import duration
 from app.web import identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
+from app.web.seat_cells import SeatButtons
 
 bp = Blueprint("booking", __name__)
 
@@ -130,21 +132,30 @@ def my_bookings():
 
 
 def _after_action(event_id: int, message: str, category: str):
-    """htmx: the refreshed panel with the message in it; without JavaScript:
-    back to the seat page with the message flashed."""
+    """htmx: the refreshed panel with the message in it (and the touched seat
+    read exactly); without JavaScript: back to the seat page with the
+    message flashed."""
     if request.headers.get("HX-Request") == "true":
-        return _render_panel(event_id, message=message, category=category)
+        seat_id = request.form.get("seat", type=int) or 0
+        return _render_panel(event_id, also=(seat_id,), message=message, category=category)
     flash(message, category)
     return redirect(url_for("booking.seats", event_id=event_id))
 
 
-def _render_panel(event_id: int, **extra):
+def _render_panel(event_id: int, also: tuple[int, ...] = (), **extra):
+    """The panel, and the buttons of the seats that changed since the version
+    the page sent (all of them for none)."""
     try:
-        context = _panel_context(event_id)
+        view = _map_view(event_id, also)
     except AppError as e:
         if e.status != 403:
             raise
         context = {"over": True}
+    else:
+        blocks = view.changed_blocks(request.values.get("v"))
+        cells = [(seat, view.cell(seat.id)) for b in blocks for seat in view.layout.block(b)]
+        changed = _buttons().render(event_id, _language(), cells, True)
+        context = _status(event_id, view) | {"changed": changed}
     response = make_response(
         render_template("booking/_panel.html", event_id=event_id, **context, **extra)
     )
@@ -153,37 +164,43 @@ def _render_panel(event_id: int, **extra):
 
 
 def _panel_context(event_id: int) -> dict:
-    user_id = identity.user_id()
-    catalogue = seats.catalogue(event_id)
-    now_ms, active_until_ms, states = seats.live_states(event_id, user_id, identity.session_id())
-    cells = []
-    for seat in catalogue.values():
-        state = states.get(seat.id)
-        kind = state.public if state else "available"
-        if kind == "held" and state.holder == user_id and state.kind == "held":
-            kind = "mine"
-        cells.append(
-            {
-                "seat": seat,
-                "state": kind,
-                "expires_in": (state.until_ms - now_ms) // 1000 if kind == "mine" else 0,
-            }
-        )
+    """The whole seat page: the panel and every row of the map."""
+    view = _map_view(event_id)
+    buttons, language = _buttons(), _language()
     layout = [
         (
             section,
             [
-                (row, list(row_cells))
-                for row, row_cells in groupby(section_cells, key=lambda c: c["seat"].row)
+                (row, buttons.render(event_id, language, [(s, view.cell(s.id)) for s in in_row]))
+                for row, in_row in groupby(in_section, key=lambda s: s.row)
             ],
         )
-        for section, section_cells in groupby(cells, key=lambda c: c["seat"].section)
+        for section, in_section in groupby(view.layout.seats, key=lambda s: s.section)
     ]
-    mine = [c for c in cells if c["state"] == "mine"]
+    return _status(event_id, view) | {"layout": layout}
+
+
+def _map_view(event_id: int, also: tuple[int, ...] = ()) -> seat_map.View:
+    return seat_map.view(event_id, identity.user_id(), identity.session_id(), also)
+
+
+def _status(event_id: int, view: seat_map.View) -> dict:
+    """What the panel shows besides the map: the window, this person's seats."""
+    mine = [{"seat": seat, "expires_in": view.seconds_left(s)} for seat, s in view.mine()]
     return {
-        "layout": layout,
         "mine": mine,
         "total": sum(c["seat"].price for c in mine),
-        "window_left": max(0, (active_until_ms - now_ms) // 1000),
+        "window_left": max(0, (view.active_until_ms - view.now_ms) // 1000),
+        "version": view.version,
         "limit": events.get(event_id).max_seats_per_person,
     }
+
+
+def _buttons() -> SeatButtons:
+    """The seat buttons' skeletons, one set per app."""
+    app = current_app._get_current_object()
+    return app.extensions.setdefault("seat_buttons", SeatButtons(app))
+
+
+def _language() -> str:
+    return str(get_locale())

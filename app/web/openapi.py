@@ -33,12 +33,15 @@ def _op(
     params: tuple[str, ...] = (),
     headers: tuple[str, ...] = (),
     optional_body: str | None = None,
+    not_modified: bool = False,
 ) -> dict:
     code, description, schema = ok
     op = {
         "summary": summary,
         "responses": {str(code): _response(description, schema), **_errors(*errors)},
     }
+    if not_modified:  # answers carry an ETag; If-None-Match with it while unchanged: 304
+        op["responses"]["304"] = _response("not modified since the ETag sent in If-None-Match")
     parameters = [
         {"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
         for p in params
@@ -218,6 +221,7 @@ def document() -> dict:
                 403,
                 404,
                 params=EVENT,
+                not_modified=True,
             )
         },
         "/api/events/{event_id}/seats/{seat_id}/hold": {
