@@ -113,7 +113,8 @@ def authenticate(email: str, password: str) -> User:
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """The person's own change: the current password first (a stolen cookie
     alone cannot take the account over)."""
-    if not check_password_hash(user.password_hash, current_password):
+    stored = user.password_hash
+    if not hashing_slots().run(lambda: check_password_hash(stored, current_password)):
         raise AppError(401, "invalid_credentials", _l("The current password is wrong."))
     set_password(user, new_password)
 

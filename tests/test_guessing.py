@@ -97,6 +97,19 @@ def test_failed_logins_on_the_page_count_too(limited, make_user):
     assert_429(login(client, user.email))  # one count for the page and the API
 
 
+def test_guessing_the_password_through_a_password_change_is_limited_too(limited, make_user):
+    # A stolen cookie may try the current password at POST /api/me/password:
+    # failures there count per account, as at the login.
+    app = limited({"login_failures": "2/minute"})
+    user, client = make_user(), app.test_client()
+    assert login(client, user.email).status_code == 200
+    change = {"current_password": "a-guess-123", "new_password": "another-one-456"}
+    tries = [client.post("/api/me/password", json=change).status_code for _ in range(2)]
+    assert tries == [401, 401]
+    assert_429(client.post("/api/me/password", json={**change, "current_password": PASSWORD}))
+    assert login(client, user.email).status_code == 200  # the password itself stands
+
+
 # Item 7: registering
 
 

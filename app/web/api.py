@@ -20,7 +20,13 @@ from app import (
 from app.errors import AppError
 from app.web import identity
 from app.web.identity import api_login_required
-from app.web.limits import limited, login_limited, note_failed_login, register_limited
+from app.web.limits import (
+    limited,
+    login_limited,
+    note_failed_login,
+    password_change_limited,
+    register_limited,
+)
 from app.web.schemas import ChangePassword, Checkout, Join, Login, Register, Release, parse
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -104,9 +110,15 @@ def me():
 
 @bp.post("/me/password")
 @api_login_required
+@password_change_limited
 def change_password():
     body = parse(ChangePassword, json_body())
-    identity.change_password(body.current_password, body.new_password)
+    try:
+        identity.change_password(body.current_password, body.new_password)
+    except AppError as e:
+        if e.status == 401:
+            note_failed_login()
+        raise
     return "", 204
 
 

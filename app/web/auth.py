@@ -10,7 +10,12 @@ from pydantic import ValidationError
 from app import accounts
 from app.errors import AppError
 from app.web import identity
-from app.web.limits import login_limited, note_failed_login, register_limited
+from app.web.limits import (
+    login_limited,
+    note_failed_login,
+    password_change_limited,
+    register_limited,
+)
 from app.web.schemas import ChangePassword, Login, Register, first_problem
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -64,6 +69,7 @@ def logout():
 
 @bp.route("/password", methods=["GET", "POST"])
 @identity.page_login_required
+@password_change_limited
 def password():
     if request.method == "POST":
         try:
@@ -72,6 +78,8 @@ def password():
         except ValidationError as e:
             flash(_form_error(e), "error")
         except AppError as e:
+            if e.status == 401:
+                note_failed_login()
             flash(e.message, "error")
         else:
             flash(gettext("Your password is changed; other devices are signed out."), "info")

@@ -92,6 +92,19 @@ def login_limited(view):
     return _per_address("login")(view)
 
 
+def password_change_limited(view):
+    """LOGIN_FAILURE_LIMIT per account for a wrong current password (views
+    call note_failed_login): a stolen cookie guesses the password here no
+    faster than at the login."""
+    return limiter.shared_limit(
+        lambda: current_app.config["RATE_LIMITS"]["login_failures"],
+        scope="password:failures",
+        key_func=lambda: f"user:{identity.user_id()}",
+        deduct_when=lambda response: g.get("login_failed", False),
+        methods=["POST"],
+    )(view)
+
+
 def note_failed_login() -> None:
     g.login_failed = True
 

@@ -155,6 +155,7 @@ def document() -> dict:
                 401,
                 415,
                 422,
+                429,
                 body="ChangePassword",
             )
         },
