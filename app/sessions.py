@@ -13,8 +13,19 @@ person's own hash tag, read on every request. When Redis loses the copy
 comes back to life, and nobody is logged out by the loss.
 """
 
-from app.extensions import db, redis_store
+import contextlib
+
+import redis.exceptions
+
+from app.extensions import REDIS_UNAVAILABLE, db, redis_store
 from app.models import User
+
+# When the person's own slot cannot answer (its master is down or failing
+# over: refused, CLUSTERDOWN, TRYAGAIN, a slot on the move), MySQL answers
+# instead, so an event on another master goes on for everyone. A Redis that
+# does not answer at all (a timeout) is still a 503: asking MySQL after it
+# would only add to the wait before the request meets Redis again.
+FALL_BACK = tuple(e for e in REDIS_UNAVAILABLE if not issubclass(e, redis.exceptions.TimeoutError))
 
 
 def key(user_id: int) -> str:
@@ -31,14 +42,22 @@ def cached(user_id: int) -> int | None:
 def current(user_id: int) -> int | None:
     """The person's generation (None: no such person), from MySQL when
     Redis lost it; SET NX, so a revocation written meanwhile is kept."""
-    generation = cached(user_id)
+    try:
+        generation = cached(user_id)
+    except FALL_BACK:
+        return recorded(user_id)
     if generation is None:
-        row = User.select(User.session_generation).where(User.id == user_id).first()
-        if row is None:
-            return None
-        generation = row.session_generation
-        redis_store.client.set(key(user_id), generation, nx=True)
+        generation = recorded(user_id)
+        if generation is not None:
+            with contextlib.suppress(*FALL_BACK):
+                redis_store.client.set(key(user_id), generation, nx=True)
     return generation
+
+
+def recorded(user_id: int) -> int | None:
+    """The generation in MySQL, the record (None: no such person)."""
+    row = User.select(User.session_generation).where(User.id == user_id).first()
+    return None if row is None else row.session_generation
 
 
 def revoke(user_id: int) -> int | None:

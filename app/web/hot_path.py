@@ -115,6 +115,8 @@ class HotPath:
             return None
         try:
             current = self.generations.current(session["uid"])
+        except sessions.FALL_BACK:
+            return None  # the person's slot is failing over: Flask asks MySQL
         except REDIS_UNAVAILABLE as e:
             environ[HANDED_ON_ERROR] = e
             return None
