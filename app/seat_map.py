@@ -139,6 +139,7 @@ class View:
     user_id: int
     now_ms: int
     active_until_ms: int
+    unbought: int  # seats the limit per person leaves them, before their holds
     snapshot: Snapshot
     exact: dict[int, SeatState]  # read now: their own seats, and those asked for
     digests: tuple[bytes, ...]
@@ -188,8 +189,8 @@ def view(event_id: int, user_id: int, session_id: str, also: tuple[int, ...] = (
     # Seats the snapshot says are theirs are read exactly too: they may have
     # been released or paid for since.
     ask = {s for s in also if s in plan.block_of} | set(snap.holders.get(user_id, ()))
-    now_ms, until_ms, exact = seats.own_states(event_id, user_id, session_id, tuple(sorted(ask)))
-    exact = {sid: s for sid, s in exact.items() if sid in plan.block_of}
+    own = seats.own_states(event_id, user_id, session_id, tuple(sorted(ask)))
+    exact = {sid: s for sid, s in own.states.items() if sid in plan.block_of}
     digests = list(snap.digests)
     for block in {plan.block_of[sid] for sid in exact}:
         taken = {sid: cell(snap.states[sid], user_id) for sid in snap.by_block.get(block, ())}
@@ -197,7 +198,9 @@ def view(event_id: int, user_id: int, session_id: str, also: tuple[int, ...] = (
             (sid, cell(s, user_id)) for sid, s in exact.items() if plan.block_of[sid] == block
         )
         digests[block] = _digest(taken)
-    return View(plan, user_id, now_ms, until_ms, snap, exact, tuple(digests))
+    return View(
+        plan, user_id, own.now_ms, own.active_until_ms, own.unbought, snap, exact, tuple(digests)
+    )
 
 
 def held_by(state: SeatState, user_id: int) -> bool:

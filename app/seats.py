@@ -112,32 +112,46 @@ def live_states(
     now_ms, active_until = int(result[0]), int(result[1])
     if user_id and not active_until:
         raise AppError(*NOT_ENTERED)
-    states = _parse_states(result, now_ms)
+    states = _parse_states(result[2:], now_ms)
     return now_ms, active_until, {sid: s for sid, s in states.items() if s.kind != "available"}
+
+
+@dataclass
+class OwnSeats:
+    """What my_seats.lua tells about one person: the time, their window's
+    end, the seats they may still pick under the event's limit (before their
+    holds), and the exact states of their seats and of the seats asked for."""
+
+    now_ms: int
+    active_until_ms: int
+    unbought: int  # max_seats_per_person minus the seats bought
+    states: dict[int, SeatState]
 
 
 def own_states(
     event_id: int, user_id: int, session_id: str, also: tuple[int, ...] = ()
-) -> tuple[int, int, dict[int, SeatState]]:
-    """(now_ms, active_until_ms, states): the exact states of the seats this
-    person holds or pays for, and of the seats `also` (available ones
-    included). 403 unless this session entered and is still active."""
+) -> OwnSeats:
+    """The exact states of the seats this person holds or pays for, and of
+    the seats `also` (available ones included), in one EVALSHA. 403 unless
+    this session entered and is still active."""
     k = keys.event(event_id)
-    result = redis_store.scripts.my_seats(
-        keys=[k.seats, k.holds(user_id), k.entrance(user_id), k.active],
-        args=[user_id, session_id or "", *also],
+    result = mirror.with_config(
+        event_id,
+        lambda: redis_store.scripts.my_seats(
+            keys=[k.seats, k.holds(user_id), k.entrance(user_id), k.active, k.config, k.bought],
+            args=[user_id, session_id or "", *also],
+        ),
     )
     now_ms, active_until = int(result[0]), int(result[1])
     if not active_until:
         raise AppError(*NOT_ENTERED)
-    return now_ms, active_until, _parse_states(result, now_ms)
+    unbought = int(result[2]) - int(result[3])
+    return OwnSeats(now_ms, active_until, unbought, _parse_states(result[4:], now_ms))
 
 
-def _parse_states(result: list, now_ms: int) -> dict[int, SeatState]:
-    """{seat id: state} from a script's {now, until, seat id, state, ...}."""
-    return {
-        int(result[i]): SeatState.parse(result[i + 1], now_ms) for i in range(2, len(result), 2)
-    }
+def _parse_states(pairs: list, now_ms: int) -> dict[int, SeatState]:
+    """{seat id: state} from a script's seat id, state, ... pairs."""
+    return {int(pairs[i]): SeatState.parse(pairs[i + 1], now_ms) for i in range(0, len(pairs), 2)}
 
 
 def my_holds(event_id: int, user_id: int, session_id: str) -> list[tuple[SeatInfo, Hold]]:
@@ -227,7 +241,7 @@ def _run_hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> lis
                 k.entrance(user_id),
                 k.active,
                 k.bought,
-            ],  # fmt: skip
+            ],
             args=[user_id, session_id or "", seat_id],
         ),
     )

@@ -174,7 +174,7 @@ def leave(event_id: int, user_id: int) -> bool:
                 k.prequeue,
                 k.seats,
                 k.holds(user_id),
-            ],  # fmt: skip
+            ],
             args=[user_id],
         )
     )

@@ -202,3 +202,26 @@ def test_staff_refreshing_together_render_the_seat_map_once(
         time.sleep(1.1)
         page = staff[2].get(f"/admin/events/{event.id}/live").get_data(as_text=True)
         assert f'id="admin-seat-{ids[2]}" class="seat held"' in page
+
+
+def test_a_refresh_asks_the_database_nothing_and_counts_what_is_left_to_buy(
+    app, make_user, login, event
+):
+    # Thousands refresh every 3 s: the panel's seats left under the limit come
+    # from Redis in the refresh's own script, not from a MySQL query.
+    from helpers import admit_and_enter, hold, pay
+
+    ids = seat_ids(app, event.id)
+    _, client = entered(app, make_user, login, event)
+    assert "Pick up to 4 seats on the map." in refresh(client, event.id, None)
+    assert (
+        pay(client, event.id, [(s, hold(client, event.id, s)) for s in ids[:3]]).status_code == 201
+    )
+    admit_and_enter(app, client, event.id)
+    with queries_counted() as sent:
+        panel = refresh(client, event.id, None)
+    assert "Pick up to 1 seat on the map." in panel
+    assert sent == [], sent
+    pay(client, event.id, [(ids[3], hold(client, event.id, ids[3]))])
+    admit_and_enter(app, client, event.id)
+    assert "You have bought all the seats one person may have" in refresh(client, event.id, None)

@@ -19,7 +19,7 @@ from app.errors import AppError
 from app.i18n import admission_state, number
 from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
-from app.web.seat_cells import PLACE, Skeletons, escaped, place
+from app.web.seat_cells import PLACE, Skeletons, escaped, per_app, place
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(identity.require_staff_page)
@@ -282,11 +282,12 @@ def _render_map(event_id: int) -> tuple[float, str]:
     return (time.monotonic() + keep if current_app.config["STAFF_MAP_CACHE_MS"] else 0), html
 
 
+STAFF_FIELDS = (*PLACE, "label", "tip")
+
+
 def _staff_seats() -> Skeletons:
     """The staff map's seat skeletons, one set per app."""
-    app = current_app._get_current_object()
-    fields = (*PLACE, "label", "tip")
-    return app.extensions.setdefault("staff_seats", Skeletons(app, "admin/_seat.html", fields))
+    return per_app("staff_seats", lambda app: Skeletons(app, "admin/_seat.html", STAFF_FIELDS))
 
 
 def forget_map(event_id: int) -> None:

@@ -8,7 +8,6 @@ from itertools import groupby
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -24,7 +23,7 @@ from app.i18n import duration
 from app.web import identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
-from app.web.seat_cells import SeatButtons
+from app.web.seat_cells import SeatButtons, per_app
 
 bp = Blueprint("booking", __name__)
 
@@ -155,7 +154,7 @@ def _render_panel(event_id: int, also: tuple[int, ...] = (), **extra):
         blocks = view.changed_blocks(request.values.get("v"))
         cells = [(seat, view.cell(seat.id)) for b in blocks for seat in view.layout.block(b)]
         changed = _buttons().render(event_id, _language(), cells, True)
-        context = _status(event_id, view) | {"changed": changed}
+        context = _status(view) | {"changed": changed}
     response = make_response(
         render_template("booking/_panel.html", event_id=event_id, **context, **extra)
     )
@@ -177,14 +176,14 @@ def _panel_context(event_id: int) -> dict:
         )
         for section, in_section in groupby(view.layout.seats, key=lambda s: s.section)
     ]
-    return _status(event_id, view) | {"layout": layout}
+    return _status(view) | {"layout": layout}
 
 
 def _map_view(event_id: int, also: tuple[int, ...] = ()) -> seat_map.View:
     return seat_map.view(event_id, identity.user_id(), identity.session_id(), also)
 
 
-def _status(event_id: int, view: seat_map.View) -> dict:
+def _status(view: seat_map.View) -> dict:
     """What the panel shows besides the map: the window, this person's seats."""
     mine = [{"seat": seat, "expires_in": view.seconds_left(s)} for seat, s in view.mine()]
     return {
@@ -192,14 +191,13 @@ def _status(event_id: int, view: seat_map.View) -> dict:
         "total": sum(c["seat"].price for c in mine),
         "window_left": max(0, (view.active_until_ms - view.now_ms) // 1000),
         "version": view.version,
-        "limit": events.get(event_id).max_seats_per_person,
+        "seats_left": max(0, view.unbought),  # shown while holding none
     }
 
 
 def _buttons() -> SeatButtons:
     """The seat buttons' skeletons, one set per app."""
-    app = current_app._get_current_object()
-    return app.extensions.setdefault("seat_buttons", SeatButtons(app))
+    return per_app("seat_buttons", SeatButtons)
 
 
 def _language() -> str:

@@ -10,7 +10,7 @@ the blocks it sends (app/seat_map.py)."""
 
 from types import SimpleNamespace
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from markupsafe import Markup
 
 from app import i18n
@@ -55,6 +55,14 @@ class Skeletons:
 
 def escaped(text: str) -> str:
     return text.translate(ESCAPE)
+
+
+def per_app(name: str, make):
+    """One `make(app)` per app, kept in app.extensions (made on first use)."""
+    app = current_app._get_current_object()
+    if name not in app.extensions:
+        app.extensions[name] = make(app)
+    return app.extensions[name]
 
 
 PLACE = ("id", "section", "row", "number")
