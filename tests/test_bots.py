@@ -82,11 +82,15 @@ def test_a_solved_challenge_joins_once(protected, customer, make_user, login, ap
     assert join(other, protected.id, solved(other, protected.id)).status_code == 200
 
 
-def test_a_challenge_of_another_event_is_refused(protected, make_event, customer, staff):
-    _, client = customer
+def test_a_challenge_of_another_event_is_refused(
+    app, protected, make_event, make_user, login, staff
+):
     second = make_event(admit_rate=100_000)
     patched = staff[1].patch(f"/api/admin/events/{second.id}", json={"bot_protection": True})
     assert patched.status_code == 200, patched.get_json()
+    # An account made after both events (their cut-off is their creation):
+    # made before the second one, it would join it without any challenge.
+    client = login(app.test_client(), make_user())
     assert_error(join(client, second.id, solved(client, protected.id)), 403, "challenge_failed")
 
 
