@@ -72,6 +72,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # Seconds to wait for Redis before answering 503 (the app and its rate limits).
         "REDIS_TIMEOUT": float(env("REDIS_TIMEOUT", "3")),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
+        # The bearer token /metrics asks for; unset, there is no /metrics
+        # and requests are not timed (docs/OPERATIONS.md).
+        "METRICS_TOKEN": env("METRICS_TOKEN") or None,
         "STARTING_POINTS": int(env("STARTING_POINTS", "100000")),
         "POLL_TIERS": json.loads(env("POLL_TIERS", "null")) or DEFAULT_POLL_TIERS,
         "POLL_JITTER": float(env("POLL_JITTER", "0.1")),
