@@ -43,7 +43,8 @@ def redis_binary(embedded: bool = True) -> str:
 class RedisServer:
     """A redis-server of our own: on a unix socket in `directory` (port 0),
     or on a loopback port; with `persist`, it saves to directory/redis.rdb
-    every minute (make run), else it keeps nothing (tests, benchmarks)."""
+    every minute (make run), else it keeps nothing (tests, benchmarks);
+    `maxmemory` ("64mb") caps its memory, none by default."""
 
     def __init__(
         self,
@@ -52,8 +53,10 @@ class RedisServer:
         persist: bool = False,
         embedded: bool = True,
         log: Path | None = None,
+        maxmemory: str | None = None,
     ):
         self.directory, self.port, self.persist = Path(directory), port, persist
+        self.maxmemory = maxmemory
         self.binary = redis_binary(embedded)
         self.log = log
         self.proc: subprocess.Popen | None = None
@@ -82,6 +85,8 @@ class RedisServer:
         args += ["--save", "60 1", "--dbfilename", "redis.rdb"] if self.persist else ["--save", ""]
         if self.log:
             args += ["--logfile", str(self.log)]
+        if self.maxmemory:
+            args += ["--maxmemory", self.maxmemory]
         self.proc = start(args, os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: redis.Redis.from_url(self.url).ping(), "redis-server", 10)
         return self
