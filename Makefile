@@ -60,12 +60,14 @@ $(VENV)/.e2e-deps: tests/e2e/package.json tests/e2e/package-lock.json
 
 # The real engines the scale-out tests start on loopback and in network
 # namespaces (a Redis Cluster of Debian's redis-server, nginx, iproute2,
-# faketime for the workers on clocks of their own),
-# with apt-get when missing.
+# faketime for the workers on clocks of their own), and Prometheus with promtool
+# for deploy/prometheus/ (tests/test_prometheus.py), with apt-get when missing.
 $(VENV)/.system-deps:
 	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip \
 	  && command -v faketime) \
 	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2 faketime)
+	(command -v promtool && command -v prometheus) >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq prometheus)
 	touch $@
 
 # The Redis-side tests run twice: on one Redis, then on a Redis Cluster of
