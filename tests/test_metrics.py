@@ -4,6 +4,7 @@ while a store is down; with several web processes one scrape sums them."""
 
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -203,7 +204,7 @@ def test_a_store_that_does_not_answer_is_reported_not_a_500(make_app):
 @pytest.mark.slow
 def test_several_web_processes_are_summed_in_one_scrape(tmp_path, redis_url, database_url):
     """granian with 2 workers: each counts in the shared directory, and every
-    scrape (whichever worker answers it) has all the requests."""
+    scrape (whichever worker answers it) has all the requests, a second on."""
     port = launcher.free_port()
     multiproc = tmp_path / "metrics"
     multiproc.mkdir()
@@ -223,6 +224,7 @@ def test_several_web_processes_are_summed_in_one_scrape(tmp_path, redis_url, dat
             pids = {p.name.split("_")[-1] for p in multiproc.glob("*.db")}
             assert len(pids) >= 2, pids  # both workers counted something
             labels = {"route": "/healthz", "method": "GET", "status": "200"}
+            time.sleep(1.5)  # each process hands its tally over every second (metrics.TALLY)
             for _ in range(4):
                 text = session.get(f"{base}/metrics", headers=AUTH, timeout=10).text
                 # The wait_for probe counted too, once or more: at least the 41.
