@@ -250,7 +250,8 @@ _RQ: dict[str, Redis] = {}
 
 
 def _memory(clients: list) -> list:
-    """Each Redis node's memory and maxmemory, by address (RQ's Redis may be the app's)."""
+    """Each Redis master's memory and maxmemory, by address (RQ's Redis may be the
+    app's); replicas ignore maxmemory."""
     used = _gauge("redis_memory_used_bytes", "Memory a Redis node uses.", labels=["node"])
     most = _gauge("redis_memory_max_bytes", "A Redis node's maxmemory (0: none).", labels=["node"])
     seen = set()
@@ -265,7 +266,7 @@ def _memory(clients: list) -> list:
 
 def _memory_info(client) -> dict[str, dict]:
     if isinstance(client, RedisCluster):
-        return client.info("memory", target_nodes=RedisCluster.ALL_NODES)
+        return client.info("memory", target_nodes=RedisCluster.PRIMARIES)
     kwargs = client.connection_pool.connection_kwargs
     node = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
     return {node: client.info("memory")}

@@ -11,6 +11,7 @@ import pytest
 import requests
 from helpers import admit_and_enter, hold, pay, seat_ids
 from prometheus_client.parser import text_string_to_metric_families
+from redis.cluster import RedisCluster
 
 from app import dashboard, launcher
 from app.web import observe
@@ -107,6 +108,13 @@ def test_the_figures_agree_with_the_staff_numbers_and_with_what_happened(
     assert grew("ticketdrop_http_requests_total", **holds, status="201") == 3
     assert grew("ticketdrop_http_requests_total", **holds, status="409") == 1
     assert value(after, "ticketdrop_redis_up") == value(after, "ticketdrop_database_up") == 1
+    nodes = [dict(labels)["node"] for name, labels in after if name.endswith("memory_used_bytes")]
+    with metered.app_context():
+        from app.extensions import redis_store
+
+        cluster = isinstance(redis_store.client, RedisCluster)
+    # The suite's cluster has 3 masters (and 3 replicas, which ignore maxmemory).
+    assert len(nodes) == (3 if cluster else 1), nodes
 
 
 def test_a_forged_token_and_a_retried_checkout_key_are_counted(
