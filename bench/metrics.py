@@ -6,7 +6,9 @@ counted and timed by route in PROMETHEUS_MULTIPROC_DIR, shared by the two
 processes, as in production) or unset (no counting; the request id and the
 access-line rule still run). The JSON poll and the htmx fragment, interleaved
 short wrk rounds (each server first in turn), medians and the spread
-(min-max); then a scrape's own time with one event."""
+(min-max); then a scrape's own time with one event, and what figures.lua
+(one event's figures, the seats hash counted inside Redis) costs Redis at
+100,000 taken seats."""
 
 import time
 import urllib.request
@@ -14,7 +16,7 @@ import urllib.request
 from common import Person, Stack, create_event, median, result
 from poll import spread, wrk
 
-ROUNDS, WORKERS, TOKEN = 7, 2, "bench-metrics-token"
+ROUNDS, WORKERS, TOKEN = 11, 2, "bench-metrics-token"
 
 
 def main() -> None:
@@ -66,6 +68,39 @@ def main() -> None:
             "measured",
             None,
         )
+        for seats in (10_000, 100_000):
+            seats_counted_in_redis(stack, seats)
+
+
+def seats_counted_in_redis(stack: Stack, seats: int = 100_000) -> None:
+    """figures.lua on an event whose seats hash has `seats` entries (the
+    worst case: every seat taken), timed by Redis itself (SLOWLOG)."""
+    from app import keys, scripts
+
+    k = keys.event(900_000 + seats)  # an event of its own per size
+    pipe = stack.redis.pipeline(transaction=False)
+    for start in range(1, seats + 1, 10_000):
+        pipe.hset(k.seats, mapping={
+            seat: ("booked:7:3" if seat % 10 else "held:8:4:99999999999999")
+            for seat in range(start, min(start + 10_000, seats + 1))
+        })  # fmt: skip
+    pipe.execute()
+    figures = scripts.load(stack.redis).figures
+    stack.redis.config_set("slowlog-log-slower-than", 0)
+    stack.redis.slowlog_reset()
+    for _ in range(7):
+        counts = figures(keys=[k.config, k.queue, k.prequeue, k.active, k.tick, k.seats])
+    entries = stack.redis.slowlog_get(100)
+    took = [e["duration"] / 1000 for e in entries if "EVALSHA" in str(e["command"]).upper()]
+    stack.redis.config_set("slowlog-log-slower-than", 10_000)
+    assert counts[4:8] == [seats // 10, 0, seats - seats // 10, 0], counts[4:8]
+    result(
+        20,
+        f"figures.lua with {seats:,} taken seats (Redis's own time per call)",
+        f"{median(took):.1f} ms ({min(took):.1f}-{max(took):.1f})",
+        "measured",
+        None,
+    )
 
 
 if __name__ == "__main__":

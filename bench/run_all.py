@@ -24,6 +24,7 @@ SCRIPTS = [
     "logins.py",
     "sessions.py",
     "seatmap.py",
+    "metrics.py",
 ]
 
 

@@ -4,12 +4,14 @@ while a store is down; with several web processes one scrape sums them."""
 
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
 import requests
 from helpers import admit_and_enter, hold, pay, seat_ids
 from prometheus_client.parser import text_string_to_metric_families
+from redis.cluster import RedisCluster
 
 from app import dashboard, launcher
 from app.web import observe
@@ -106,6 +108,13 @@ def test_the_figures_agree_with_the_staff_numbers_and_with_what_happened(
     assert grew("ticketdrop_http_requests_total", **holds, status="201") == 3
     assert grew("ticketdrop_http_requests_total", **holds, status="409") == 1
     assert value(after, "ticketdrop_redis_up") == value(after, "ticketdrop_database_up") == 1
+    nodes = [dict(labels)["node"] for name, labels in after if name.endswith("memory_used_bytes")]
+    with metered.app_context():
+        from app.extensions import redis_store
+
+        cluster = isinstance(redis_store.client, RedisCluster)
+    # The suite's cluster has 3 masters (and 3 replicas, which ignore maxmemory).
+    assert len(nodes) == (3 if cluster else 1), nodes
 
 
 def test_a_forged_token_and_a_retried_checkout_key_are_counted(
@@ -203,7 +212,7 @@ def test_a_store_that_does_not_answer_is_reported_not_a_500(make_app):
 @pytest.mark.slow
 def test_several_web_processes_are_summed_in_one_scrape(tmp_path, redis_url, database_url):
     """granian with 2 workers: each counts in the shared directory, and every
-    scrape (whichever worker answers it) has all the requests."""
+    scrape (whichever worker answers it) has all the requests, a second on."""
     port = launcher.free_port()
     multiproc = tmp_path / "metrics"
     multiproc.mkdir()
@@ -223,6 +232,7 @@ def test_several_web_processes_are_summed_in_one_scrape(tmp_path, redis_url, dat
             pids = {p.name.split("_")[-1] for p in multiproc.glob("*.db")}
             assert len(pids) >= 2, pids  # both workers counted something
             labels = {"route": "/healthz", "method": "GET", "status": "200"}
+            time.sleep(1.5)  # each process hands its tally over every second (metrics.TALLY)
             for _ in range(4):
                 text = session.get(f"{base}/metrics", headers=AUTH, timeout=10).text
                 # The wait_for probe counted too, once or more: at least the 41.

@@ -38,7 +38,6 @@ class Observe:
     def __init__(self, app: Flask, wsgi_app):
         self.wsgi_app = wsgi_app
         self.counting = bool(app.config["METRICS_TOKEN"])
-        self.series: dict[tuple, tuple] = {}  # (route, method, status) -> its two children
 
     def __call__(self, environ, start_response):
         request_id = logs.begin_request(environ)
@@ -60,13 +59,6 @@ class Observe:
         if method not in METHODS:
             method = "OTHER"
         if self.counting:
-            series = self.series.get((route, method, status))
-            if series is None:
-                series = self.series[(route, method, status)] = (
-                    metrics.REQUESTS.labels(route, method, str(status)),
-                    metrics.LATENCY.labels(route, method),
-                )
-            series[0].inc()
-            series[1].observe(seconds)
+            metrics.TALLY.add(route, method, status, seconds)
         if status >= 400 or (method, route) not in POLLS:
             logs.end_request(environ, route, status, seconds)
