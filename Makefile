@@ -66,8 +66,8 @@ $(VENV)/.system-deps:
 	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip \
 	  && command -v faketime) \
 	  >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server nginx iproute2 faketime)
-	(command -v promtool && command -v prometheus) >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq prometheus)
+	(command -v promtool && command -v prometheus && command -v systemd-analyze) >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq prometheus systemd)
 	touch $@
 
 # The Redis-side tests run twice: on one Redis, then on a Redis Cluster of
