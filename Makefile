@@ -61,7 +61,8 @@ $(VENV)/.e2e-deps: tests/e2e/package.json tests/e2e/package-lock.json
 # The real engines the scale-out tests start on loopback and in network
 # namespaces (a Redis Cluster of Debian's redis-server, nginx, iproute2,
 # faketime for the workers on clocks of their own), and Prometheus with promtool
-# for deploy/prometheus/ (tests/test_prometheus.py), with apt-get when missing.
+# for deploy/prometheus/ (tests/test_prometheus.py), systemd-analyze for
+# deploy/systemd/ (tests/test_deploy.py), with apt-get when missing.
 $(VENV)/.system-deps:
 	(command -v redis-server && command -v redis-cli && command -v nginx && command -v ip \
 	  && command -v faketime) \
