@@ -15,10 +15,12 @@ from app.web import (
     auth,
     booking,
     errors,
+    exposition,
     health,
     hsts,
     identity,
     lang,
+    observe,
     openapi,
     pages,
 )
@@ -37,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     cli.register(app)
     app.wsgi_app = HotPath(app, app.wsgi_app)
     trust_proxies(app)
+    observe.init_app(app)
     return app
 
 
@@ -79,7 +82,8 @@ def register_blueprints(app: Flask) -> None:
         if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
             raise RequestEntityTooLarge()
 
-    for blueprint in (health, auth, pages, lang, booking, api, admin_api, admin, openapi):
+    blueprints = (health, auth, pages, lang, booking, api, admin_api, admin, openapi, exposition)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint.bp)
     csrf.exempt(api.bp)  # JSON bodies only: see api.json_bodies_only
     csrf.exempt(admin_api.bp)

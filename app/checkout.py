@@ -29,7 +29,7 @@ import peewee
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import bookings, keys, mirror, seats
+from app import bookings, keys, metrics, mirror, seats
 from app.bookings import Receipt
 from app.config import MOST_SEATS_PER_PERSON
 from app.entrance import NOT_ENTERED
@@ -59,9 +59,15 @@ def _stale(label: str):
 
 
 class Retry(Exception):
-    """A conflict worth another attempt: deadlock, lock wait, version moved."""
+    """A conflict worth another attempt: deadlock, lock wait, version moved
+    (`reason`, as /metrics counts them)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
+@metrics.outcome(metrics.CHECKOUTS, lambda result: "booked" if result[1] else "replay")
 def checkout(
     event_id: int, user_id: int, session_id: str, items: list[tuple[int, int]], idempotency_key: str
 ) -> tuple[Receipt, bool]:
@@ -206,6 +212,7 @@ def _book_with_retries(
         try:
             return _book(event_id, user_id, items, idempotency_key, request_hash, lease_ends)
         except Retry as e:
+            metrics.CHECKOUT_RETRIES.labels(e.reason).inc()
             if attempt + 1 == attempts:
                 raise AppError(
                     503,
@@ -253,7 +260,8 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_ends) -
             )
     except peewee.OperationalError as e:
         if e.args and e.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT):
-            raise Retry("deadlock" if e.args[0] == DEADLOCK else "lock wait timeout") from e
+            reason = "deadlock" if e.args[0] == DEADLOCK else "lock_wait_timeout"
+            raise Retry(reason, reason.replace("_", " ")) from e
         raise
     except peewee.IntegrityError as e:
         # A unique key said no: the seat has a live booking (the last line of
@@ -314,7 +322,7 @@ def _mark_booked(rows: list[LockedSeat], user_id: int, tokens: dict) -> None:
         params,
     )
     if cursor.rowcount != len(rows):
-        raise Retry(f"seats {[seat.id for seat in rows]} changed under us (version)")
+        raise Retry("version", f"seats {[seat.id for seat in rows]} changed under us (version)")
 
 
 def _record_sale(

@@ -77,6 +77,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # Log lines as text, or as one JSON object each (app/logs.py).
         "LOG_FORMAT": env("LOG_FORMAT", "text"),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
+        # The bearer token /metrics asks for; unset, there is no /metrics
+        # and requests are not timed (docs/OPERATIONS.md).
+        "METRICS_TOKEN": env("METRICS_TOKEN") or None,
         "STARTING_POINTS": int(env("STARTING_POINTS", "100000")),
         "POLL_TIERS": json.loads(env("POLL_TIERS", "null")) or DEFAULT_POLL_TIERS,
         "POLL_JITTER": float(env("POLL_JITTER", "0.1")),

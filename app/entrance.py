@@ -13,7 +13,7 @@ import jwt
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from app import keys
+from app import keys, metrics
 from app.errors import AppError
 from app.extensions import redis_store
 
@@ -42,12 +42,14 @@ def verify_token(token: str, event_id: int, user_id: int) -> dict:
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorized(
-            _l("Your admission token has expired; please join the queue again.")
+            "expired", _l("Your admission token has expired; please join the queue again.")
         ) from None
     except jwt.InvalidTokenError:
-        raise _unauthorized(_l("This admission token is not valid.")) from None
+        raise _unauthorized("forged", _l("This admission token is not valid.")) from None
     if claims["evt"] != event_id or claims["sub"] != str(user_id):
-        raise _unauthorized(_l("This admission token is for another event or another person."))
+        raise _unauthorized(
+            "forged", _l("This admission token is for another event or another person.")
+        )
     return claims
 
 
@@ -56,19 +58,29 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
     (epoch seconds). The same session may enter again; another gets 409."""
     claims = verify_token(token, event_id, user_id)
     k = keys.event(event_id)
-    result = redis_store.scripts.enter(
-        keys=[k.entrance(user_id), k.active], args=[user_id, claims["jti"], session_id]
-    )
+    try:
+        result = redis_store.scripts.enter(
+            keys=[k.entrance(user_id), k.active], args=[user_id, claims["jti"], session_id]
+        )
+    except metrics.UNAVAILABLE:
+        metrics.ENTRANCES.labels("unavailable").inc()
+        raise
     if result[0] == "used_elsewhere":
+        metrics.ENTRANCES.labels("other_session").inc()
         raise AppError(
             409, "token_used", _l("This admission token was already used in another session.")
         )
     if result[0] == "unknown":
-        raise _unauthorized(_l("This admission token was not issued by the waiting room."))
+        raise _unauthorized("stale", _l("This admission token was not issued by the waiting room."))
     if result[0] == "expired":
-        raise _unauthorized(_l("Your time to book is over; please join the queue again."))
+        raise _unauthorized(
+            "expired", _l("Your time to book is over; please join the queue again.")
+        )
+    metrics.ENTRANCES.labels("entered" if result[0] == "entered" else "replay").inc()
     return int(result[1]) // 1000
 
 
-def _unauthorized(message) -> AppError:
+def _unauthorized(outcome: str, message) -> AppError:
+    """A token refused (401), counted under `outcome` (forged, stale, expired)."""
+    metrics.ENTRANCES.labels(outcome).inc()
     return AppError(401, "invalid_token", message)

@@ -3,6 +3,9 @@ Lua script touches one slot and runs unchanged on Redis Cluster."""
 
 from functools import lru_cache
 
+# hash: the admission job's durations, per histogram bucket, with sum and count (app/metrics.py)
+ADMIT_TICKS = "{ticketdrop}:admit_ticks"
+
 
 @lru_cache(maxsize=1024)
 def event(event_id: int) -> "EventKeys":

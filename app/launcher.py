@@ -253,6 +253,16 @@ def web_command(server: dict, target: str = "wsgi:app") -> list[str]:
     return [*command, target]
 
 
+def metrics_directory(env: dict, directory: Path) -> dict:
+    """`env` for one web server whose processes count requests together in
+    `directory` (app/metrics.py), emptied first: files left by an earlier run
+    would be summed in. One directory per web server: two sharing one
+    would each report both."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return dict(env, PROMETHEUS_MULTIPROC_DIR=str(directory))
+
+
 def start(command: list[str], env: dict, **popen) -> subprocess.Popen:
     """A child in its own process group, so that stopping it stops its own
     children too (a web server's workers)."""

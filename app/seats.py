@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from flask_babel import lazy_gettext as _l
 
-from app import keys, mirror
+from app import keys, metrics, mirror
 from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
 from app.extensions import redis_store
@@ -180,6 +180,7 @@ HOLD_REFUSALS = {
 }
 
 
+@metrics.outcome(metrics.HOLDS, "held")
 def hold(event_id: int, user_id: int, session_id: str, seat_id: int) -> Hold:
     """Hold a seat (one Lua script), then tell MySQL the hold's fencing token."""
     seat_info(event_id, seat_id)

@@ -4,7 +4,8 @@ loses data (a flush, a restart, a failover that lost the last writes)."""
 
 import logging
 
-from app import mirror
+from app import keys, mirror
+from app.extensions import redis_store
 from jobs import for_each_event
 
 log = logging.getLogger(__name__)
@@ -23,4 +24,8 @@ def reconcile() -> dict:
 
 
 def reconcile_event(event_id: int) -> dict:
-    return mirror.reconcile(event_id) | {"config_restored": mirror.restore_config(event_id)}
+    result = mirror.reconcile(event_id) | {"config_restored": mirror.restore_config(event_id)}
+    repairs = result["changed"] + result["fence_raised"] + int(bool(result["config_restored"]))
+    if repairs:  # for /metrics (ticketdrop_event_reconcile_repairs_total)
+        redis_store.client.hincrby(keys.event(event_id).tick, "repaired_total", repairs)
+    return result

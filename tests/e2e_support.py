@@ -42,6 +42,7 @@ E2E_REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "14"))
 E2E_MYSQL_DB = os.environ.get("E2E_MYSQL_DATABASE", "ticketdrop_e2e")
 PASSWORD = "password123"
 PHONE = {"width": 390, "height": 844}
+METRICS_TOKEN = "e2e-metrics-token"
 
 
 def _missing(what: str, how: str):
@@ -201,6 +202,7 @@ def stack(tmp_path_factory) -> Stack:
         LOGIN_LIMIT="1000/minute",
         REGISTER_LIMIT="1000/minute",
         PASSWORD_HASH_SLOTS="4",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     log = tmp / "stack.log"
     with log.open("w") as out:

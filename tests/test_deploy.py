@@ -3,6 +3,7 @@ read /etc/ticketdrop/env, restart always, and pass `systemd-analyze verify`
 (when this machine has it) with the install path pointed at this checkout."""
 
 import configparser
+import re
 import shlex
 import shutil
 import subprocess
@@ -69,3 +70,13 @@ def test_systemd_accepts_the_units(tmp_path):
         timeout=60,
     )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_the_example_environment_lists_every_setting():
+    """deploy/systemd/env.example names each setting app/config.py reads
+    (set, or commented with its default), and nothing else."""
+    source = (ROOT / "app" / "config.py").read_text()
+    read = set(re.findall(r'env(?:\.get|iron\.get)?\("([A-Z_]+)"', source))
+    example = (UNITS / "env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
+    assert read and listed == read, (sorted(read - listed), sorted(listed - read))

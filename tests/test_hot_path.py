@@ -50,7 +50,8 @@ def answer(wsgi_app, env: dict) -> tuple[str, dict, bytes]:
 def both(app, env: dict):
     """(the hot path's answer, Flask's own answer) to the same request, with
     the same poll interval jitter; None for the hot path if it handed on."""
-    hot_path: HotPath = app.wsgi_app
+    hot_path = app.wsgi_app.wsgi_app  # inside app/web/observe.py's Observe
+    assert isinstance(hot_path, HotPath)
     random.seed(7)
     calls = {"flask": 0}
     flask = hot_path.flask

@@ -135,7 +135,7 @@ def test_the_status_fragment_says_the_wait_per_locale(app):
         with app.test_request_context(headers=headers):
             pages[code] = render_template("waiting/_status.html", status=status, view=view)
         # The hot path's skeletons say the same, byte for byte.
-        assert app.wsgi_app.skeletons.render(code, view).decode() == pages[code]
+        assert app.wsgi_app.wsgi_app.skeletons.render(code, view).decode() == pages[code]
     korean, english = pages["ko"], pages["en"]
     assert "나의 대기 순번은 <strong>1,234</strong>번입니다." in korean
     assert "대기 인원 56,789명." in korean

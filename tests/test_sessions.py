@@ -189,7 +189,7 @@ def test_the_hot_path_reads_a_generation_once_per_bound(app, event, victim):
     """The poll's own Redis work stays one EVALSHA: the generation is read
     again only after SESSION_CHECK_SECONDS."""
     user, client, _ = victim
-    generations = app.wsgi_app.generations
+    generations = app.wsgi_app.wsgi_app.generations
     generations.seen.clear()
     assert poll(client, event.id).status_code == 200
     first_read = generations.seen[user.id][1]

@@ -47,6 +47,10 @@ local function sample()
 end
 
 local expired = redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+-- For /metrics: when a tick last ran (admitting or not: a tick that stops
+-- coming is the alert that matters) and how many windows ran out.
+redis.call('HSET', KEYS[4], 'ticked_ms', now)
+if expired > 0 then redis.call('HINCRBY', KEYS[4], 'expired_total', expired) end
 local draw_due = opens_at > 0 and now >= opens_at and cfg[7] ~= '1'
 if draw_due or not admitting(cfg[1], cfg[5], now) or cfg[6] == '1' then
   -- Restart the clock so reopening does not release the paused time at once;

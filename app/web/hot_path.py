@@ -32,7 +32,7 @@ from itsdangerous import BadData
 
 from app import i18n, sessions, waiting_room
 from app.extensions import REDIS_UNAVAILABLE
-from app.web import SECURITY_HEADERS, fragments, hsts
+from app.web import SECURITY_HEADERS, fragments, hsts, observe
 
 HANDED_ON_ERROR = "ticketdrop.hot_path_error"
 JSON_POLL = re.compile(r"/api/events/(\d{1,18})/queue")
@@ -64,14 +64,15 @@ class HotPath:
         if environ["REQUEST_METHOD"] == "GET" and not environ.get("CONTENT_LENGTH"):
             path = environ.get("PATH_INFO", "")
             if match := JSON_POLL.fullmatch(path):
-                answer = self.json_poll(environ, int(match[1]))
+                answer, route = self.json_poll(environ, int(match[1])), observe.JSON_POLL
             elif (match := FRAGMENT_POLL.fullmatch(path)) and environ.get(
                 "HTTP_HX_REQUEST"
             ) == "true":
-                answer = self.fragment_poll(environ, int(match[1]))
+                answer, route = self.fragment_poll(environ, int(match[1])), observe.FRAGMENT_POLL
             else:
                 answer = None
             if answer is not None:
+                environ[observe.ROUTE] = route
                 status, headers, body = answer
                 start_response(status, headers)
                 return [body]
