@@ -1,13 +1,11 @@
 """The ticket-drop app: create_app() builds it in one named step per concern."""
 
-import logging
-
 from flask import Flask, request, session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from app import accounts, cli, config, i18n
+from app import accounts, cli, config, i18n, logs
 from app.extensions import csrf, init_db, redis_store
 from app.web import (
     SECURITY_HEADERS,
@@ -57,10 +55,7 @@ def trust_proxies(app: Flask) -> None:
 
 def configure(app: Flask, test_config: dict | None) -> None:
     app.config.from_mapping(config.load(app.instance_path, test_config))
-    logging.basicConfig(
-        level=app.config["LOG_LEVEL"],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(app.config)
 
 
 def init_extensions(app: Flask) -> None:

@@ -41,6 +41,9 @@ EVENT_DEFAULTS = {
 }
 
 
+# LOG_FORMAT's choices: a line of text, or a JSON object, per record.
+LOG_FORMATS = ("text", "json")
+
 # The largest max_seats_per_person staff may set: no checkout is longer.
 MOST_SEATS_PER_PERSON = 20
 
@@ -71,6 +74,8 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "TRUSTED_PROXIES": int(env("TRUSTED_PROXIES", "0")),
         # Seconds to wait for Redis before answering 503 (the app and its rate limits).
         "REDIS_TIMEOUT": float(env("REDIS_TIMEOUT", "3")),
+        # Log lines as text, or as one JSON object each (app/logs.py).
+        "LOG_FORMAT": env("LOG_FORMAT", "text"),
         "LOG_LEVEL": env("LOG_LEVEL", "INFO"),
         # The bearer token /metrics asks for; unset, there is no /metrics
         # and requests are not timed (docs/OPERATIONS.md).
@@ -145,6 +150,8 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         **(overrides or {}),
     }
+    if settings["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT is {settings['LOG_FORMAT']!r}: it must be text or json")
     return settings | _derived(settings)
 
 

@@ -109,7 +109,9 @@ def restore_config(event_id: int) -> bool:
 def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500) -> dict:
     """Load MySQL's booked and blocked seats and its fencing tokens into Redis,
     in batches (reconcile.lua: the database wins for sold and blocked seats
-    and for the largest token; live holds stay)."""
+    and for the largest token; live holds stay). Returns the seats read, the
+    ones Redis had wrong (`changed`, `fence_raised`) and the lapsed holds
+    cleared on the way (`lapsed`: routine, someone let a hold run out)."""
     k = keys.event(event_id)
     query = (
         Seat.select(Seat.id, Seat.status, Seat.holder, Seat.fencing_token)
@@ -118,18 +120,18 @@ def reconcile(event_id: int, seat_ids: list[int] | None = None, batch: int = 500
     )
     if seat_ids is not None:
         query = query.where(Seat.id.in_(seat_ids))
-    changed = raised = 0
+    changed = raised = lapsed = 0
     rows = list(query.tuples())
     for start in range(0, len(rows), batch):
         args = []
         for seat_id, status, holder, token in rows[start : start + batch]:
             args += [seat_id, status, holder or 0, token]
-        c, r = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
-        changed, raised = changed + c, raised + r
+        c, r, p = redis_store.scripts.reconcile(keys=[k.seats, k.fence], args=args)
+        changed, raised, lapsed = changed + c, raised + r, lapsed + p
     if seat_ids is None:
         _copy_bought(k, rows)
         update_sold_out(event_id)
-    return {"seats": len(rows), "changed": changed, "fence_raised": raised}
+    return {"seats": len(rows), "changed": changed, "fence_raised": raised, "lapsed": lapsed}
 
 
 def _copy_bought(k: keys.EventKeys, rows: list[tuple]) -> None:

@@ -1,7 +1,11 @@
 """The worker and scheduler commands (`flask --app wsgi worker`, `... scheduler`),
-added to the app's command line by wsgi.py."""
+added to the app's command line by wsgi.py. Their log lines go through the
+app's handler (app/logs.py), in its format."""
+
+import logging
 
 import click
+import rq.logutils
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue, SimpleWorker
@@ -24,6 +28,24 @@ def rq_url(config: dict) -> str:
             "to a plain Redis for the jobs and schedules."
         )
     return config["RQ_REDIS_URL"]
+
+
+# RQ's INFO lines written for every job (taken, done, its result kept): the
+# admit job runs every second, 86,400 lines a day that say nothing. A job
+# that fails is still a WARNING of its own; the jobs log what they did.
+PER_JOB = {"dequeue_job_and_maintain_ttl", "handle_job_success", "_finalize_success"}
+
+
+def not_per_job(record: logging.LogRecord) -> bool:
+    return not (record.levelno == logging.INFO and record.funcName in PER_JOB)
+
+
+def quiet_rq() -> None:
+    """RQ's worker logs through the root logger's handler (ours: RQ adds its
+    own only when there is none), without its per-job lines, and in plain
+    text (its colours are escape codes in a log file or a JSON line)."""
+    logging.getLogger("rq.worker").addFilter(not_per_job)
+    rq.logutils.colorizer.notty = True
 
 
 def register(app: Flask) -> None:
@@ -49,6 +71,7 @@ def register(app: Flask) -> None:
         queue = Queue(
             current_app.config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer
         )
+        quiet_rq()
         SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(
-            burst=burst, with_scheduler=False, logging_level="WARNING"
+            burst=burst, with_scheduler=False, logging_level=current_app.config["LOG_LEVEL"].upper()
         )

@@ -2,6 +2,7 @@
 them back by itself when Redis has lost them (restart, flush)."""
 
 import logging
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -11,6 +12,14 @@ from rq_scheduler import Scheduler
 from jobs import JSONJob
 
 log = logging.getLogger(__name__)
+
+
+def not_lock_taken(record: logging.LogRecord) -> bool:
+    """Two schedulers (the README's production has them) meet at
+    rq-scheduler's lock now and then: one skipping a pass is how they share
+    the work, not a WARNING every time it happens."""
+    return record.msg != "Lock already taken - skipping run"
+
 
 # job id -> (function, interval config key, timeout in seconds)
 PERIODIC = {
@@ -23,6 +32,7 @@ PERIODIC = {
 def make_scheduler(
     connection: Redis, queue_name: str, interval: float = 1.0, config: dict | None = None
 ) -> "HealingScheduler":
+    logging.getLogger("rq_scheduler.scheduler").addFilter(not_lock_taken)
     return HealingScheduler(
         queue_name=queue_name,
         connection=connection,
@@ -76,6 +86,21 @@ class HealingScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         self.config = config
         self._checked_at = 0.0
+
+    def _install_signal_handlers(self):
+        """SIGINT or SIGTERM ends run(), whose `finally` tells Redis that this
+        scheduler is gone (rq-scheduler's own handler told it too: twice,
+        and from inside whatever Redis call the signal interrupted). A
+        second signal waits for that goodbye."""
+
+        def stop(signum, frame):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self.log.info("Shutting down RQ scheduler...")
+            raise SystemExit()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
 
     def enqueue_jobs(self):
         if time.monotonic() - self._checked_at >= self.check_every:

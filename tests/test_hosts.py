@@ -6,6 +6,7 @@ and the per-IP limits see the real client. Needs root (ip netns) and MySQL.
 `pytest -s` prints the figures (docs/RELIABILITY.md quotes them)."""
 
 import os
+import re
 import threading
 import time
 
@@ -161,6 +162,11 @@ def test_the_per_ip_limits_count_the_real_client_not_nginx_nor_a_forged_header()
         caches += [b.call("GET", page, headers=korean) and b.last_headers["X-Cache-Status"]]
         caches += [a.call("GET", page, headers=korean) and a.last_headers["X-Cache-Status"]]
         assert caches == ["MISS", "HIT", "MISS", "HIT"], caches
+
+        # nginx names each request ($request_id) and the app keeps that name
+        # for its log lines and its answer; a client's own is replaced.
+        assert b.call("GET", "/api/me", headers={"X-Request-Id": "client-made"})[0] == 200
+        assert re.fullmatch(r"[0-9a-f]{32}", b.last_headers["X-Request-Id"])
         print(
             f"\n[hosts] per-IP: 3 joins each for 2 addresses, forged headers ignored; "
             f"nginx's poll limit refused poll {polls} in a tight loop from one address"

@@ -4,9 +4,10 @@
 -- are pruned. A held seat the database calls available stays held.
 -- KEYS[1] seats  KEYS[2] fence
 -- ARGV[1..] seat id, status (available|booked|blocked), holder id, fencing token, ...
--- Returns {seats changed, fence counters raised}.
+-- Returns {seats changed, fence counters raised, lapsed holds pruned}: the
+-- first two are where Redis disagreed with MySQL, the last is housekeeping.
 local now = now_ms()
-local changed, raised = 0, 0
+local changed, raised, lapsed = 0, 0, 0
 for i = 1, #ARGV, 4 do
   local seat, status, holder, token = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if tonumber(redis.call('HGET', KEYS[2], seat) or '0') < tonumber(token) then
@@ -20,10 +21,13 @@ for i = 1, #ARGV, 4 do
   elseif status == 'blocked' and s[1] ~= 'blocked' then
     redis.call('HSET', KEYS[1], seat, 'blocked')
     changed = changed + 1
-  elseif status == 'available' and (s[1] == 'blocked'
-      or ((s[1] == 'held' or s[1] == 'paying') and not seat_taken_until(s, now))) then
+  elseif status == 'available' and s[1] == 'blocked' then
     redis.call('HDEL', KEYS[1], seat)
     changed = changed + 1
+  elseif status == 'available' and (s[1] == 'held' or s[1] == 'paying')
+      and not seat_taken_until(s, now) then
+    redis.call('HDEL', KEYS[1], seat)
+    lapsed = lapsed + 1
   end
 end
-return {changed, raised}
+return {changed, raised, lapsed}
