@@ -82,7 +82,9 @@ class RedisServer:
         ]
         if not self.port:
             args += ["--unixsocket", str(self.directory / "redis.sock"), "--unixsocketperm", "700"]
-        args += ["--save", "60 1", "--dbfilename", "redis.rdb"] if self.persist else ["--save", ""]
+        # "60" and "1" as arguments of their own ("60 1" as one left no save point).
+        saving = ["--save", "60", "1", "--dbfilename", "redis.rdb"]
+        args += saving if self.persist else ["--save", ""]
         if self.log:
             args += ["--logfile", str(self.log)]
         if self.maxmemory:

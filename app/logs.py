@@ -5,8 +5,10 @@ process's logging once, for the web server, the worker and the scheduler
 alike: one line per record on stderr, as text or as JSON (LOG_FORMAT)."""
 
 import contextvars
+import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -24,9 +26,26 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 def begin_request(environ) -> str:
     """This request's id (the proxy's, else a new one), set for its log lines."""
     sent = environ.get("HTTP_X_REQUEST_ID")
-    request_id = sent if sent and GOOD_ID.fullmatch(sent) else secrets.token_hex(8)
+    request_id = sent if sent and GOOD_ID.fullmatch(sent) else new_id()
     REQUEST_ID.set(request_id)
     return request_id
+
+
+def end_request_id() -> None:
+    """Lines written after the request are no longer its own."""
+    REQUEST_ID.set("-")
+
+
+_ids = {"pid": 0, "prefix": "", "count": itertools.count()}
+
+
+def new_id() -> str:
+    """A random prefix per process and a counter: unique across hosts and
+    processes, and a third of the cost of random bytes per request (the
+    poll's budget is counted in microseconds)."""
+    if _ids["pid"] != os.getpid():  # a new process (a fork's too): a new prefix
+        _ids.update(pid=os.getpid(), prefix=secrets.token_hex(6), count=itertools.count())
+    return f"{_ids['prefix']}{next(_ids['count']):x}"
 
 
 def end_request(environ, route: str, status: int, seconds: float) -> None:

@@ -67,9 +67,23 @@ def test_a_request_id_that_does_not_look_like_one_is_replaced(logging_app, capsy
     response = client.get("/test-log", headers={"X-Request-Id": sent})
 
     made = response.headers["X-Request-Id"]
-    assert re.fullmatch(r"[0-9a-f]{16}", made)
+    assert re.fullmatch(r"[0-9a-f]{13,}", made) and made != sent  # a prefix of 12, a counter
     lines = text_lines(capsys.readouterr().err)
     assert ("INFO", "tests.logs", made, "a line from inside the request") in lines
+
+
+def test_health_checks_that_went_well_write_no_line_and_the_id_ends_with_its_request(
+    logging_app, capsys
+):
+    client = logging_app().test_client()
+    capsys.readouterr()
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    assert client.get("/no/such/page").status_code == 404
+    access = [line for line in text_lines(capsys.readouterr().err) if line[1].endswith("access")]
+    assert [line[3].split()[:3] for line in access] == [["GET", "/no/such/page", "404"]]
+    log.info("after the requests")
+    assert text_lines(capsys.readouterr().err)[-1][2] == "-"  # no longer the last request's
 
 
 def test_every_request_gets_an_id_of_its_own(logging_app):

@@ -15,7 +15,8 @@ JSON_POLL = "/api/events/<int:event_id>/queue"
 FRAGMENT_POLL = "/events/<int:event_id>/waiting/status"
 # A poll that went well is counted, not written down: a crowd polls every
 # second, and a line each would drown everything else in the log.
-POLLS = {("GET", JSON_POLL), ("GET", FRAGMENT_POLL)}
+# The same for the load balancer's health checks, every few seconds.
+QUIET = {("GET", JSON_POLL), ("GET", FRAGMENT_POLL), ("GET", "/healthz"), ("GET", "/readyz")}
 # Any other method is "OTHER": a label per made-up method would let anyone
 # grow the metrics without bound.
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -60,5 +61,6 @@ class Observe:
             method = "OTHER"
         if self.counting:
             metrics.TALLY.add(route, method, status, seconds)
-        if status >= 400 or (method, route) not in POLLS:
+        if status >= 400 or (method, route) not in QUIET:
             logs.end_request(environ, route, status, seconds)
+        logs.end_request_id()
