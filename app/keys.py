@@ -3,7 +3,7 @@ Lua script touches one slot and runs unchanged on Redis Cluster."""
 
 from functools import lru_cache
 
-# hash: the admission job's durations, per histogram bucket, with sum and count (app/metrics.py)
+# hash: the admission job's durations: a count per histogram bucket, and their sum (app/metrics.py)
 ADMIT_TICKS = "{ticketdrop}:admit_ticks"
 
 

@@ -164,12 +164,11 @@ def outcome(counter: Counter, success):
 
 def record_tick(seconds: float) -> None:
     """The admission job's duration, kept in Redis (the job runs on a worker,
-    perhaps on another host than the one scraped): per-bucket counts, the
-    sum and the count, as a histogram adds them up."""
+    perhaps on another host than the one scraped): a count per bucket and
+    the sum; the scrape adds the buckets up (the +Inf one is the count)."""
     bucket = next((str(le) for le in TICK_BUCKETS if seconds <= le), "+Inf")
     pipe = redis_store.client.pipeline(transaction=False)
     pipe.hincrby(keys.ADMIT_TICKS, bucket, 1)
-    pipe.hincrby(keys.ADMIT_TICKS, "count", 1)
     pipe.hincrbyfloat(keys.ADMIT_TICKS, "sum", seconds)
     pipe.execute()
 
