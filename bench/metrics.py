@@ -1,9 +1,9 @@
 """Figure 20: what metrics cost the poll (docs/OPERATIONS.md).
 
-Two web servers side by side (granian, 2 processes x the launcher's
-threads), the same code, differing only in METRICS_TOKEN: set (each request
-counted and timed by route in PROMETHEUS_MULTIPROC_DIR, shared by the two
-processes, as in production) or unset (no counting; the request id and the
+Four web servers side by side (granian, 2 processes x the launcher's
+threads), two of each kind, the same code, differing only in METRICS_TOKEN:
+set (each request counted and timed by route in PROMETHEUS_MULTIPROC_DIR,
+shared by the two processes, as in production) or unset (no counting; the request id and the
 access-line rule still run). The JSON poll and the htmx fragment, interleaved
 short wrk rounds (each server first in turn), medians and the spread
 (min-max); then a scrape's own time with one event, and what figures.lua
@@ -16,7 +16,7 @@ import urllib.request
 from common import Person, Stack, create_event, median, result
 from poll import spread, wrk
 
-ROUNDS, WORKERS, TOKEN = 11, 2, "bench-metrics-token"
+ROUNDS, WORKERS, TOKEN = 8, 2, "bench-metrics-token"
 
 
 def main() -> None:
@@ -24,11 +24,18 @@ def main() -> None:
         from app import launcher
 
         event_id = create_event(stack)
-        metered = launcher.metrics_directory({"METRICS_TOKEN": TOKEN}, stack.tmp / "metrics")
-        bases = {
-            "without": stack.start_web(WORKERS, "granian"),
-            "with": stack.start_web(WORKERS, "granian", **metered),
-        }
+        # Two servers of each kind, started alternately: a server's own luck
+        # (its processes' cores, its start) is not the setting's.
+        servers = []
+        for copy in range(2):
+            for side in ("without", "with"):
+                env = {}
+                if side == "with":
+                    env = launcher.metrics_directory(
+                        {"METRICS_TOKEN": TOKEN}, stack.tmp / f"metrics-{copy}"
+                    )
+                servers.append((side, stack.start_web(WORKERS, "granian", **env)))
+        bases = dict(servers)  # one of each, for what follows
         person = Person(bases["with"], "metered@example.com")
         assert person.call("POST", f"/api/events/{event_id}/queue")[0] == 200
         polls = {
@@ -39,12 +46,16 @@ def main() -> None:
         assert person.call("GET", polls["htmx fragment"][0], raw=True)[0] == 200
         for name, (path, headers) in polls.items():
             rates = {"without": [], "with": []}
+            paired = []
             for i in range(ROUNDS):
-                for side in ("without", "with") if i % 2 else ("with", "without"):
-                    rates[side].append(wrk(bases[side] + path, person.cookie, headers))
-            # Each round's two runs are back to back: their ratio is what the
-            # busy machine disturbs least.
-            paired = [w / wo for w, wo in zip(rates["with"], rates["without"], strict=True)]
+                got = {"without": [], "with": []}
+                for side, base in servers[i % 4 :] + servers[: i % 4]:  # each first in turn
+                    got[side].append(wrk(base + path, person.cookie, headers))
+                for side in got:
+                    rates[side] += got[side]
+                # A round's four runs are back to back: their ratio is what
+                # the busy machine disturbs least.
+                paired.append(sum(got["with"]) / sum(got["without"]))
             ratio = median(paired)
             result(
                 20,
@@ -57,6 +68,7 @@ def main() -> None:
                 rounds=rates,
             )
         in_process(stack, person, polls["JSON poll"][0])
+        middleware_alone()
         took = []
         for _ in range(10):
             request = urllib.request.Request(
@@ -77,11 +89,11 @@ def main() -> None:
             seats_counted_in_redis(stack, seats)
 
 
-def in_process(stack: Stack, person: Person, path: str, polls: int = 2000) -> None:
+def in_process(stack: Stack, person: Person, path: str, polls: int = 3000) -> None:
     """The JSON poll answered in this process (no web server, one thread):
     the hot path alone, inside app/web/observe.py counting nothing, and
     counting (the tally: what a request pays; its hand-over each second is
-    off the request); interleaved rounds, µs per poll."""
+    off the request); interleaved rounds, CPU µs per poll."""
     observe = stack.app.wsgi_app
     environ = {
         "REQUEST_METHOD": "GET",
@@ -93,24 +105,63 @@ def in_process(stack: Stack, person: Person, path: str, polls: int = 2000) -> No
     }
 
     def per_poll(app, counting: bool) -> float:
+        """CPU µs of this process per poll: its waits on Redis, and other
+        programs' turns on the cores, left out."""
         observe.counting = counting
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(polls):
             b"".join(app(dict(environ), lambda *args: None))
-        return (time.perf_counter() - started) / polls * 1e6
+        return (time.process_time() - started) / polls * 1e6
 
-    runs = {"hot path alone": [], "observe, not counting": [], "observe, counting": []}
-    for _ in range(11):
-        runs["hot path alone"].append(per_poll(observe.wsgi_app, False))
-        runs["observe, not counting"].append(per_poll(observe, False))
-        runs["observe, counting"].append(per_poll(observe, True))
+    ways = {
+        "hot path alone": (observe.wsgi_app, False),
+        "observe, not counting": (observe, False),
+        "observe, counting": (observe, True),
+    }
+    runs = {name: [] for name in ways}
+    names = list(ways)
+    for i in range(12):
+        for name in names[i % 3 :] + names[: i % 3]:  # each first in turn
+            runs[name].append(per_poll(*ways[name]))
     base = min(runs["hot path alone"])
     for name, values in runs.items():
         result(
             20,
             f"JSON poll in-process, {name}",
-            f"{min(values):.1f} µs per poll at best, median {median(values):.1f} "
+            f"{min(values):.1f} CPU µs per poll at best, median {median(values):.1f} "
             f"({min(values) / base:.3f}x the hot path alone, best against best)",
+            "measured",
+            None,
+        )
+
+
+def middleware_alone(requests: int = 200_000) -> None:
+    """app/web/observe.py around a WSGI app that does nothing: what it adds
+    to any request, counting and not (CPU µs per request)."""
+    from app.web.observe import JSON_POLL, ROUTE, Observe
+
+    def nothing(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    class Settings:
+        config = {"METRICS_TOKEN": TOKEN}
+
+    observe = Observe(Settings, nothing)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/events/1/queue", ROUTE: JSON_POLL}
+    costs = {"not counting": [], "counting": []}
+    for i in range(7):
+        for name in ("counting", "not counting") if i % 2 else ("not counting", "counting"):
+            observe.counting = name == "counting"
+            started = time.process_time()
+            for _ in range(requests):
+                observe(dict(environ), lambda *args: None)
+            costs[name].append((time.process_time() - started) / requests * 1e6)
+    for name, values in costs.items():
+        result(
+            20,
+            f"app/web/observe.py around an empty app, {name}",
+            f"{median(values):.2f} CPU µs per request ({min(values):.2f}-{max(values):.2f})",
             "measured",
             None,
         )
