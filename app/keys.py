@@ -27,7 +27,9 @@ class EventKeys:
         self.sequence = f"{tag}:seq"  # counter scoring the queue (no ties, ever)
         self.heartbeat = f"{tag}:hb"  # zset: user id -> latest time the next poll is due, ms
         self.active = f"{tag}:active"  # zset: user id -> end of the active window, ms
-        self.tick = f"{tag}:tick"  # hash: last tick, carry, admitted_total, observed rate
+        # hash: last tick, carry, observed rate; for /metrics and the staff page the
+        # counts admitted, expired, removed by cleanup, repaired, and when a tick ran
+        self.tick = f"{tag}:tick"
         self.samples = f"{tag}:samples"  # list: "ms waiting active admitted_total" (chart)
         self.seats = f"{tag}:seats"  # hash: seat id -> state (absent = available): _prelude.lua
         self.draw_lock = f"{tag}:drawing"  # string: a draw is being made (app/draw.py)
