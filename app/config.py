@@ -80,6 +80,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # The bearer token /metrics asks for; unset, there is no /metrics
         # and requests are not timed (docs/OPERATIONS.md).
         "METRICS_TOKEN": env("METRICS_TOKEN") or None,
+        # How long one count of an event's seats by state serves every
+        # host's scrapes (figures.lua); 0: each scrape counts.
+        "METRICS_SEAT_COUNT_MS": int(env("METRICS_SEAT_COUNT_MS", "5000")),
         "STARTING_POINTS": int(env("STARTING_POINTS", "100000")),
         "POLL_TIERS": json.loads(env("POLL_TIERS", "null")) or DEFAULT_POLL_TIERS,
         "POLL_JITTER": float(env("POLL_JITTER", "0.1")),

@@ -16,7 +16,7 @@ def event(event_id: int) -> "EventKeys":
 class EventKeys:
     __slots__ = (
         "tag", "config", "queue", "sequence", "heartbeat", "active", "tick", "samples",
-        "seats", "fence", "bought", "prequeue", "draw_lock",
+        "seats", "fence", "bought", "prequeue", "draw_lock", "seat_counts",
     )  # fmt: skip
 
     def __init__(self, event_id: int):
@@ -34,6 +34,7 @@ class EventKeys:
         self.seats = f"{tag}:seats"  # hash: seat id -> state (absent = available): _prelude.lua
         self.draw_lock = f"{tag}:drawing"  # string: a draw is being made (app/draw.py)
         self.fence = f"{tag}:fence"  # hash: seat id -> fencing-token counter (never expires)
+        self.seat_counts = f"{tag}:seatcounts"  # hash: the last seat count for /metrics
         self.bought = f"{tag}:bought"  # hash: user id -> seats bought (a copy of MySQL's count)
 
     def entrance(self, user_id: int) -> str:  # hash: this window's token id, its end, who entered

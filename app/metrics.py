@@ -345,7 +345,8 @@ def _event_row(event_id: int) -> tuple[dict | None, float]:
     (_, queue, prequeue, active, held, paying, booked, blocked, admitting, since_ms,
      state, cap, rate, sold_out, admitted, rate_obs, expired, removed, repaired) = (
         redis_store.scripts.figures(
-            keys=[k.config, k.queue, k.prequeue, k.active, k.tick, k.seats]
+            keys=[k.config, k.queue, k.prequeue, k.active, k.tick, k.seats, k.seat_counts],
+            args=[current_app.config["METRICS_SEAT_COUNT_MS"]],
         )
     )  # fmt: skip
     if not state:

@@ -171,6 +171,7 @@ def app(redis_url, database_url):
         "PASSWORD_HASH_SLOTS": 0,
         "SEAT_MAP_SNAPSHOT_MS": 0,  # tests read what they just wrote (test_costly_requests: 1 s)
         "STAFF_MAP_CACHE_MS": 0,
+        "METRICS_SEAT_COUNT_MS": 0,  # exact counts (test_metrics tests the sharing)
         "SECRET_KEY": "test",
         "JWT_SECRET": "test-jwt-secret-that-is-32-bytes-long",
     }

@@ -171,6 +171,27 @@ def test_the_poll_is_counted_under_its_route_and_carries_a_request_id(
     )  # NaN: a paused queue does not clear
 
 
+def test_one_seat_count_serves_the_scrapes_for_a_while(make_app, make_event, r):
+    """Counting the seats hash holds the event's master (figures.lua): one
+    count serves every host's scrapes for METRICS_SEAT_COUNT_MS; the sets'
+    sizes are read each time."""
+    from app import keys
+
+    shared = make_app(METRICS_TOKEN=TOKEN, METRICS_SEAT_COUNT_MS=60_000)
+    event = make_event(admission="paused")
+    e = {"event": str(event.id)}
+    assert value(scrape(shared.test_client()), "ticketdrop_event_blocked", **e) == 0
+    seat = seat_ids(shared, event.id)[0]
+    k = keys.event(event.id)
+    r.hset(k.seats, seat, "blocked")
+    r.zadd(k.queue, {"999": 1})
+    found = scrape(shared.test_client())
+    assert value(found, "ticketdrop_event_blocked", **e) == 0  # the shared count
+    assert value(found, "ticketdrop_event_waiting", **e) == 1  # read each time
+    r.delete(k.seat_counts)  # as when it runs out
+    assert value(scrape(shared.test_client()), "ticketdrop_event_blocked", **e) == 1
+
+
 def test_made_up_methods_and_paths_do_not_grow_the_labels(metered):
     client = metered.test_client()
     for i in range(3):
