@@ -52,21 +52,32 @@ LATENCY = Histogram(
     "ticketdrop_http_request_duration_seconds", "Time to answer a request, in the app.",
     ["route", "method"], buckets=LATENCY_BUCKETS, registry=COUNTED,
 )  # fmt: skip
-CHECKOUTS = Counter(
-    "ticketdrop_checkout", "Checkouts: booked, the refusal's code, or unavailable.", ["outcome"],
-    registry=COUNTED,
+
+
+def counter_of(name: str, documentation: str, label: str, known: tuple) -> Counter:
+    """A counter by one label, each `known` value there from the start at 0:
+    a rate of a series that does not exist yet is no answer at all."""
+    counter = Counter(name, documentation, [label], registry=COUNTED)
+    for value in known:
+        counter.labels(value)
+    return counter
+
+
+CHECKOUTS = counter_of(
+    "ticketdrop_checkout", "Checkouts: booked, the refusal's code, or unavailable.", "outcome",
+    ("booked", "replay", "seat_booked", "hold_stale", "not_enough_points", "busy", "unavailable"),
 )  # fmt: skip
-CHECKOUT_RETRIES = Counter(
-    "ticketdrop_checkout_retries", "Checkout transactions tried again.", ["reason"],
-    registry=COUNTED,
+CHECKOUT_RETRIES = counter_of(
+    "ticketdrop_checkout_retries", "Checkout transactions tried again.", "reason",
+    ("deadlock", "lock_wait_timeout", "version"),
 )  # fmt: skip
-HOLDS = Counter(
-    "ticketdrop_hold", "Holds: held, the refusal's code, or unavailable.", ["outcome"],
-    registry=COUNTED,
+HOLDS = counter_of(
+    "ticketdrop_hold", "Holds: held, the refusal's code, or unavailable.", "outcome",
+    ("held", "seat_taken", "seat_booked", "seat_limit", "unavailable"),
 )  # fmt: skip
-ENTRANCES = Counter(
-    "ticketdrop_entrance", "Admission tokens presented at the entrance.", ["outcome"],
-    registry=COUNTED,
+ENTRANCES = counter_of(
+    "ticketdrop_entrance", "Admission tokens presented at the entrance.", "outcome",
+    ("entered", "replay", "other_session", "forged", "stale", "expired", "unavailable"),
 )  # fmt: skip
 
 
@@ -124,19 +135,6 @@ class RequestTally:
 
 
 TALLY = RequestTally()
-
-# Every outcome a dashboard shows is there from the start, at 0: a rate of a
-# series that does not exist yet is no answer at all.
-for counter, outcomes in (
-    (CHECKOUTS, ("booked", "replay", "seat_booked", "hold_stale", "not_enough_points", "busy",
-                 "unavailable")),
-    (CHECKOUT_RETRIES, ("deadlock", "lock_wait_timeout", "version")),
-    (HOLDS, ("held", "seat_taken", "seat_booked", "seat_limit", "unavailable")),
-    (ENTRANCES, ("entered", "replay", "other_session", "forged", "stale", "expired",
-                 "unavailable")),
-):  # fmt: skip
-    for outcome in outcomes:
-        counter.labels(outcome)
 
 
 def outcome(counter: Counter, success):
