@@ -50,6 +50,21 @@ def for_user(user_id: int) -> list[dict]:
     ]
 
 
+def tickets_for(user_id: int, event_id: int) -> int:
+    """How many seats this person has bought for this event (live bookings)."""
+    return (
+        BookingSeat.select()
+        .join(Booking)
+        .where(
+            Booking.user == user_id,
+            Booking.event == event_id,
+            Booking.status == "confirmed",
+            BookingSeat.live == 1,
+        )
+        .count()
+    )
+
+
 def find(user_id: int, booking_id: int | None = None, idempotency_key: str | None = None):
     """One of this person's bookings, by id or by the checkout's
     Idempotency-Key; None if there is no such booking of theirs."""

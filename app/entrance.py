@@ -80,6 +80,22 @@ def enter(event_id: int, user_id: int, session_id: str, token: str) -> int:
     return int(result[1]) // 1000
 
 
+def move_here(event_id: int, user_id: int, session_id: str) -> int:
+    """ "Continue on this device": the person's open window moves to this
+    session (logged in again, or on another device); the session that had
+    it can no longer book, and the seats held in it come along (holds are
+    the person's). Returns the window's end (epoch seconds); 403 if no
+    window is open."""
+    k = keys.event(event_id)
+    result = redis_store.scripts.move_entrance(
+        keys=[k.entrance(user_id), k.active], args=[user_id, session_id]
+    )
+    if result[0] != "moved":
+        raise AppError(*NOT_ENTERED)
+    metrics.ENTRANCES.labels("moved").inc()
+    return int(result[1]) // 1000
+
+
 def _unauthorized(outcome: str, message) -> AppError:
     """A token refused (401), counted under `outcome` (forged, stale, expired)."""
     metrics.ENTRANCES.labels(outcome).inc()

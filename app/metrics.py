@@ -77,7 +77,7 @@ HOLDS = counter_of(
 )  # fmt: skip
 ENTRANCES = counter_of(
     "ticketdrop_entrance", "Admission tokens presented at the entrance.", "outcome",
-    ("entered", "replay", "other_session", "forged", "stale", "expired", "unavailable"),
+    ("entered", "replay", "other_session", "moved", "forged", "stale", "expired", "unavailable"),
 )  # fmt: skip
 
 

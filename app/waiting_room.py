@@ -124,6 +124,14 @@ class PageStatus:
     problem: str | None = None
     message: str | None = None
     entered: bool = False
+    # Entered elsewhere: seconds until the window ends, and how often to look again.
+    window_left: int | None = None
+    poll_after: int | None = None
+
+
+# Entered in another session: look again this often (that session may
+# leave, or this person press "Continue on this device").
+ELSEWHERE_POLL_S = 30
 
 
 def poll_for_page(event_id: int, user_id: int | None, session_id: str | None) -> PageStatus:
@@ -143,8 +151,36 @@ def poll_for_page(event_id: int, user_id: int | None, session_id: str | None) ->
     try:
         entrance.enter(event_id, user_id, session_id, status.token)
     except AppError as e:
-        return PageStatus(problem="entered_elsewhere", message=e.message)
+        if e.code != "token_used":
+            return PageStatus(problem="entrance", message=e.message)
+        return PageStatus(
+            problem="entered_elsewhere",
+            message=e.message,
+            window_left=max(0, status.active_until - int(time.time())),
+            poll_after=ELSEWHERE_POLL_S,
+        )
     return PageStatus(status, entered=True)
+
+
+@dataclass
+class Place:
+    """Where a person stands in an event (place()): "here" (booking in this
+    session), "elsewhere" (booking in another session), "not_entered"
+    (their turn came; the waiting page takes them in), "queue" (with
+    `position`, 1 = next), "prequeue" (waiting for the draw) or "none"."""
+
+    kind: str
+    position: int | None = None
+
+
+def place(event_id: int, user_id: int, session_id: str | None) -> Place:
+    """Where this person stands, read only (one round trip)."""
+    k = keys.event(event_id)
+    result = redis_store.scripts.place(
+        keys=[k.entrance(user_id), k.active, k.queue, k.prequeue],
+        args=[user_id, session_id or ""],
+    )
+    return Place(result[0], int(result[1]) + 1 if result[0] == "queue" else None)
 
 
 def counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:

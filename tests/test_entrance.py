@@ -414,23 +414,25 @@ def test_seats_page_after_entering(admitted):
 
 
 def test_seats_page_admitted_but_not_entered(admitted):
+    """Their turn came: the waiting room takes them in."""
     event, _, _, client = admitted
     response = client.get(seats_url(event.id))
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/events/{event.id}"
+    assert response.headers["Location"] == f"/events/{event.id}/waiting"
 
 
 def test_seats_page_in_another_session(app, admitted, login):
+    """The waiting room offers "Continue on this device"."""
     event, user, token, client = admitted
     assert enter(client, event.id, token).status_code == 200
     other = login(app.test_client(), user)
     response = other.get(seats_url(event.id))
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/events/{event.id}"
+    assert response.headers["Location"] == f"/events/{event.id}/waiting"
 
 
 def test_seats_page_after_logging_in_again(admitted, login):
-    """A new login is a new session: the entry does not carry over."""
+    """A new login is a new session: the entry does not carry over by itself."""
     event, user, token, client = admitted
     assert enter(client, event.id, token).status_code == 200
     login(client, user)
@@ -554,3 +556,96 @@ def test_browser_entry_then_api_client_of_the_same_user_is_refused(
     token = phone.get(f"/api/events/{event.id}/queue").json["token"]
     assert enter(phone, event.id, token).status_code == 409
     assert client.get(seats_url(event.id)).status_code == 200
+
+
+# "Continue on this device": logged in again, or on another device
+
+
+def continue_here(client, event_id):
+    return client.post(f"/events/{event_id}/continue")
+
+
+def status_fragment(client, event_id):
+    return client.get(f"/events/{event_id}/waiting/status", headers={"HX-Request": "true"})
+
+
+def test_logged_in_again_continues_with_the_seats_held(app, admitted, login):
+    """Log out and in again while booking: the waiting room says it is your
+    turn elsewhere, offers to continue, keeps looking; continuing moves the
+    window here with the held seat, and the old session can no longer book."""
+    event, user, token, client = admitted
+    assert enter(client, event.id, token).status_code == 200
+    seat_id = seat_ids(app, event.id)[0]
+    assert client.post(f"/api/events/{event.id}/seats/{seat_id}/hold").status_code == 201
+
+    again = login(app.test_client(), user)
+    page = status_fragment(again, event.id)
+    assert page.status_code == 200 and "HX-Redirect" not in page.headers
+    body = page.get_data(as_text=True)
+    assert "another window or device" in body
+    assert f'action="/events/{event.id}/continue"' in body
+    assert 'hx-trigger="every 30s"' in body  # it keeps looking
+    assert "Your time to book ends in" in body
+
+    response = continue_here(again, event.id)
+    assert response.status_code == 302
+    assert response.headers["Location"] == seats_url(event.id)
+    assert again.get(seats_url(event.id)).status_code == 200
+    seat_list = again.get(f"/api/events/{event.id}/seats").json
+    assert [s["id"] for s in seat_list if s["held_by_me"]] == [seat_id]
+    # The session that had it: the seat map, holds and payment are closed to it,
+    # and it is offered the way back.
+    assert booking_answers(client, event.id, seat_ids(app, event.id)[1]) == (403, 403, 403)
+    assert client.get(seats_url(event.id)).headers["Location"] == f"/events/{event.id}/waiting"
+    assert f'action="/events/{event.id}/continue"' in status_fragment(client, event.id).get_data(
+        as_text=True
+    )
+    # The no-JavaScript frame looks again too.
+    frame = again.get(f"/events/{event.id}/waiting/status").get_data(as_text=True)
+    assert "http-equiv" not in frame  # this session has it now: nothing to wait for
+    assert 'content="30"' in client.get(f"/events/{event.id}/waiting/status").get_data(as_text=True)
+
+
+def test_continue_needs_an_open_window(app, admitted, login, r):
+    event, user, token, client = admitted
+    assert enter(client, event.id, token).status_code == 200
+    r.zadd(keys.event(event.id).active, {str(user.id): int(time.time() * 1000) - 1})
+    again = login(app.test_client(), user)
+    response = continue_here(again, event.id)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/events/{event.id}"
+    assert again.get(seats_url(event.id)).status_code == 302
+
+
+def test_continue_is_only_for_the_same_person(app, admitted, make_user, login):
+    """Another account's session has no window of its own to move."""
+    event, _, token, client = admitted
+    assert enter(client, event.id, token).status_code == 200
+    stranger = login(app.test_client(), make_user())
+    assert continue_here(stranger, event.id).headers["Location"] == f"/events/{event.id}"
+    assert client.get(seats_url(event.id)).status_code == 200  # untouched
+
+
+def test_continue_needs_login_and_a_post(app, make_event):
+    """(And a CSRF token: tests/test_pages.py.)"""
+    event = make_event(admission="open")
+    anonymous = app.test_client()
+    assert (
+        anonymous.post(f"/events/{event.id}/continue").headers["Location"].startswith("/auth/login")
+    )
+    assert anonymous.get(f"/events/{event.id}/continue").status_code == 405
+
+
+def test_continue_unknown_event(client, make_user, login):
+    login(client, make_user())
+    assert continue_here(client, 999_999).status_code == 404
+
+
+def test_moving_back_and_forth_keeps_one_session_in(app, admitted, login):
+    event, user, token, client = admitted
+    assert enter(client, event.id, token).status_code == 200
+    phone = login(app.test_client(), user)
+    assert continue_here(phone, event.id).headers["Location"] == seats_url(event.id)
+    assert continue_here(client, event.id).headers["Location"] == seats_url(event.id)
+    assert client.get(seats_url(event.id)).status_code == 200
+    assert phone.get(seats_url(event.id)).status_code == 302

@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from helpers import entered, hold, pay, seat_ids
 
 from app import events, keys
 from app.models import User
@@ -339,6 +340,52 @@ def test_event_page_offers_join_when_logged_in(person, make_event):
     assert f'action="/events/{event.id}/join"' in page
 
 
+def test_event_page_knows_your_place(app, person, make_user, login, make_event, r):
+    """Back on the event page from the waiting room: your place and the way
+    back, not Join; read only (no heartbeat written)."""
+    user, client = person
+    event = make_event(admission="paused")
+    ahead = login(app.test_client(), make_user())
+    assert ahead.post(f"/events/{event.id}/join").status_code == 302
+    assert client.post(f"/events/{event.id}/join").status_code == 302
+    heartbeat = r.zscore(keys.event(event.id).heartbeat, user.id)
+    page = html(client.get(f"/events/{event.id}"))
+    assert "You are number <strong>2</strong> in the queue." in page
+    assert f'href="/events/{event.id}/waiting"' in page
+    assert f'action="/events/{event.id}/join"' not in page
+    assert r.zscore(keys.event(event.id).heartbeat, user.id) == heartbeat
+
+
+def test_event_page_when_it_is_your_turn(app, make_user, login, make_event):
+    event = make_event(admission="open")
+    user, client = entered(app, make_user, login, event)
+    page = html(client.get(f"/events/{event.id}"))
+    assert "It is your turn." in page
+    assert f'href="/events/{event.id}/seats"' in page
+    assert f'action="/events/{event.id}/join"' not in page
+    # The same person on another device: offered to continue there.
+    phone = login(app.test_client(), user)
+    page = html(phone.get(f"/events/{event.id}"))
+    assert f'action="/events/{event.id}/continue"' in page
+
+
+def test_event_page_counts_your_tickets(app, make_user, login, make_event):
+    """After paying: your tickets and the way to them; no error about the
+    waiting room, also when the browser goes back to the seat map."""
+    event = make_event(admission="open")
+    _, client = entered(app, make_user, login, event, points=10_000)
+    first, second = seat_ids(app, event.id)[:2]
+    items = [(seat, hold(client, event.id, seat)) for seat in (first, second)]
+    assert pay(client, event.id, items).status_code == 201
+    back = client.get(f"/events/{event.id}/seats")
+    assert back.headers["Location"] == f"/events/{event.id}"
+    page = html(client.get(f"/events/{event.id}"))
+    assert "You have 2 tickets for this event." in page
+    assert 'href="/bookings"' in page
+    assert "flash error" not in page
+    assert f'action="/events/{event.id}/join"' in page  # they may buy more
+
+
 def test_join_when_not_logged_in(client, make_event):
     event = make_event(admission="open")
     response = client.post(f"/events/{event.id}/join")
@@ -439,8 +486,9 @@ def test_join_form_needs_the_csrf_token(csrf_app, make_user, make_event):
     assert response.status_code == 302
     assert response.headers["Location"] == f"/events/{event.id}/waiting"
     assert client.get(f"/api/events/{event.id}/queue").json["status"] == "waiting"
-    # Leaving and logging out need it too.
+    # Leaving, continuing on this device and logging out need it too.
     assert client.post(f"/events/{event.id}/leave").status_code == 400
+    assert client.post(f"/events/{event.id}/continue").status_code == 400
     assert client.post("/auth/logout").status_code == 400
     assert client.post("/auth/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/api/me").status_code == 401

@@ -17,7 +17,7 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
-from app import bookings, checkout, events, seat_map, seats
+from app import bookings, checkout, events, seat_map, seats, waiting_room
 from app.errors import AppError
 from app.i18n import duration
 from app.web import identity
@@ -37,8 +37,7 @@ def seats_page(event_id):
     except AppError as e:
         if e.status != 403:
             raise
-        flash(e.message, "error")
-        return redirect(url_for("pages.event", event_id=event_id))
+        return _not_booking_here(event_id)
     return render_template("booking/seats.html", event=event, **context)
 
 
@@ -92,16 +91,17 @@ def checkout_page(event_id):
         try:
             receipt = checkout.buy_my_holds(event_id, user_id, session_id, key)
         except AppError as e:
-            flash(e.message, "error")
             if e.status == 403:  # not entered, or the window is over
-                return redirect(url_for("pages.event", event_id=event_id))
+                return _not_booking_here(event_id)
+            flash(e.message, "error")
             return redirect(url_for("booking.checkout_page", event_id=event_id))
         return redirect(url_for("booking.confirmation", booking_id=receipt.booking_id))
     try:
         summary = checkout.summary(event_id, user_id, session_id)
     except AppError as e:
-        flash(e.message, "error")
-        return redirect(url_for("pages.event", event_id=event_id))
+        if e.status != 403:
+            raise
+        return _not_booking_here(event_id)
     if not summary.holds:
         flash(gettext("Pick a seat first."), "info")
         return redirect(url_for("booking.seats", event_id=event_id))
@@ -128,6 +128,17 @@ def confirmation(booking_id):
 @page_login_required
 def my_bookings():
     return render_template("booking/bookings.html", bookings=bookings.for_user(identity.user_id()))
+
+
+def _not_booking_here(event_id: int):
+    """Someone who cannot book in this session goes where their next step
+    is: the waiting room while they have a place (it takes them in when
+    their turn comes, or offers "Continue on this device"), else the event
+    page, which shows their tickets or the Join button."""
+    where = waiting_room.place(event_id, identity.user_id(), identity.session_id())
+    if where.kind in ("elsewhere", "not_entered", "queue", "prequeue"):
+        return redirect(url_for("pages.waiting", event_id=event_id))
+    return redirect(url_for("pages.event", event_id=event_id))
 
 
 def _after_action(event_id: int, message: str, category: str):

@@ -2,6 +2,7 @@
 
 from flask import (
     Blueprint,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -12,7 +13,7 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
-from app import bots, events, mirror, waiting_room
+from app import bookings, bots, capacity, entrance, events, mirror, waiting_room
 from app.errors import AppError
 from app.web import fragments, identity
 from app.web.identity import page_login_required
@@ -45,7 +46,21 @@ def event(event_id):
         sold_out=event.id in mirror.sold_out([event.id]),
         draw=events.describe(event),  # the fair start's commitment and drawn_at
         bot_cutoff=bots.cutoff(event),
+        **_yours(event.id),
     )
+
+
+def _yours(event_id: int) -> dict:
+    """The logged-in person's part of the event page: where they stand
+    (app/waiting_room.py's Place; a position only where the waiting room
+    shows it exactly) and how many tickets they have."""
+    uid = identity.user_id()
+    if not uid:
+        return {"place": None, "tickets": 0}
+    place = waiting_room.place(event_id, uid, identity.session_id())
+    if place.position and capacity.band_for(place.position, current_app.config["POLL_TIERS"]):
+        place.position = None
+    return {"place": place, "tickets": bookings.tickets_for(uid, event_id)}
 
 
 @bp.post("/events/<int:event_id>/join")
@@ -80,6 +95,21 @@ def leave(event_id):
     session.pop(f"start:{event_id}", None)
     flash(gettext("You left the queue."), "info")
     return redirect(url_for("pages.event", event_id=event_id))
+
+
+@bp.post("/events/<int:event_id>/continue")
+@page_login_required
+def continue_here(event_id):
+    """ "Continue on this device": the person's open window (entered in
+    another session: logged out and in again, or another device) moves to
+    this one, with the seats held in it."""
+    events.get(event_id)
+    try:
+        entrance.move_here(event_id, identity.user_id(), identity.session_id())
+    except AppError:
+        flash(gettext("Your time to book is over; you can join the queue again."), "info")
+        return redirect(url_for("pages.event", event_id=event_id))
+    return redirect(url_for("booking.seats", event_id=event_id))
 
 
 @bp.get("/events/<int:event_id>/waiting")
@@ -124,6 +154,8 @@ def waiting_status(event_id):
             view=view,
             problem=seen.problem,
             message=seen.message,
+            window_left=seen.window_left,
+            poll_after=seen.poll_after,
         )
     )
     response.headers["Vary"] = "HX-Request, Cookie"
