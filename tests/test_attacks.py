@@ -777,6 +777,7 @@ UNSAFE = {
     "auth.password": ("customer", "POST", "/auth/password", {}),
     "pages.join": ("other", "POST", "/events/{event}/join", {}),
     "pages.leave": ("customer", "POST", "/events/{event}/leave", {}),
+    "pages.continue_here": ("customer", "POST", "/events/{event}/continue", {}),
     "booking.hold": ("customer", "POST", "/events/{event}/seats/hold", {}),
     "booking.release": ("customer", "POST", "/events/{event}/seats/release", {}),
     "booking.checkout_page": ("customer", "POST", "/events/{event}/checkout", {}),

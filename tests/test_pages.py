@@ -693,3 +693,57 @@ def test_polling_does_not_reissue_the_cookie(person, make_event):
     response = client.get(status_url(event.id), headers=HX)
     assert "Set-Cookie" not in response.headers
     assert "Set-Cookie" not in client.get(f"/api/events/{event.id}/queue").headers
+
+
+# Logging in: a refused form keeps what was typed and where the person was going
+
+
+def test_a_failed_login_keeps_the_email_and_next(client, make_user):
+    user = make_user()
+    response = client.post(
+        "/auth/login",
+        data={"email": user.email, "password": "wrong-password", "next": "/events/7/waiting"},
+    )
+    page = html(response)
+    assert "Wrong email or password." in page
+    assert f'value="{user.email}"' in page
+    assert 'name="next" value="/events/7/waiting"' in page
+    assert 'href="/auth/register?next=/events/7/waiting"' in page.replace("%2F", "/")
+    assert "wrong-password" not in page
+    # The right password then goes on to where the person was going.
+    again = client.post(
+        "/auth/login",
+        data={"email": user.email, "password": "password123", "next": "/events/7/waiting"},
+    )
+    assert again.headers["Location"] == "/events/7/waiting"
+
+
+def test_a_refused_registration_keeps_name_email_and_next(client, make_user):
+    taken = make_user()
+    page = html(
+        client.post(
+            "/auth/register",
+            data={"email": taken.email, "password": "password123", "name": "Ada", "next": "/x"},
+        )
+    )
+    assert f'value="{taken.email}"' in page and 'value="Ada"' in page
+    assert 'name="next" value="/x"' in page
+    assert 'href="/auth/login?next=/x"' in page.replace("%2F", "/")
+
+
+def test_the_header_login_link_comes_back_here(client, make_event):
+    event = make_event()
+    page = html(client.get(f"/events/{event.id}")).replace("%2F", "/")
+    assert f'href="/auth/login?next=/events/{event.id}"' in page
+    assert f'href="/auth/register?next=/events/{event.id}"' in page
+    assert 'href="/auth/login?next=/auth' not in html(client.get("/auth/register"))
+
+
+def test_staff_land_on_the_staff_pages(client, make_user):
+    staff = make_user(staff=True)
+    response = client.post("/auth/login", data={"email": staff.email, "password": "password123"})
+    assert response.headers["Location"] == "/admin/"
+    fan = make_user()
+    other = client.application.test_client()
+    response = other.post("/auth/login", data={"email": fan.email, "password": "password123"})
+    assert response.headers["Location"] == "/"

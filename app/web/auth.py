@@ -36,7 +36,7 @@ def register():
             identity.login(user)
             flash(gettext("Welcome! Your account is ready."), "info")
             return redirect(_safe_next())
-    return render_template("auth/register.html", next=request.args.get("next", ""))
+    return render_template("auth/register.html", **_form_again())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -54,8 +54,8 @@ def login():
             flash(e.message, "error")
         else:
             identity.login(user)
-            return redirect(_safe_next())
-    return render_template("auth/login.html", next=request.args.get("next", ""))
+            return redirect(_safe_next(staff=user.is_staff))
+    return render_template("auth/login.html", **_form_again())
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -87,8 +87,24 @@ def password():
     return render_template("auth/password.html", email=session.get("email", ""))
 
 
-def _safe_next() -> str:
-    return same_site_path(request.form.get("next") or request.args.get("next") or "")
+def _form_again() -> dict:
+    """What a login or register form keeps when it comes back refused:
+    where the person was going, the email and name (never a password)."""
+    form = request.form
+    return {
+        "next": form.get("next") or request.args.get("next", ""),
+        "email": form.get("email", "")[:254],
+        "name": form.get("name", "")[:100],
+    }
+
+
+def _safe_next(staff: bool = False) -> str:
+    """Where to go after logging in: the page the person came from, else
+    the home page (the staff pages for staff)."""
+    target = request.form.get("next") or request.args.get("next")
+    if not target and staff:
+        return url_for("admin.index")
+    return same_site_path(target or "")
 
 
 def same_site_path(target: str) -> str:
