@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS events (
   id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   name          VARCHAR(200) NOT NULL,
+  venue         VARCHAR(200) NOT NULL DEFAULT '',  -- shown to buyers and on tickets
+  starts_at     DATETIME NULL,                     -- the performance (NULL: not announced)
   sale_opens_at DATETIME NULL,
   admission     VARCHAR(10) NOT NULL DEFAULT 'paused',  -- open | paused | closed
   max_active    INT NOT NULL,

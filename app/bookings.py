@@ -3,7 +3,7 @@ writes them lives in checkout.py)."""
 
 from dataclasses import asdict, dataclass
 
-from app.models import Booking, BookingSeat, Seat, iso
+from app.models import Booking, BookingSeat, Event, Seat, iso
 
 
 @dataclass
@@ -34,7 +34,8 @@ def receipt(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
 def for_user(user_id: int) -> list[dict]:
     """A person's bookings, newest first, as the JSON API shows them."""
     rows = (
-        Booking.select()
+        Booking.select(Booking, Event)
+        .join(Event)
         .where(Booking.user == user_id, Booking.status == "confirmed")
         .order_by(Booking.id.desc())
     )
@@ -42,6 +43,9 @@ def for_user(user_id: int) -> list[dict]:
         {
             "booking_id": booking.id,
             "event_id": booking.event_id,
+            "event_name": booking.event.name,
+            "venue": booking.event.venue,
+            "starts_at": iso(booking.event.starts_at),
             "seats": [{"seat_id": s.id, "label": s.label} for s in _seats_of(booking.id)],
             "amount": booking.amount,
             "created_at": iso(booking.created_at),

@@ -114,7 +114,7 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
     return event
 
 
-TIMES = {"sale_opens_at", "prequeue_opens_at"}
+TIMES = {"starts_at", "sale_opens_at", "prequeue_opens_at"}
 
 
 def _check_opening(sale_opens_at, prequeue_opens_at) -> None:
@@ -139,6 +139,8 @@ def describe(
     data = {
         "id": event.id,
         "name": event.name,
+        "venue": event.venue,
+        "starts_at": iso(event.starts_at),
         "sale_opens_at": iso(event.sale_opens_at),
         "admission": event.admission,
         "max_active": event.max_active,

@@ -30,6 +30,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 from jinja2 import pass_context
 from jinja2.ext import _make_new_gettext, _make_new_ngettext  # Jinja's own newstyle wrappers
+from markupsafe import Markup
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
@@ -84,6 +85,7 @@ def init_app(app: Flask) -> None:
         number=_in_render_locale(number),
         duration=_in_render_locale(duration),
         when=when,
+        local_time=local_time,
         admission_state=admission_state,
         mmss=mmss,
     )
@@ -215,6 +217,20 @@ def when(value: datetime | str | None, time: str = "medium") -> str:
         clock, locale.date_formats["medium"].pattern
     )
     return format_datetime(value, pattern)
+
+
+def local_time(value: datetime | str | None, time: str = "short") -> Markup:
+    """A time for fans: in UTC as when() writes it, in a <time> element
+    that app/static/localtime.js rewrites in the reader's own time zone
+    (the browser's). Without JavaScript the UTC text stays."""
+    if not value:
+        return Markup("")
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    stamp = value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return Markup('<time datetime="{}" data-local="{}">{} UTC</time>').format(
+        stamp, time, when(value, time)
+    )
 
 
 def admission_state(state: str) -> str:

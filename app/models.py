@@ -52,6 +52,8 @@ class User(BaseModel):
 class Event(BaseModel):
     id = pw.BigAutoField()
     name = pw.CharField(max_length=200)
+    venue = pw.CharField(max_length=200, default="")
+    starts_at = pw.DateTimeField(null=True)  # the performance (None: not announced)
     sale_opens_at = pw.DateTimeField(null=True)
     # open: admitting; paused: people wait, nobody is admitted; closed: no joins.
     admission = pw.CharField(max_length=10, default="paused")

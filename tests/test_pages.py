@@ -747,3 +747,52 @@ def test_staff_land_on_the_staff_pages(client, make_user):
     other = client.application.test_client()
     response = other.post("/auth/login", data={"email": fan.email, "password": "password123"})
     assert response.headers["Location"] == "/"
+
+
+# What a ticket buyer sees: the event, its date and venue, in their own time zone
+
+
+def test_my_bookings_and_the_confirmation_name_the_event(app, make_user, login, make_event):
+    from datetime import datetime
+
+    event = make_event(
+        admission="open", venue="Olympic Hall, Seoul", starts_at=datetime(2030, 5, 4, 10, 30)
+    )
+    _, client = entered(app, make_user, login, event, points=10_000)
+    seat = seat_ids(app, event.id)[0]
+    booking_id = pay(client, event.id, [(seat, hold(client, event.id, seat))]).json["booking_id"]
+
+    mine = client.get("/api/me/bookings").json[0]
+    assert (mine["event_name"], mine["venue"]) == ("Test event", "Olympic Hall, Seoul")
+    assert mine["starts_at"].startswith("2030-05-04T10:30:00")
+
+    page = html(client.get("/bookings"))
+    assert f'<a href="/bookings/{booking_id}">Test event</a>' in page
+    assert "Olympic Hall, Seoul" in page
+    # UTC in the HTML; localtime.js rewrites it in the reader's zone.
+    assert '<time datetime="2030-05-04T10:30:00Z" data-local="short">May 4, 2030' in page
+    assert "1 ticket:" in page
+    assert f'href="/events/{event.id}"' in page
+
+    confirmation = html(client.get(f"/bookings/{booking_id}"))
+    assert "Olympic Hall, Seoul" in confirmation
+    assert f'href="/events/{event.id}">Back to Test event</a>' in confirmation
+    event_page = html(client.get(f"/events/{event.id}"))
+    assert "Venue" in event_page and '<time datetime="2030-05-04T10:30:00Z"' in event_page
+
+
+def test_venue_and_date_through_the_api(staff, make_event):
+    _, client = staff
+    event = make_event()
+    response = client.patch(
+        f"/api/admin/events/{event.id}",
+        json={"venue": "  Arena  ", "starts_at": "2031-01-02T03:04:00+09:00"},
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["venue"] == "Arena"
+    assert response.json["starts_at"].startswith("2031-01-01T18:04:00")
+    cleared = client.patch(f"/api/admin/events/{event.id}", json={"starts_at": None}).json
+    assert cleared["starts_at"] is None and cleared["venue"] == "Arena"
+    assert (
+        client.patch(f"/api/admin/events/{event.id}", json={"venue": "x" * 201}).status_code == 422
+    )

@@ -369,7 +369,7 @@ def test_not_entered_goes_back_to_the_event_page(app, event, make_user, login):
     response = client.get(f"/events/{event.id}/seats")
     assert response.status_code == 302 and path_of(response) == f"/events/{event.id}"
     page = html(client.get(f"/events/{event.id}"))
-    assert "You need to come through the waiting room first" in page
+    assert "To pick seats, join the queue" in page and "flash error" not in page
     # The panel, holds and checkout refuse too.
     assert "Your time to book is over." in html(client.get(f"/events/{event.id}/seats/panel"))
     with app.app_context():

@@ -135,9 +135,12 @@ def _not_booking_here(event_id: int):
     is: the waiting room while they have a place (it takes them in when
     their turn comes, or offers "Continue on this device"), else the event
     page, which shows their tickets or the Join button."""
-    where = waiting_room.place(event_id, identity.user_id(), identity.session_id())
+    uid = identity.user_id()
+    where = waiting_room.place(event_id, uid, identity.session_id())
     if where.kind in ("elsewhere", "not_entered", "queue", "prequeue"):
         return redirect(url_for("pages.waiting", event_id=event_id))
+    if not bookings.tickets_for(uid, event_id):  # (those who have some see them there)
+        flash(gettext("To pick seats, join the queue: it lets you in when it is your turn."))
     return redirect(url_for("pages.event", event_id=event_id))
 
 

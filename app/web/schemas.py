@@ -71,6 +71,8 @@ class Section(Body):
 
 class CreateEvent(Body):
     name: Name = Field(min_length=1, max_length=200)
+    venue: Name = Field(default="", max_length=200)
+    starts_at: datetime | None = Field(default=None, strict=False)
     sale_opens_at: datetime | None = Field(default=None, strict=False)
     sections: list[Section] = Field(min_length=1, max_length=50)
     max_active: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -92,11 +94,15 @@ class CreateEvent(Body):
             raise ValueError(gettext("every section needs its own name"))
         return sections
 
-    in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
+    in_utc = field_validator("starts_at", "sale_opens_at", "prequeue_opens_at")(
+        classmethod(_in_utc)
+    )
 
 
 class UpdateEvent(Body):
     admission: Literal["open", "paused", "closed"] | None = None
+    venue: Name | None = Field(default=None, max_length=200)
+    starts_at: datetime | None = Field(default=None, strict=False)
     max_active: int | None = Field(default=None, ge=1, le=1_000_000)
     admit_rate: int | None = Field(default=None, ge=1, le=100_000)
     active_ttl: int | None = Field(default=None, ge=10, le=86_400)
@@ -107,7 +113,9 @@ class UpdateEvent(Body):
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
     bot_protection: bool | None = None
 
-    in_utc = field_validator("sale_opens_at", "prequeue_opens_at")(classmethod(_in_utc))
+    in_utc = field_validator("starts_at", "sale_opens_at", "prequeue_opens_at")(
+        classmethod(_in_utc)
+    )
 
 
 class Join(Body):
