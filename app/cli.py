@@ -81,7 +81,8 @@ def register(app: Flask) -> None:
     @app.cli.command("demo")
     def demo():
         """A demo event (seat map, admission open) and a staff and a fan account,
-        printed on screen. Run again, it keeps the event and prints new passwords."""
+        printed on screen. Run again, it keeps the event and the passwords
+        (instance/demo-logins.json)."""
         print_demo(*make_demo())
 
     @app.cli.command("capacity")
@@ -150,16 +151,22 @@ DEMO_STAFF = "staff@example.com"
 DEMO_FAN = "fan@example.com"
 
 
-def make_demo() -> tuple[Event, str]:
-    password = secrets.token_urlsafe(9)
+DEMO_LOGINS = "demo-logins.json"  # under the instance folder
+
+
+def make_demo() -> tuple[Event, dict]:
+    """The demo event and its two accounts, with the passwords kept in
+    instance/demo-logins.json: the same on every start (a fan's and a
+    staff's of their own), new only when that file is gone."""
+    passwords, fresh = _demo_passwords(Path(current_app.instance_path) / DEMO_LOGINS)
     for email, staff in ((DEMO_STAFF, True), (DEMO_FAN, False)):
         user = User.get_or_none(User.email == email)
         if user is None:
             accounts.register(
-                email, password, "Demo " + ("staff" if staff else "fan"), is_staff=staff
+                email, passwords[email], "Demo " + ("staff" if staff else "fan"), is_staff=staff
             )
-        else:
-            accounts.set_password(user, password)
+        elif fresh:  # (setting it ends the account's sessions: only when it changed)
+            accounts.set_password(user, passwords[email])
     event = Event.get_or_none(Event.name == DEMO_EVENT)
     if event is None:
         event = events.create(
@@ -170,12 +177,34 @@ def make_demo() -> tuple[Event, str]:
             ],
             max_active=100,
             admit_rate=5,
+            venue="Demo Hall",
         )
         event = events.update(event.id, admission="open")
-    return event, password
+    return event, passwords
 
 
-def print_demo(event: Event, password: str) -> None:
-    click.echo(f"Demo event {event.id}: {event.name} (admission open, 5 people/s, 100 at once)")
-    click.echo(f"  staff login: {DEMO_STAFF} / {password}")
-    click.echo(f"  fan login:   {DEMO_FAN} / {password}")
+def _demo_passwords(path: Path) -> tuple[dict, bool]:
+    """The demo logins' passwords from `path`, or new ones written there
+    (readable by this user only); True if they are new."""
+    try:
+        kept = json.loads(path.read_text())
+        if all(isinstance(kept.get(email), str) for email in (DEMO_STAFF, DEMO_FAN)):
+            return kept, False
+    except (OSError, ValueError, AttributeError):
+        pass
+    passwords = {email: secrets.token_urlsafe(9) for email in (DEMO_STAFF, DEMO_FAN)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(passwords, indent=2) + "\n")
+    return passwords, True
+
+
+def print_demo(event: Event, passwords: dict) -> None:
+    click.echo(
+        f"Demo event {event.id}: {event.name} (admission {event.admission}, "
+        f"{event.admit_rate:,} people/s, {event.max_active:,} at once)"
+    )
+    click.echo(f"  staff login: {DEMO_STAFF} / {passwords[DEMO_STAFF]}")
+    click.echo(f"  fan login:   {DEMO_FAN} / {passwords[DEMO_FAN]}")
+    where = Path(current_app.instance_path) / DEMO_LOGINS
+    click.echo(f"  (the same on every start: kept in {where}; delete it for new ones)")

@@ -8,6 +8,7 @@ to the session app's settings afterwards, so later tests are unaffected.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zlib
@@ -360,13 +361,33 @@ def test_create_user_command_needs_a_password(runner):
 
 
 def test_demo_command_twice(app, runner):
+    """The same passwords on every start (kept under instance/), one for
+    the fan and another for the staff; the banner prints the event's own
+    settings; a new file only when that one is gone."""
+    kept = Path(app.instance_path) / "demo-logins.json"
+    kept.unlink(missing_ok=True)
+    outputs = []
     for _ in range(2):
         result = runner.invoke(args=["demo"])
         assert result.exit_code == 0, (result.output, result.exception)
-        assert "staff@example.com" in result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    logins = dict(re.findall(r"login: +(\S+) / (\S+)", outputs[0]))
+    assert logins.keys() == {"staff@example.com", "fan@example.com"}
+    assert logins["staff@example.com"] != logins["fan@example.com"]
+    assert json.loads(kept.read_text()) == logins
+    assert kept.stat().st_mode & 0o077 == 0
     with app.app_context():
+        event = Event.get(Event.name == "Demo concert")
         assert Event.select().where(Event.name == "Demo concert").count() == 1
         assert User.get(User.email == "staff@example.com").is_staff
+        for email, password in logins.items():
+            assert accounts.authenticate(email, password).email == email
+    settings = f"{event.admit_rate:,} people/s, {event.max_active:,} at once"
+    assert f"(admission {event.admission}, {settings})" in outputs[0]
+    kept.unlink()
+    again = runner.invoke(args=["demo"]).output
+    assert dict(re.findall(r"login: +(\S+) / (\S+)", again)) != logins
 
 
 NEW_EVENT_COLUMNS = (
