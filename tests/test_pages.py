@@ -796,3 +796,23 @@ def test_venue_and_date_through_the_api(staff, make_event):
     assert (
         client.patch(f"/api/admin/events/{event.id}", json={"venue": "x" * 201}).status_code == 422
     )
+
+
+def test_the_cacheable_waiting_page_keeps_the_account_links(client, make_user, login, make_event):
+    """The waiting page is everyone's copy; the person's own links (My
+    bookings, Staff, Log out) come from a fragment of their own."""
+    event = make_event()
+    page = html(client.get(f"/events/{event.id}/waiting"))
+    assert 'hx-get="/auth/links"' in page and 'href="/bookings"' in page
+    waiting_url = f"http://localhost/events/{event.id}/waiting"
+    anonymous = client.get(
+        "/auth/links", headers={"HX-Request": "true", "HX-Current-URL": waiting_url}
+    )
+    assert anonymous.headers["Cache-Control"] == "no-store"
+    assert f'/auth/login?next=/events/{event.id}/waiting"' in html(anonymous).replace("%2F", "/")
+    user = make_user()
+    login(client, user)
+    assert html(client.get(f"/events/{event.id}/waiting")) == page  # the same copy for everyone
+    mine = html(client.get("/auth/links", headers={"HX-Request": "true"}))
+    assert user.email in mine and 'action="/auth/logout"' in mine and 'name="csrf_token"' in mine
+    assert "Cookie" in client.get("/auth/links").headers["Vary"]

@@ -2,7 +2,16 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
@@ -56,6 +65,18 @@ def login():
             identity.login(user)
             return redirect(_safe_next(staff=user.is_staff))
     return render_template("auth/login.html", **_form_again())
+
+
+@bp.get("/links")
+def links():
+    """The header's account links for the person asking: the cacheable
+    waiting page loads them (htmx), and a login goes back to that page."""
+    page = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    back = same_site_path(page) if page else None
+    response = make_response(render_template("auth/_account_links.html", back=back))
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("Cookie")
+    return response
 
 
 @bp.route("/logout", methods=["GET", "POST"])
