@@ -1315,3 +1315,202 @@ def test_stats_count_live_holds_and_cleanup(app, r, staff, entered, make_event):
         )
     )
     assert numbers["Removed by cleanup"] == "2" and numbers["Held"] == "1"
+
+
+# Controls by state, confirmations, bulk block (issue 16)
+
+
+def admission_buttons(page: str) -> list[tuple[str, str]]:
+    """The admission buttons of the event page: [(value, class)]."""
+    return re.findall(
+        r'<button type="submit" name="admission" value="(\w+)"(?: class="([\w ]+)")?>', page
+    )
+
+
+@pytest.mark.parametrize(
+    "state, buttons",
+    [
+        ("paused", [("open", "primary"), ("closed", "danger")]),
+        ("open", [("paused", "primary"), ("closed", "danger")]),
+        ("closed", [("open", "primary"), ("paused", "")]),
+    ],
+)
+def test_the_admission_buttons_follow_the_state(app, staff, make_event, state, buttons):
+    _, client = staff
+    event = first_tick(app, make_event(admission=state))
+    assert admission_buttons(text(client.get(f"/admin/events/{event.id}"))) == buttons
+
+
+def test_closing_asks_first(app, r, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="open"))
+    response = client.post(f"/admin/events/{event.id}/settings", data={"admission": "closed"})
+    assert response.status_code == 200  # the confirmation page: nothing changed yet
+    page = text(response)
+    assert "Close admission for Test event?" in page and "Yes, close admission" in page
+    [form] = [f for f in post_forms(page) if f["action"].endswith("/settings")]
+    assert form["inputs"]["admission"] == "closed" and form["inputs"]["confirmed"] == "yes"
+    with app.app_context():
+        assert Event.get_by_id(event.id).admission == "open"
+    assert [e.action for e in audit_rows(app)] == ["event.create", "event.update"]
+
+    response = client.post(f"/admin/events/{event.id}/settings", data=form["inputs"])
+    assert ("info", "Saved: Admission = closed") in flashes(follow(client, response))
+    with app.app_context():
+        assert Event.get_by_id(event.id).admission == "closed"
+
+
+def test_the_seat_box_offers_what_the_seat_state_allows(app, staff, entered, make_event):
+    _, client = staff
+    event = make_event(admission="open", sections=SECTIONS)
+    free, blocked, held, paying, sold = seat_ids(app, event.id)[:5]
+    client.post(f"/admin/events/{event.id}/seats/{blocked}/block")
+    _, buyer = entered(event)
+    _, other = entered(event)  # (paying ends one's other holds)
+    token = hold(other, event.id, sold).get_json()["token"]
+    assert pay(other, event.id, [(sold, token)]).status_code == 201
+    assert hold(buyer, event.id, held).status_code == 201
+
+    def actions(seat):
+        page = text(client.get(f"/admin/events/{event.id}/live?seat={seat}"))
+        box = page.split('id="seat-controls"', 1)[1]
+        return [
+            f["action"].rsplit("/", 1)[1]
+            for f in post_forms(box)
+            if f"/seats/{seat}/" in f["action"]
+        ]
+
+    assert actions(free) == ["block"]
+    assert actions(blocked) == ["unblock"]
+    assert actions(held) == ["release", "release_and_block"]
+    assert actions(sold) == []
+    page = text(client.get(f"/admin/events/{event.id}/live?seat={sold}"))
+    assert "Sold: staff cannot change a sold seat here." in page
+    assert 'name="row" value="B"' in page.split('id="seat-controls"', 1)[1]  # the row's bulk form
+
+
+def test_releasing_a_hold_asks_first_then_release_and_block(app, r, staff, entered, make_event):
+    staff_user, client = staff
+    event = make_event(admission="open", sections=SECTIONS)
+    seat = seat_ids(app, event.id)[0]
+    _, buyer = entered(event)
+    assert hold(buyer, event.id, seat).status_code == 201
+    for action in ("release", "release_and_block"):
+        response = client.post(f"/admin/events/{event.id}/seats/{seat}/{action}")
+        assert response.status_code == 200 and "Release the hold on A-A1" in text(response)
+    assert r.hget(keys.event(event.id).seats, seat).startswith("held:")
+    assert not audit_rows(app, action="seat.release")
+
+    response = client.post(
+        f"/admin/events/{event.id}/seats/{seat}/release_and_block", data={"confirmed": "yes"}
+    )
+    assert ("info", "Seat A-A1: hold released and blocked.") in flashes(follow(client, response))
+    assert seat_status_in_db(app, seat) == "blocked"
+    assert listing(buyer, event.id)[seat]["status"] == "blocked"
+    assert [e.action for e in audit_rows(app, target=f"event:{event.id}:seat:{seat}")] == [
+        "seat.release",
+        "seat.block",
+    ]
+
+
+def test_bulk_block_of_a_row_skips_taken_seats_and_unblock_puts_them_back(
+    app, r, staff, entered, make_event
+):
+    staff_user, client = staff
+    sections = [{"name": "Floor", "rows": 2, "seats_per_row": 5, "price": 10}]
+    event = make_event(admission="open", sections=sections)
+    ids = seat_ids(app, event.id)  # row A: ids[:5], row B: ids[5:]
+    _, buyer = entered(event)
+    _, other = entered(event)  # (paying ends one's other holds)
+    token = hold(other, event.id, ids[1]).get_json()["token"]
+    assert pay(other, event.id, [(ids[1], token)]).status_code == 201
+    assert hold(buyer, event.id, ids[0]).status_code == 201
+    client.post(f"/admin/events/{event.id}/seats/{ids[2]}/block")
+
+    form = {"section": "Floor", "row": "A", "blocked": "on"}
+    response = client.post(f"/admin/events/{event.id}/seats/bulk", data=form)
+    assert response.status_code == 200  # asks first, with the numbers
+    page = html.unescape(text(response))
+    assert "Block the 2 free seats of Floor, row A?" in page
+    assert "2 seats held, being paid for or sold are skipped." in page
+    assert not audit_rows(app, action="seats.block")
+
+    response = client.post(f"/admin/events/{event.id}/seats/bulk", data=form | {"confirmed": "yes"})
+    message = (
+        "Floor, row A: 2 seats blocked; 2 skipped (held, being paid for or sold); "
+        "1 already blocked."
+    )
+    assert ("info", message) in flashes(follow(client, response))
+    states = {s: seat_status_in_db(app, s) for s in ids}
+    assert [states[s] for s in ids[:5]] == ["available", "booked", "blocked", "blocked", "blocked"]
+    assert set(states[s] for s in ids[5:]) == {"available"}  # the other row is untouched
+    assert r.hget(keys.event(event.id).seats, ids[0]).startswith("held:")  # the hold stays
+    assert r.hget(keys.event(event.id).seats, ids[3]) == "blocked"
+    assert_json_error(hold(buyer, event.id, ids[4]), 409, "seat_blocked")
+    [entry] = audit_rows(app, action="seats.block")
+    assert entry.actor_id == staff_user.id and entry.target == f"event:{event.id}:seats"
+    assert json.loads(entry.before) == {"section": "Floor", "row": "A"}
+    assert json.loads(entry.after) == {"changed": 2, "already": 1, "skipped": 2}
+
+    # Unblocking the whole section asks nothing and frees the three.
+    response = client.post(
+        f"/admin/events/{event.id}/seats/bulk", data={"section": "Floor", "blocked": "off"}
+    )
+    assert ("info", "Floor (every row): 3 seats back on sale.") in flashes(follow(client, response))
+    assert [seat_status_in_db(app, s) for s in ids[2:5]] == ["available"] * 3
+    assert r.hget(keys.event(event.id).seats, ids[3]) is None
+    assert hold(buyer, event.id, ids[3]).status_code == 201
+    shown = audit_table(text(client.get(f"/admin/events/{event.id}")))
+    assert shown[0]["what"] == "Put 3 seats of Floor (every row) back on sale"
+    assert shown[1]["what"] == (
+        "Blocked 2 seats of Floor, row A; 2 skipped (held, being paid for or sold)"
+    )
+
+
+def test_bulk_block_of_a_row_that_does_not_exist(app, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    response = client.post(
+        f"/admin/events/{event.id}/seats/bulk",
+        data={"section": "A", "row": "Z", "blocked": "on", "confirmed": "yes"},
+    )
+    assert ("error", "A, row Z has no seats.") in flashes(follow(client, response))
+    assert [e.action for e in audit_rows(app)] == ["event.create"]
+
+
+@pytest.mark.parametrize(
+    "form, says",
+    [
+        ({"max_active": "0"}, "Most people booking at once: should be 1 or more"),
+        ({"admit_rate": "x"}, "Let in per second: x is not a whole number"),
+        ({"poll_budget": "5"}, "Poll budget per second: should be 100 or more"),
+        ({"max_seats_per_person": "99"}, "Seats per person: should be 20 or less"),
+    ],
+)
+def test_settings_problems_name_the_form_label(app, staff, make_event, form, says):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    response = client.post(f"/admin/events/{event.id}/settings", data=form)
+    [(category, message)] = flashes(follow(client, response))
+    assert (category, message) == ("error", f"Nothing changed: {says}")
+    assert "max_active" not in message and "_" not in message
+
+
+def test_the_api_keeps_its_field_names(app, staff, make_event):
+    _, client = staff
+    event = make_event()
+    response = client.patch(f"/api/admin/events/{event.id}", json={"max_active": 0})
+    assert assert_json_error(response, 422, "invalid")["message"].startswith("max_active: ")
+
+
+def test_the_charts_have_axes_and_end_at_the_cards(app, r, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    join_directly(app, event.id, [9_300_001, 9_300_002, 9_300_003])  # after the only sample
+    page = text(client.get(f"/admin/events/{event.id}/live"))
+    numbers = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", page))
+    assert numbers["Waiting"] == "3"
+    assert "<strong>Waiting</strong>: 3 now" in page  # the chart agrees with the card
+    assert page.count(">now</text>") == 3 and ">0</text>" in page
+    assert "dashed line: the set rate, 700 per second" in page
+    assert "top " not in page and " min)" not in page  # no cryptic "(top 21; 2.6 min)"
