@@ -17,13 +17,14 @@ def record(actor_id: int | None, action: str, target: str, before, after) -> Non
     )
 
 
-def recent(target_prefix: str | None = None, limit: int = 50) -> list[dict]:
-    """Newest first, with the actor's email."""
+def recent(target_prefix: str | None = None, limit: int = 50, skip: int = 0) -> list[dict]:
+    """Newest first, with the actor's email; `skip` the newest first."""
     query = (
         AuditLog.select(AuditLog, User.email)
         .join(User, on=(AuditLog.actor == User.id), join_type=JOIN.LEFT_OUTER)
         .order_by(AuditLog.id.desc())
         .limit(limit)
+        .offset(skip)
     )
     if target_prefix:  # "event:1" means event 1 and its parts, not event 12
         query = query.where(
@@ -31,6 +32,7 @@ def recent(target_prefix: str | None = None, limit: int = 50) -> list[dict]:
         )
     return [
         {
+            "id": entry.id,
             "at": entry.created_at,
             "actor": getattr(entry.actor, "email", None),
             "action": entry.action,
@@ -44,3 +46,9 @@ def recent(target_prefix: str | None = None, limit: int = 50) -> list[dict]:
 
 def _load(text: str | None):
     return None if text is None else json.loads(text)
+
+
+def page(target_prefix: str, number: int = 1, per_page: int = 20) -> tuple[list[dict], bool]:
+    """Page `number` (1: the newest) of the log, and whether older entries follow."""
+    entries = recent(target_prefix, per_page + 1, (max(1, number) - 1) * per_page)
+    return entries[:per_page], len(entries) > per_page

@@ -10,7 +10,10 @@ from app.extensions import redis_store
 WIDTH, HEIGHT = 300, 60
 
 
-def for_event(event_id: int, admit_rate: int) -> list[dict]:
+def for_event(event_id: int, admit_rate: int, now: dict | None = None) -> list[dict]:
+    """The three sparklines; `now` (ms, waiting, active, admitted_per_s: the
+    numbers on the cards) ends each line, so that it agrees with the cards
+    between two samples (one every 5 s)."""
     samples = [
         tuple(int(float(v)) for v in line.split())
         for line in redis_store.client.lrange(keys.event(event_id).samples, 0, -1)
@@ -20,9 +23,15 @@ def for_event(event_id: int, admit_rate: int) -> list[dict]:
         (b[3] - a[3]) * 1000 / (b[0] - a[0]) if b[0] > a[0] else 0.0
         for a, b in zip(samples, samples[1:], strict=False)
     ]
+    waiting, active = [s[1] for s in samples], [s[2] for s in samples]
+    if now and (not times or now["ms"] > times[-1]):
+        times.append(now["ms"])
+        waiting.append(now["waiting"])
+        active.append(now["active"])
+        admitted_per_s.append(now["admitted_per_s"])
     return [
-        series(gettext("Waiting"), times, [s[1] for s in samples]),
-        series(gettext("Active"), times, [s[2] for s in samples]),
+        series(gettext("Waiting"), times, waiting),
+        series(gettext("Active"), times, active),
         series(gettext("Admitted per second"), times, admitted_per_s, reference=admit_rate),
     ]
 
@@ -43,6 +52,7 @@ def series(
         "last": values[-1] if values else 0,
         "top": top,
         "minutes": round(span / 60000, 1),
+        "seconds": span / 1000 if len(times) > 1 else 0,
         "width": WIDTH,
         "height": HEIGHT,
         "reference_y": None if reference is None else HEIGHT - reference / top * HEIGHT,

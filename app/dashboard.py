@@ -80,10 +80,17 @@ def board(event_id: int) -> dict:
     seats: board_seats)."""
     event = events.get(event_id)
     numbers = stats(event_id)
+    seconds, micros = redis_store.client.time()  # the samples' clock
+    now = {
+        "ms": seconds * 1000 + micros // 1000,
+        "waiting": numbers["waiting"],
+        "active": numbers["active"],
+        "admitted_per_s": numbers["admit_rate_observed"],
+    }
     return {
         "event": event,
         "stats": numbers,
-        "chart": charts.for_event(event_id, event.admit_rate),
+        "chart": charts.for_event(event_id, event.admit_rate, now),
         "clear_in": clear_in(numbers),
         "bookings_per_minute": _bookings_last_minute(event_id),
     }
@@ -95,7 +102,7 @@ def board_seats(event_id: int, only: int | None = None) -> list[BoardSeat]:
     if only is not None:
         catalogue = {only: catalogue[only]} if only in catalogue else {}
     now_ms, _, states = seats.live_states(event_id)
-    emails = _emails({s.holder for sid, s in states.items() if s.holder and sid in catalogue})
+    emails = emails_of({s.holder for sid, s in states.items() if s.holder and sid in catalogue})
     sold = BookingSeat.select(BookingSeat.seat, Booking.created_at).join(Booking)
     sold = sold.where(Booking.event == event_id, BookingSeat.live == 1)
     sold_at = dict((sold.where(BookingSeat.seat == only) if only is not None else sold).tuples())
@@ -111,7 +118,8 @@ def board_seats(event_id: int, only: int | None = None) -> list[BoardSeat]:
     return cells
 
 
-def _emails(user_ids: set[int]) -> dict[int, str]:
+def emails_of(user_ids: set[int]) -> dict[int, str]:
+    """The emails of these people (absent: gone or never there)."""
     if not user_ids:
         return {}
     return dict(User.select(User.id, User.email).where(User.id.in_(list(user_ids))).tuples())

@@ -338,3 +338,90 @@ def release_any(event_id: int, seat_id: int) -> tuple[str, str]:
     if not release(event_id, state.holder, seat_id, state.token):
         raise AppError(409, "not_held", _l("The hold ended meanwhile."))
     return f"held by user {state.holder} (token {state.token})", "available"
+
+
+def set_blocked_many(
+    event_id: int, section: str, row: str | None, blocked: bool, batch: int = 500
+) -> dict:
+    """Staff: block (blocked=True) every free seat of a section, or of one row
+    of it, or put its blocked seats back on sale. Seats held, being paid for
+    or sold are skipped, as block() refuses them one by one. Returns the seat
+    ids {"changed": [...], "already": [...], "skipped": [...]}; 404 when the
+    section (or the row) has no seat."""
+    group = [
+        s.id
+        for s in catalogue(event_id).values()
+        if s.section == section and (row is None or s.row == row)
+    ]
+    if not group:
+        raise not_found("seat")
+    return _block_many(event_id, group, batch) if blocked else _unblock_many(event_id, group)
+
+
+def _block_many(event_id: int, group: list[int], batch: int) -> dict:
+    """Redis first (no new holds from this instant), then MySQL, as block()."""
+    k = keys.event(event_id)
+    was_blocked = {
+        seat_id
+        for seat_id, raw in zip(group, _hmget(k.seats, group), strict=True)
+        if raw == "blocked"
+    }
+    answers = []
+    for start in range(0, len(group), batch):  # one round trip a batch, each seat atomic
+        pipe = redis_store.client.pipeline(transaction=False)
+        for seat_id in group[start : start + batch]:
+            redis_store.scripts.block(keys=[k.seats], args=[seat_id], client=pipe)
+        answers += pipe.execute()
+    ok = [seat_id for seat_id, answer in zip(group, answers, strict=True) if answer[0] == "blocked"]
+    done = set(ok)
+    skipped = [seat_id for seat_id in group if seat_id not in done]
+    newly = [seat_id for seat_id in ok if seat_id not in was_blocked]
+    for start in range(0, len(ok), batch):
+        Seat.update(status="blocked", version=Seat.version + 1).where(
+            Seat.id.in_(ok[start : start + batch]), Seat.status == "available"
+        ).execute()
+    sold = (
+        [  # MySQL knows better (sold): put Redis right, as block() does
+            seat_id
+            for (seat_id,) in Seat.select(Seat.id)
+            .where(Seat.id.in_(ok), Seat.status == "booked")
+            .tuples()
+        ]
+        if ok
+        else []
+    )
+    if sold:
+        mirror.reconcile(event_id, sold)
+    mirror.note_sold_out(event_id, may_clear=False)
+    sold_set = set(sold)
+    return {
+        "changed": [s for s in newly if s not in sold_set],
+        "already": [s for s in ok if s in was_blocked and s not in sold_set],
+        "skipped": skipped + sold,
+    }
+
+
+def _unblock_many(event_id: int, group: list[int]) -> dict:
+    """MySQL first, then Redis, as unblock()."""
+    blocked = [
+        seat_id
+        for (seat_id,) in Seat.select(Seat.id)
+        .where(Seat.id.in_(group), Seat.status == "blocked")
+        .tuples()
+    ]
+    if blocked:
+        Seat.update(status="available", version=Seat.version + 1).where(
+            Seat.id.in_(blocked), Seat.status == "blocked"
+        ).execute()
+        k = keys.event(event_id)
+        still = [
+            s for s, raw in zip(blocked, _hmget(k.seats, blocked), strict=True) if raw == "blocked"
+        ]
+        if still:
+            redis_store.client.hdel(k.seats, *still)
+        mirror.note_sold_out(event_id)
+    return {"changed": blocked, "already": [], "skipped": []}
+
+
+def _hmget(key: str, fields: list[int]) -> list:
+    return redis_store.client.hmget(key, fields) if fields else []

@@ -31,6 +31,22 @@ def release_hold(actor_id: int, event_id: int, seat_id: int) -> None:
     audit.record(actor_id, "seat.release", f"event:{event_id}:seat:{seat_id}", before, after)
 
 
+def block_seats(
+    actor_id: int, event_id: int, section: str, row: str | None, blocked: bool = True
+) -> dict:
+    """Block the free seats of a section or of one of its rows (or unblock its
+    blocked ones): one audit entry, with how many changed and were skipped."""
+    result = seats.set_blocked_many(event_id, section, row, blocked)
+    audit.record(
+        actor_id,
+        "seats.block" if blocked else "seats.unblock",
+        f"event:{event_id}:seats",
+        {"section": section, "row": row},
+        {name: len(ids) for name, ids in result.items()},
+    )
+    return result
+
+
 def remove_from_queue(actor_id: int, event_id: int, user_id: int) -> bool:
     events.get(event_id)
     removed = waiting_room.leave(event_id, user_id)

@@ -113,26 +113,22 @@ def post_forms(page: str) -> list[dict]:
 
 
 def audit_table(page: str) -> list[dict]:
-    """The audit log table of an event page, as shown (newest first)."""
-    section = page.split('id="audit-h"', 1)[1]
+    """The audit log of an event page, as shown (newest first)."""
+    section = page.split('id="audit-h"', 1)[1].split("</section>", 1)[0]
     rows = re.findall(
-        r'<tr><td><time datetime="(.*?)">(.*?)</time></td><td>(.*?)</td>\s*'
-        r"<td>(.*?) <code>(.*?)</code></td>\s*"
-        r"<td><code>(.*?)</code> → <code>(.*?)</code></td></tr>",
+        r'<li><p class="audit-what">(.*?)</p>\s*<p class="muted"><time datetime="(.*?)">'
+        r"(.*?) UTC</time> ·\s*(.*?)</p></li>",
         section,
         re.S,
     )
     return [
         {
+            "what": html.unescape(what),
             "at": at,
             "shown_at": shown_at,
-            "actor": html.unescape(actor),
-            "action": html.unescape(action),
-            "what": html.unescape(what),
-            "before": json.loads(html.unescape(before)),
-            "after": json.loads(html.unescape(after)),
+            "actor": html.unescape(by.strip()).removeprefix("by "),
         }
-        for at, shown_at, actor, action, what, before, after in rows
+        for what, at, shown_at, by in rows
     ]
 
 
@@ -193,9 +189,13 @@ def pay(client, event_id, items):
 
 
 def seat_control(client, via, event_id, seat_id, action):
-    """A seat control through the page's form or through the JSON API."""
-    prefix = "/admin" if via == "form" else "/api/admin"
-    return client.post(f"{prefix}/events/{event_id}/seats/{seat_id}/{action}")
+    """A seat control through the page's form (confirmed, where the page asks
+    again) or through the JSON API."""
+    if via == "form":
+        return client.post(
+            f"/admin/events/{event_id}/seats/{seat_id}/{action}", data={"confirmed": "yes"}
+        )
+    return client.post(f"/api/admin/events/{event_id}/seats/{seat_id}/{action}")
 
 
 def assert_json_error(response, status, code=None) -> dict:
@@ -399,20 +399,32 @@ def test_revoking_staff_closes_the_pages_at_once(app, staff):
     assert client.get("/admin/").status_code == 403
 
 
-def test_every_staff_form_carries_a_csrf_token(app, staff, make_event):
+def test_every_staff_form_carries_a_csrf_token(app, staff, entered, make_event):
     _, client = staff
-    event = first_tick(app, make_event())
-    seat = seat_ids(app, event.id)[0]
-    pages = [text(client.get("/admin/")), text(client.get(f"/admin/events/{event.id}?seat={seat}"))]
+    event = first_tick(app, make_event(admission="open"))
+    free, blocked, held = seat_ids(app, event.id)[:3]
+    client.post(f"/admin/events/{event.id}/seats/{blocked}/block")
+    _, buyer = entered(event)
+    assert hold(buyer, event.id, held).status_code == 201
+    pages = [text(client.get("/admin/"))] + [
+        text(client.get(f"/admin/events/{event.id}?seat={seat}")) for seat in (free, blocked, held)
+    ]
+    pages += [  # the confirmation pages
+        text(client.post(f"/admin/events/{event.id}/settings", data={"admission": "closed"})),
+        text(client.post(f"/admin/events/{event.id}/seats/{held}/release")),
+        text(client.post(f"/admin/events/{event.id}/seats/bulk", data={"section": "A"})),
+    ]
     forms = [form for page in pages for form in post_forms(page)]
     actions = {form["action"] for form in forms}
     assert {
         "/admin/events",
         f"/admin/events/{event.id}/settings",
         f"/admin/events/{event.id}/queue/remove",
-        f"/admin/events/{event.id}/seats/{seat}/block",
-        f"/admin/events/{event.id}/seats/{seat}/unblock",
-        f"/admin/events/{event.id}/seats/{seat}/release",
+        f"/admin/events/{event.id}/seats/bulk",
+        f"/admin/events/{event.id}/seats/{free}/block",
+        f"/admin/events/{event.id}/seats/{blocked}/unblock",
+        f"/admin/events/{event.id}/seats/{held}/release",
+        f"/admin/events/{event.id}/seats/{held}/release_and_block",
     } <= actions
     for form in forms:
         assert "csrf_token" in form["inputs"], form
@@ -553,16 +565,16 @@ def test_create_an_event_with_the_form(app, staff):
         ({"sections": "Floor, 3, 5"}, "section line 1 needs: name, rows, seats per row, price"),
         ({"sections": "Floor, 3, 5, 100\nBalcony 2 4 50"}, "section line 2 needs"),
         ({"sections": "Floor, three, 5, 100"}, "section line 1: three is not a whole number"),
-        ({"sections": "Floor, 0, 5, 100"}, "sections.0.rows"),
-        ({"sections": "Floor, 101, 5, 100"}, "sections.0.rows"),
-        ({"sections": "Floor, 3, 5, -1"}, "sections.0.price"),
-        ({"sections": ", 3, 5, 100"}, "sections.0.name"),
+        ({"sections": "Floor, 0, 5, 100"}, "section line 1, rows: should be 1 or more"),
+        ({"sections": "Floor, 101, 5, 100"}, "section line 1, rows: should be 100 or less"),
+        ({"sections": "Floor, 3, 5, -1"}, "section line 1, price: should be 0 or more"),
+        ({"sections": ", 3, 5, 100"}, "section line 1, name: should have at least 1 character"),
         ({"sections": "Floor, 1, 1, 1\nfloor, 1, 1, 1"}, "every section needs its own name"),
-        ({"sections": "  \n "}, "sections"),
-        ({"name": ""}, "name"),
-        ({"max_active": "many"}, "max_active: many is not a whole number"),
-        ({"hold_ttl": "0"}, "hold_ttl"),
-        ({"sale_opens_at": "next tuesday"}, "sale_opens_at"),
+        ({"sections": "  \n "}, "Seat layout: should have at least 1 item"),
+        ({"name": ""}, "Name: should have at least 1 character"),
+        ({"max_active": "many"}, "Most people booking at once: many is not a whole number"),
+        ({"hold_ttl": "0"}, "Hold time per seat (s): should be 1 or more"),
+        ({"sale_opens_at": "next tuesday"}, "Sale opens (UTC): should be a date"),
     ],
     ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else None,
 )
@@ -860,7 +872,7 @@ def test_the_live_fragment(app, staff, entered, make_user, make_event):
     assert not page.lstrip().startswith("<!doctype")  # a fragment, not a whole page
     assert 'hx-trigger="every 2s"' in page
     assert f'hx-get="/admin/events/{event.id}/live"' in page
-    assert re.search(r'<svg[^>]*viewBox="0 0 300 60"', page)
+    assert re.search(r'<svg[^>]*viewBox="0 0 350 88"', page)
     assert len(re.findall(r'<polyline points="[^"]*"', page)) == 3
 
     cells = seat_cells(page)
@@ -1139,31 +1151,25 @@ def test_the_event_page_shows_the_audit_log_newest_first(
     client.post(f"/admin/events/{event.id}/settings", data={"admit_rate": "9"})
     client.post(f"/admin/events/{event.id}/seats/{ids[4]}/block")
     client.post(f"/admin/events/{event.id}/seats/{ids[4]}/unblock")
-    token = hold(buyer, event.id, ids[5]).get_json()["token"]
-    client.post(f"/admin/events/{event.id}/seats/{ids[5]}/release")
+    hold(buyer, event.id, ids[5])
+    client.post(f"/admin/events/{event.id}/seats/{ids[5]}/release", data={"confirmed": "yes"})
     client.post(f"/admin/events/{event.id}/queue/remove", data={"person": waiting.email})
 
     shown = audit_table(text(client.get(f"/admin/events/{event.id}")))
+    # Sentences, in the form's words, with seat labels and emails (no ids,
+    # no JSON, no machine codes).
     assert [row["what"] for row in shown] == [
-        f"queue.remove event:{event.id}:user:{waiting.id}",
-        f"seat.release event:{event.id}:seat:{ids[5]}",
-        f"seat.unblock event:{event.id}:seat:{ids[4]}",
-        f"seat.block event:{event.id}:seat:{ids[4]}",
-        f"event.update event:{event.id}",
-        f"event.update event:{event.id}",  # make_event opened it (no actor)
-        f"event.create event:{event.id}",
+        f"Removed {waiting.email} from the queue",
+        f"Released the hold of {buyer_user.email} on A-B3",
+        "Put A-B2 back on sale",
+        "Blocked A-B2",
+        "Let in per second: 700 → 9",  # only what changed
+        "Admission: paused → open",  # make_event opened it (no actor)
+        "Created the event Test event",
     ]
-    assert [row["actor"] for row in shown] == [staff_user.email] * 5 + ["—", "—"]
-    assert (shown[0]["before"], shown[0]["after"]) == ("in the queue or active", "removed")
-    assert (shown[1]["before"], shown[1]["after"]) == (
-        f"held by user {buyer_user.id} (token {token})",
-        "available",
-    )
-    assert (shown[2]["before"], shown[2]["after"]) == ("blocked", "available")
-    assert (shown[3]["before"], shown[3]["after"]) == ("available", "blocked")
-    assert shown[4]["before"]["admit_rate"] == 700 and shown[4]["after"]["admit_rate"] == 9
-    assert shown[5]["after"]["admission"] == "open"
-    assert shown[6]["before"] is None and shown[6]["after"]["name"] == "Test event"
+    assert [row["actor"] for row in shown] == [staff_user.email] * 5 + ["the system"] * 2
+    page = text(client.get(f"/admin/events/{event.id}"))
+    assert f"seat:{ids[4]}" not in page and "event.update" not in page and "{&#34;" not in page
     stamps = [row["at"] for row in shown]
     assert stamps == sorted(stamps, reverse=True)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", at) for at in stamps), stamps
@@ -1172,12 +1178,49 @@ def test_the_event_page_shows_the_audit_log_newest_first(
         re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\W[AP]M", row["shown_at"])
         for row in shown
     ), shown
-    assert [row["action"] for row in shown][:2] == [
-        "removed someone from the queue",
-        "released a hold",
-    ]
     with app.app_context():
         assert AuditLog.select().where(AuditLog.actor == staff_user.id).count() == 5
+
+
+def test_a_settings_change_reads_with_the_form_labels(app, staff, make_event):
+    staff_user, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    client.post(
+        f"/admin/events/{event.id}/settings",
+        data={"max_active": "50", "max_seats_per_person": "2", "admit_rate": "700"},
+    )
+    client.post(f"/admin/events/{event.id}/settings", data={"bot_protection": "on"})
+    client.post(f"/admin/events/{event.id}/settings", data={"admit_rate": "700"})
+    latest, bots, cap, _ = audit_table(text(client.get(f"/admin/events/{event.id}")))
+    assert cap["what"] == "Most people booking at once: 10,000 → 50; Seats per person: 4 → 2"
+    assert cap["actor"] == staff_user.email
+    assert bots["what"] == "Bot check on joins: off → on"
+    assert latest["what"] == "Saved the settings; nothing changed"
+
+
+def test_the_audit_log_pages_newest_first(app, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    for cap in range(1, 46):  # 45 changes and the creation: 46 entries
+        client.post(f"/admin/events/{event.id}/settings", data={"max_active": str(cap)})
+    first = text(client.get(f"/admin/events/{event.id}"))
+    shown = audit_table(first)
+    assert len(shown) == 20 and shown[0]["what"].endswith("44 → 45")
+    assert f'href="/admin/events/{event.id}?page=2#audit-h">Older →' in first
+    assert "← Newer" not in first and "Page 1" in first
+
+    second = text(client.get(f"/admin/events/{event.id}?page=2"))
+    assert audit_table(second)[0]["what"].endswith("24 → 25")
+    assert f'href="/admin/events/{event.id}#audit-h">← Newer' in second
+    assert "?page=3#audit-h" in second
+
+    last = text(client.get(f"/admin/events/{event.id}?page=3"))
+    rows = audit_table(last)
+    assert len(rows) == 6 and rows[-1]["what"] == "Created the event Test event"
+    assert "Older →" not in last and "?page=2#audit-h" in last
+    # Past the end or nonsense: no 500.
+    assert client.get(f"/admin/events/{event.id}?page=99").status_code == 200
+    assert client.get(f"/admin/events/{event.id}?page=-3").status_code == 200
 
 
 def test_the_audit_log_shows_only_this_event(app, staff, make_event):
@@ -1197,7 +1240,7 @@ def test_the_audit_log_shows_only_this_event(app, staff, make_event):
     seat = seat_ids(app, other.id)[0]
     assert seat_control(client, "api", other.id, seat, "block").status_code == 200
     shown = audit_table(text(client.get(f"/admin/events/{event.id}")))
-    assert [row["what"] for row in shown] == [f"event.create event:{event.id}"]
+    assert [row["what"] for row in shown] == ["Created the event Test event"]
 
 
 # Escaping
@@ -1241,11 +1284,9 @@ def test_names_and_emails_are_escaped_everywhere(app, staff, make_user, login, e
     assert "&lt;script&gt;alert(1)&lt;/script&gt;@buyer.example" in live  # the tooltip
     assert seat_cells(live)[ids[0]]["title"].startswith(f"{SCRIPT}-A1: held by {SCRIPT}@buyer")
     shown = audit_table(event_page)
-    assert shown[0]["actor"] == evil_staff.email and shown[0]["what"].startswith("queue.remove")
-    assert any(
-        row["after"] and isinstance(row["after"], dict) and row["after"].get("name") == "Test event"
-        for row in shown
-    )
+    assert shown[0]["actor"] == evil_staff.email
+    assert shown[0]["what"] == f"Removed {evil_staff.email} from the queue"
+    assert shown[1]["what"] == f"Blocked {SCRIPT}-A2"
 
 
 # Numbers (JSON)
@@ -1274,3 +1315,202 @@ def test_stats_count_live_holds_and_cleanup(app, r, staff, entered, make_event):
         )
     )
     assert numbers["Removed by cleanup"] == "2" and numbers["Held"] == "1"
+
+
+# Controls by state, confirmations, bulk block (issue 16)
+
+
+def admission_buttons(page: str) -> list[tuple[str, str]]:
+    """The admission buttons of the event page: [(value, class)]."""
+    return re.findall(
+        r'<button type="submit" name="admission" value="(\w+)"(?: class="([\w ]+)")?>', page
+    )
+
+
+@pytest.mark.parametrize(
+    "state, buttons",
+    [
+        ("paused", [("open", "primary"), ("closed", "danger")]),
+        ("open", [("paused", "primary"), ("closed", "danger")]),
+        ("closed", [("open", "primary"), ("paused", "")]),
+    ],
+)
+def test_the_admission_buttons_follow_the_state(app, staff, make_event, state, buttons):
+    _, client = staff
+    event = first_tick(app, make_event(admission=state))
+    assert admission_buttons(text(client.get(f"/admin/events/{event.id}"))) == buttons
+
+
+def test_closing_asks_first(app, r, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="open"))
+    response = client.post(f"/admin/events/{event.id}/settings", data={"admission": "closed"})
+    assert response.status_code == 200  # the confirmation page: nothing changed yet
+    page = text(response)
+    assert "Close admission for Test event?" in page and "Yes, close admission" in page
+    [form] = [f for f in post_forms(page) if f["action"].endswith("/settings")]
+    assert form["inputs"]["admission"] == "closed" and form["inputs"]["confirmed"] == "yes"
+    with app.app_context():
+        assert Event.get_by_id(event.id).admission == "open"
+    assert [e.action for e in audit_rows(app)] == ["event.create", "event.update"]
+
+    response = client.post(f"/admin/events/{event.id}/settings", data=form["inputs"])
+    assert ("info", "Saved: Admission = closed") in flashes(follow(client, response))
+    with app.app_context():
+        assert Event.get_by_id(event.id).admission == "closed"
+
+
+def test_the_seat_box_offers_what_the_seat_state_allows(app, staff, entered, make_event):
+    _, client = staff
+    event = make_event(admission="open", sections=SECTIONS)
+    free, blocked, held, paying, sold = seat_ids(app, event.id)[:5]
+    client.post(f"/admin/events/{event.id}/seats/{blocked}/block")
+    _, buyer = entered(event)
+    _, other = entered(event)  # (paying ends one's other holds)
+    token = hold(other, event.id, sold).get_json()["token"]
+    assert pay(other, event.id, [(sold, token)]).status_code == 201
+    assert hold(buyer, event.id, held).status_code == 201
+
+    def actions(seat):
+        page = text(client.get(f"/admin/events/{event.id}/live?seat={seat}"))
+        box = page.split('id="seat-controls"', 1)[1]
+        return [
+            f["action"].rsplit("/", 1)[1]
+            for f in post_forms(box)
+            if f"/seats/{seat}/" in f["action"]
+        ]
+
+    assert actions(free) == ["block"]
+    assert actions(blocked) == ["unblock"]
+    assert actions(held) == ["release", "release_and_block"]
+    assert actions(sold) == []
+    page = text(client.get(f"/admin/events/{event.id}/live?seat={sold}"))
+    assert "Sold: staff cannot change a sold seat here." in page
+    assert 'name="row" value="B"' in page.split('id="seat-controls"', 1)[1]  # the row's bulk form
+
+
+def test_releasing_a_hold_asks_first_then_release_and_block(app, r, staff, entered, make_event):
+    staff_user, client = staff
+    event = make_event(admission="open", sections=SECTIONS)
+    seat = seat_ids(app, event.id)[0]
+    _, buyer = entered(event)
+    assert hold(buyer, event.id, seat).status_code == 201
+    for action in ("release", "release_and_block"):
+        response = client.post(f"/admin/events/{event.id}/seats/{seat}/{action}")
+        assert response.status_code == 200 and "Release the hold on A-A1" in text(response)
+    assert r.hget(keys.event(event.id).seats, seat).startswith("held:")
+    assert not audit_rows(app, action="seat.release")
+
+    response = client.post(
+        f"/admin/events/{event.id}/seats/{seat}/release_and_block", data={"confirmed": "yes"}
+    )
+    assert ("info", "Seat A-A1: hold released and blocked.") in flashes(follow(client, response))
+    assert seat_status_in_db(app, seat) == "blocked"
+    assert listing(buyer, event.id)[seat]["status"] == "blocked"
+    assert [e.action for e in audit_rows(app, target=f"event:{event.id}:seat:{seat}")] == [
+        "seat.release",
+        "seat.block",
+    ]
+
+
+def test_bulk_block_of_a_row_skips_taken_seats_and_unblock_puts_them_back(
+    app, r, staff, entered, make_event
+):
+    staff_user, client = staff
+    sections = [{"name": "Floor", "rows": 2, "seats_per_row": 5, "price": 10}]
+    event = make_event(admission="open", sections=sections)
+    ids = seat_ids(app, event.id)  # row A: ids[:5], row B: ids[5:]
+    _, buyer = entered(event)
+    _, other = entered(event)  # (paying ends one's other holds)
+    token = hold(other, event.id, ids[1]).get_json()["token"]
+    assert pay(other, event.id, [(ids[1], token)]).status_code == 201
+    assert hold(buyer, event.id, ids[0]).status_code == 201
+    client.post(f"/admin/events/{event.id}/seats/{ids[2]}/block")
+
+    form = {"section": "Floor", "row": "A", "blocked": "on"}
+    response = client.post(f"/admin/events/{event.id}/seats/bulk", data=form)
+    assert response.status_code == 200  # asks first, with the numbers
+    page = html.unescape(text(response))
+    assert "Block the 2 free seats of Floor, row A?" in page
+    assert "2 seats held, being paid for or sold are skipped." in page
+    assert not audit_rows(app, action="seats.block")
+
+    response = client.post(f"/admin/events/{event.id}/seats/bulk", data=form | {"confirmed": "yes"})
+    message = (
+        "Floor, row A: 2 seats blocked; 2 skipped (held, being paid for or sold); "
+        "1 already blocked."
+    )
+    assert ("info", message) in flashes(follow(client, response))
+    states = {s: seat_status_in_db(app, s) for s in ids}
+    assert [states[s] for s in ids[:5]] == ["available", "booked", "blocked", "blocked", "blocked"]
+    assert set(states[s] for s in ids[5:]) == {"available"}  # the other row is untouched
+    assert r.hget(keys.event(event.id).seats, ids[0]).startswith("held:")  # the hold stays
+    assert r.hget(keys.event(event.id).seats, ids[3]) == "blocked"
+    assert_json_error(hold(buyer, event.id, ids[4]), 409, "seat_blocked")
+    [entry] = audit_rows(app, action="seats.block")
+    assert entry.actor_id == staff_user.id and entry.target == f"event:{event.id}:seats"
+    assert json.loads(entry.before) == {"section": "Floor", "row": "A"}
+    assert json.loads(entry.after) == {"changed": 2, "already": 1, "skipped": 2}
+
+    # Unblocking the whole section asks nothing and frees the three.
+    response = client.post(
+        f"/admin/events/{event.id}/seats/bulk", data={"section": "Floor", "blocked": "off"}
+    )
+    assert ("info", "Floor (every row): 3 seats back on sale.") in flashes(follow(client, response))
+    assert [seat_status_in_db(app, s) for s in ids[2:5]] == ["available"] * 3
+    assert r.hget(keys.event(event.id).seats, ids[3]) is None
+    assert hold(buyer, event.id, ids[3]).status_code == 201
+    shown = audit_table(text(client.get(f"/admin/events/{event.id}")))
+    assert shown[0]["what"] == "Put 3 seats of Floor (every row) back on sale"
+    assert shown[1]["what"] == (
+        "Blocked 2 seats of Floor, row A; 2 skipped (held, being paid for or sold)"
+    )
+
+
+def test_bulk_block_of_a_row_that_does_not_exist(app, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    response = client.post(
+        f"/admin/events/{event.id}/seats/bulk",
+        data={"section": "A", "row": "Z", "blocked": "on", "confirmed": "yes"},
+    )
+    assert ("error", "A, row Z has no seats.") in flashes(follow(client, response))
+    assert [e.action for e in audit_rows(app)] == ["event.create"]
+
+
+@pytest.mark.parametrize(
+    "form, says",
+    [
+        ({"max_active": "0"}, "Most people booking at once: should be 1 or more"),
+        ({"admit_rate": "x"}, "Let in per second: x is not a whole number"),
+        ({"poll_budget": "5"}, "Poll budget per second: should be 100 or more"),
+        ({"max_seats_per_person": "99"}, "Seats per person: should be 20 or less"),
+    ],
+)
+def test_settings_problems_name_the_form_label(app, staff, make_event, form, says):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    response = client.post(f"/admin/events/{event.id}/settings", data=form)
+    [(category, message)] = flashes(follow(client, response))
+    assert (category, message) == ("error", f"Nothing changed: {says}")
+    assert "max_active" not in message and "_" not in message
+
+
+def test_the_api_keeps_its_field_names(app, staff, make_event):
+    _, client = staff
+    event = make_event()
+    response = client.patch(f"/api/admin/events/{event.id}", json={"max_active": 0})
+    assert assert_json_error(response, 422, "invalid")["message"].startswith("max_active: ")
+
+
+def test_the_charts_have_axes_and_end_at_the_cards(app, r, staff, make_event):
+    _, client = staff
+    event = first_tick(app, make_event(admission="paused"))
+    join_directly(app, event.id, [9_300_001, 9_300_002, 9_300_003])  # after the only sample
+    page = text(client.get(f"/admin/events/{event.id}/live"))
+    numbers = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", page))
+    assert numbers["Waiting"] == "3"
+    assert "<strong>Waiting</strong>: 3 now" in page  # the chart agrees with the card
+    assert page.count(">now</text>") == 3 and ">0</text>" in page
+    assert "dashed line: the set rate, 700 per second" in page
+    assert "top " not in page and " min)" not in page  # no cryptic "(top 21; 2.6 min)"

@@ -784,6 +784,7 @@ UNSAFE = {
     "admin.create_event": ("staff", "POST", "/admin/events", {}),
     "admin.settings": ("staff", "POST", "/admin/events/{event}/settings", {}),
     "admin.seat_action": ("staff", "POST", "/admin/events/{event}/seats/{free}/block", {}),
+    "admin.bulk_seats": ("staff", "POST", "/admin/events/{event}/seats/bulk", {}),
     "admin.remove_from_queue": ("staff", "POST", "/admin/events/{event}/queue/remove", {}),
     "admin.revoke_sessions": ("staff", "POST", "/admin/events/{event}/sessions/revoke", {}),
 }

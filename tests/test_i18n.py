@@ -216,8 +216,9 @@ def test_the_admin_pages_in_korean(app, staff, event):
     assert html_lang(page) == "ko"
     assert "<dt>대기 인원</dt>" in page and "(설정값 1,234)" in page
     assert '<h2 id="audit-h">감사 로그</h2>' in page
-    assert re.search(rf'<time datetime="[^"]+Z">{KO_DATETIME}</time>', page), page
-    assert "공연 설정 변경 <code>event.update" in page  # the code stays as it is stored
+    assert re.search(rf'<time datetime="[^"]+Z">{KO_DATETIME} UTC</time>', page), page
+    assert "초당 입장 인원: 100,000 → 1,234" in page  # the form's label, no stored codes
+    assert "event.update" not in page
     flashed = client.post(
         f"/admin/events/{event.id}/settings", data={"admit_rate": "5"}, headers=KO
     )

@@ -3,20 +3,19 @@ live seat map, numbers, chart, controls, what-if and audit log. One guard
 for the whole blueprint; every form carries a CSRF token; every action is
 audited (app/staff.py)."""
 
-import json
 import re
 import threading
 import time
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_time, get_locale, gettext
+from flask_babel import format_time, get_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from app import audit, bots, dashboard, seats, staff
+from app import audit, bots, dashboard, events, seats, staff
 from app.errors import AppError
-from app.i18n import admission_state, number
+from app.i18n import admission_state, number, when
 from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
 from app.web.seat_cells import PLACE, Skeletons, escaped, per_app, place
@@ -34,12 +33,27 @@ SETTINGS = {
     "bot_protection": _l("Bot check on joins"),
 }
 
-
-@bp.app_template_filter("json_text")
-def json_text(value) -> str:
-    """An audit entry's before/after as readable JSON: a Korean event name
-    stays Korean (tojson would spell it \\ubd04...). Escaped like any text."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+# Every field of an event as the forms (or, for fields no form changes, plain
+# words) name it: in validation messages and in the audit log.
+LABELS = {
+    "name": _l("Name"),
+    **SETTINGS,
+    "active_ttl": _l("Booking window per person (s)"),
+    "hold_ttl": _l("Hold time per seat (s)"),
+    "sale_opens_at": _l("Sale opens (UTC)"),
+    "prequeue_opens_at": _l("Queue opens (UTC)"),
+    "sections": _l("Seat layout"),
+    "sections.name": _l("name"),
+    "sections.rows": _l("rows"),
+    "sections.seats_per_row": _l("seats per row"),
+    "sections.price": _l("price"),
+}
+# The create form says "People let in per second" where the live form says
+# "Let in per second".
+CREATE_LABELS = LABELS | {"admit_rate": _l("People let in per second")}
+# Fields of the audit log's event entries that nobody sets by hand.
+UNSHOWN = {"id", "draw_commitment", "drawn_at"}
+AUDIT_PAGE = 20
 
 
 @bp.get("/")
@@ -59,7 +73,7 @@ def create_event():
                 "sections": _parse_sections(form.get("sections", "")),
                 "bot_protection": form.get("bot_protection") == "on",
                 **{
-                    field: _whole(form[field], field)
+                    field: _whole(form[field], CREATE_LABELS[field])
                     for field in (
                         "max_active",
                         "admit_rate",
@@ -73,7 +87,8 @@ def create_event():
             }
         )
     except (ValueError, ValidationError) as e:
-        flash(gettext("The event was not created: %(problem)s", problem=_first_error(e)), "error")
+        problem = _first_error(e, CREATE_LABELS)
+        flash(gettext("The event was not created: %(problem)s", problem=problem), "error")
         return redirect(url_for("admin.index"))
     try:
         event = staff.create_event(identity.user_id(), **body.model_dump())
@@ -87,10 +102,7 @@ def create_event():
 @bp.get("/events/<int:event_id>")
 def event(event_id):
     return render_template(
-        "admin/event.html",
-        **_live_context(event_id),
-        log=audit.recent(f"event:{event_id}"),
-        what_if=None,
+        "admin/event.html", **_live_context(event_id), **_log_context(event_id), what_if=None
     )
 
 
@@ -103,6 +115,19 @@ def live(event_id):
 @bp.post("/events/<int:event_id>/settings")
 def settings(event_id):
     form = request.form
+    if form.get("admission") == "closed" and not _confirmed():
+        event = events.get(event_id)
+        return _confirm(
+            event,
+            gettext("Close admission for %(name)s?", name=event.name),
+            gettext(
+                "Nobody joins, holds or checks out any more; a payment already under way "
+                "finishes. The people waiting stay in the queue, and you can open again."
+            ),
+            gettext("Yes, close admission"),
+            url_for("admin.settings", event_id=event_id),
+            {"admission": "closed"},
+        )
     try:
         changes = UpdateEvent.model_validate(
             {
@@ -114,14 +139,14 @@ def settings(event_id):
                     else {}
                 ),
                 **{
-                    field: _whole(form[field], field)
+                    field: _whole(form[field], LABELS[field])
                     for field in ("max_active", "admit_rate", "poll_budget", "max_seats_per_person")
                     if form.get(field)
                 },
             }
         ).model_dump(exclude_unset=True)
     except (ValueError, ValidationError) as e:
-        flash(gettext("Nothing changed: %(problem)s", problem=_first_error(e)), "error")
+        flash(gettext("Nothing changed: %(problem)s", problem=_first_error(e, LABELS)), "error")
     else:
         staff.update_event(identity.user_id(), event_id, **changes)
         saved = ", ".join(f"{SETTINGS.get(k, k)} = {_shown(k, v)}" for k, v in changes.items())
@@ -130,19 +155,58 @@ def settings(event_id):
 
 
 def _shown(setting: str, value) -> str:
+    """A setting's value in words."""
     if setting == "admission":
         return admission_state(value)
-    if setting == "bot_protection":
+    if isinstance(value, bool):
         return gettext("on") if value else gettext("off")
-    return number(value)
+    if setting in ("sale_opens_at", "prequeue_opens_at"):
+        return when(value, time="short") if value else gettext("not set")
+    if isinstance(value, int | float):
+        return number(value)
+    return "—" if value is None else str(value)
 
 
-@bp.post("/events/<int:event_id>/seats/<int:seat_id>/<any(block, unblock, release):action>")
+# Seat actions that take a seat from someone: asked again first.
+SEAT_CONFIRM = {
+    "release": (
+        _l("Release the hold on %(label)s?"),
+        _l("The person holding it loses it and cannot pay for it; it is on sale again at once."),
+        _l("Yes, release the hold"),
+    ),
+    "release_and_block": (
+        _l("Release the hold on %(label)s and block it?"),
+        _l(
+            "The person holding it loses it and cannot pay for it; nobody can hold it until "
+            "you unblock it."
+        ),
+        _l("Yes, release and block"),
+    ),
+}
+
+
+@bp.post(
+    "/events/<int:event_id>/seats/<int:seat_id>/"
+    "<any(block, unblock, release, release_and_block):action>"
+)
 def seat_action(event_id, seat_id, action):
+    label = seats.seat_info(event_id, seat_id).label  # 404 for a seat of another event
+    if action in SEAT_CONFIRM and not _confirmed():
+        question, detail, yes = SEAT_CONFIRM[action]
+        return _confirm(
+            events.get(event_id),
+            str(question) % {"label": label},
+            str(detail),
+            str(yes),
+            url_for("admin.seat_action", event_id=event_id, seat_id=seat_id, action=action),
+            {},
+            back=url_for("admin.event", event_id=event_id, seat=seat_id, _anchor="seat-controls"),
+        )
     control = {
         "block": staff.block_seat,
         "unblock": staff.unblock_seat,
         "release": staff.release_hold,
+        "release_and_block": _release_and_block,
     }[action]
     try:
         control(identity.user_id(), event_id, seat_id)
@@ -158,10 +222,133 @@ def seat_action(event_id, seat_id, action):
                 "block": gettext("Seat %(label)s: blocked.", label=label),
                 "unblock": gettext("Seat %(label)s: unblocked.", label=label),
                 "release": gettext("Seat %(label)s: hold released.", label=label),
+                "release_and_block": gettext(
+                    "Seat %(label)s: hold released and blocked.", label=label
+                ),
             }[action],
             "info",
         )
     return redirect(url_for("admin.event", event_id=event_id, seat=seat_id))
+
+
+def _release_and_block(actor_id: int, event_id: int, seat_id: int) -> None:
+    """Two audited actions: the hold ends, then the seat is blocked."""
+    staff.release_hold(actor_id, event_id, seat_id)
+    staff.block_seat(actor_id, event_id, seat_id)
+
+
+@bp.post("/events/<int:event_id>/seats/bulk")
+def bulk_seats(event_id):
+    """Block the free seats of a section or of one of its rows (asked again
+    first, with how many), or put its blocked seats back on sale."""
+    form = request.form
+    event = events.get(event_id)
+    section, row = form.get("section", ""), form.get("row") or None
+    blocking = form.get("blocked") != "off"
+    where = _where(section, row)
+    counts = _group_counts(event_id, section, row)
+    back = url_for("admin.event", event_id=event_id, seat=form.get("seat", type=int))
+    if counts is None:
+        flash(gettext("%(where)s has no seats.", where=where), "error")
+        return redirect(back)
+    if blocking and not _confirmed():
+        free, taken = counts["available"], counts["taken"]
+        return _confirm(
+            event,
+            ngettext(
+                "Block the %(num)s free seat of %(where)s?",
+                "Block the %(num)s free seats of %(where)s?",
+                free,
+                where=where,
+            ),
+            ngettext(
+                "Nobody can hold it until you unblock it.",
+                "Nobody can hold them until you unblock them.",
+                free,
+            )
+            + " "
+            + ngettext(
+                "%(num)s seat held, being paid for or sold is skipped.",
+                "%(num)s seats held, being paid for or sold are skipped.",
+                taken,
+            ),
+            gettext("Yes, block them"),
+            url_for("admin.bulk_seats", event_id=event_id),
+            {k: v for k, v in form.items() if k in ("section", "row", "blocked", "seat") and v},
+            back=back,
+        )
+    result = staff.block_seats(identity.user_id(), event_id, section, row, blocking)
+    forget_map(event_id)
+    changed, skipped = len(result["changed"]), len(result["skipped"])
+    if blocking:
+        message = ngettext(
+            "%(where)s: %(num)s seat blocked",
+            "%(where)s: %(num)s seats blocked",
+            changed,
+            where=where,
+        )
+        if skipped:
+            message += ngettext(
+                "; %(num)s skipped (held, being paid for or sold)",
+                "; %(num)s skipped (held, being paid for or sold)",
+                skipped,
+            )
+        if result["already"]:
+            message += gettext("; %(num)s already blocked", num=number(len(result["already"])))
+    else:
+        message = ngettext(
+            "%(where)s: %(num)s seat back on sale",
+            "%(where)s: %(num)s seats back on sale",
+            changed,
+            where=where,
+        )
+    flash(message + ".", "info")
+    return redirect(back)
+
+
+def _where(section: str, row: str | None) -> str:
+    """A section, or one row of it, in words."""
+    if row is None:
+        return gettext("%(section)s (every row)", section=section)
+    return gettext("%(section)s, row %(row)s", section=section, row=row)
+
+
+def _group_counts(event_id: int, section: str, row: str | None) -> dict | None:
+    """How many seats of a section (or row) are free, blocked or taken now
+    (None: it has no seats)."""
+    group = [
+        s.id
+        for s in seats.catalogue(event_id).values()
+        if s.section == section and (row is None or s.row == row)
+    ]
+    if not group:
+        return None
+    _, _, states = seats.live_states(event_id)
+    kinds = [states[s].kind if s in states else "available" for s in group]
+    return {
+        "available": kinds.count("available"),
+        "blocked": kinds.count("blocked"),
+        "taken": len(kinds) - kinds.count("available") - kinds.count("blocked"),
+    }
+
+
+def _confirmed() -> bool:
+    return request.form.get("confirmed") == "yes"
+
+
+def _confirm(event, question: str, detail: str, yes: str, action: str, fields: dict, back=None):
+    """The page that asks again before a destructive action: its form sends
+    the same fields with confirmed=yes (no JavaScript needed)."""
+    return render_template(
+        "admin/confirm.html",
+        event=event,
+        question=question,
+        detail=detail,
+        yes=yes,
+        action=action,
+        fields=fields,
+        back=back or url_for("admin.event", event_id=event.id),
+    )
 
 
 @bp.post("/events/<int:event_id>/queue/remove")
@@ -211,16 +398,114 @@ def what_if(event_id):
     return render_template(
         "admin/event.html",
         **_live_context(event_id),
-        log=audit.recent(f"event:{event_id}"),
+        **_log_context(event_id),
         what_if=dashboard.what_if(event_id, rate, cap, crowd, budget),
     )
+
+
+def _log_context(event_id: int) -> dict:
+    """One page of the event's audit log (newest first), in sentences."""
+    number_ = max(1, request.args.get("page", 1, type=int))
+    entries, older = audit.page(f"event:{event_id}", number_, AUDIT_PAGE)
+    return {
+        "log": audit_lines(event_id, entries),
+        "log_page": number_,
+        "log_older": older,
+    }
+
+
+def audit_lines(event_id: int, entries: list[dict]) -> list[dict]:
+    """Audit entries as staff read them: when, who, and what happened in a
+    sentence ("Most people booking at once: 10,000 → 50"), with seat labels
+    and people's emails instead of ids."""
+    catalogue = seats.catalogue(event_id)
+    people = dashboard.emails_of(
+        {
+            int(m)
+            for e in entries
+            for m in re.findall(r"user[: ](\d+)", f"{e['target']} {e['before']}")
+        }
+    )
+    return [
+        {"id": e["id"], "at": e["at"], "actor": e["actor"], "text": _sentence(e, catalogue, people)}
+        for e in entries
+    ]
+
+
+def _sentence(entry: dict, catalogue: dict, people: dict) -> str:
+    action, before, after = entry["action"], entry["before"], entry["after"]
+    target = entry["target"]
+    seat = re.search(r":seat:(\d+)$", target)
+    if seat:
+        info = catalogue.get(int(seat.group(1)))
+        label = info.label if info else gettext("seat %(id)s", id=seat.group(1))
+    if action == "event.create":
+        return gettext("Created the event %(name)s", name=(after or {}).get("name", ""))
+    if action == "event.update":
+        changes = [
+            f"{LABELS.get(field, field)}: {_shown(field, before.get(field))} → "
+            f"{_shown(field, value)}"
+            for field, value in (after or {}).items()
+            if field not in UNSHOWN and (before or {}).get(field) != value
+        ]
+        return "; ".join(changes) if changes else gettext("Saved the settings; nothing changed")
+    if action == "event.draw":
+        count = (after or {}).get("participants", 0)
+        return ngettext(
+            "Drew the order of the pre-queue (%(num)s person)",
+            "Drew the order of the pre-queue (%(num)s people)",
+            count,
+        )
+    if action == "seat.block" and seat:
+        return gettext("Blocked %(seat)s", seat=label)
+    if action == "seat.unblock" and seat:
+        return gettext("Put %(seat)s back on sale", seat=label)
+    if action == "seat.release" and seat:
+        holder = re.search(r"user (\d+)", str(before))
+        if holder:
+            who = people.get(int(holder.group(1)), holder.group(1))
+            return gettext("Released the hold of %(who)s on %(seat)s", who=who, seat=label)
+        return gettext("Released the hold on %(seat)s", seat=label)
+    if action == "queue.remove":
+        person = re.search(r":user:(\d+)$", target)
+        who = people.get(int(person.group(1)), person.group(1)) if person else "?"
+        if after == "removed" and before != "not in the queue":
+            return gettext("Removed %(who)s from the queue", who=who)
+        return gettext("Tried to remove %(who)s from the queue: not in it", who=who)
+    if action in ("seats.block", "seats.unblock") and before and after:
+        where = _where(before.get("section", ""), before.get("row"))
+        changed, skipped = after.get("changed", 0), after.get("skipped", 0)
+        if action == "seats.unblock":
+            return ngettext(
+                "Put %(num)s seat of %(where)s back on sale",
+                "Put %(num)s seats of %(where)s back on sale",
+                changed,
+                where=where,
+            )
+        text = ngettext(
+            "Blocked %(num)s seat of %(where)s",
+            "Blocked %(num)s seats of %(where)s",
+            changed,
+            where=where,
+        )
+        if skipped:
+            text += ngettext(
+                "; %(num)s skipped (held, being paid for or sold)",
+                "; %(num)s skipped (held, being paid for or sold)",
+                skipped,
+            )
+        return text
+    return f"{action} {target}"  # an action this page does not know yet
 
 
 def _live_context(event_id: int) -> dict:
     board = dashboard.board(event_id)
     selected = request.args.get("seat", type=int)
     cell = next(iter(dashboard.board_seats(event_id, only=selected)), None) if selected else None
+    catalogue = seats.catalogue(event_id).values()
     return board | {
+        "sections": list(dict.fromkeys(s.section for s in catalogue)),
+        "rows": list(dict.fromkeys(s.row for s in catalogue)),
         "seat_map": _seat_map(event_id, selected),
         "selected": cell and {"seat": cell.seat, "state": cell.state, "tip": _tip(cell)},
         "bot_cutoff": bots.cutoff(board["event"]),
@@ -355,8 +640,8 @@ def _whole(text: str, where: str) -> int:
         ) from None
 
 
-def _first_error(e: Exception) -> str:
+def _first_error(e: Exception, labels: dict) -> str:
     if isinstance(e, ValidationError):
-        where, what = first_problem(e)
+        where, what = first_problem(e, labels)
         return f"{where}: {what}"
     return str(e)

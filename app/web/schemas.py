@@ -148,11 +148,27 @@ def parse(model: type[Body], data) -> Body:
         raise AppError(422, "invalid", f"{where or 'body'}: {what}") from None
 
 
-def first_problem(e: ValidationError) -> tuple[str, str]:
+def first_problem(e: ValidationError, labels: dict | None = None) -> tuple[str, str]:
     """(where, what) of a validation error's first problem: the field's path
-    ("sections.0.rows") and what is wrong, in the reader's language."""
+    ("sections.0.rows"), or with `labels` (field or "list.field" -> the form's
+    label) as a person reads it ("section line 1, rows"), and what is wrong,
+    in the reader's language."""
     first = e.errors()[0]
-    return ".".join(str(part) for part in first["loc"]), explain(first)
+    path = [str(part) for part in first["loc"]]
+    if labels is None:
+        return ".".join(path), explain(first)
+    return labelled(path, labels), explain(first)
+
+
+def labelled(path: list[str], labels: dict) -> str:
+    """A field's path in the words of a form: a list item by its line number."""
+    if len(path) >= 2 and path[1].isdigit():
+        where = gettext("section line %(number)s", number=int(path[1]) + 1)
+        field = path[2] if len(path) > 2 else None
+        if field is None:
+            return where
+        return f"{where}, {labels.get(f'{path[0]}.{field}', field)}"
+    return ", ".join(str(labels.get(part, part)) for part in path)
 
 
 def explain(error: dict) -> str:
