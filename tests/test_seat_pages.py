@@ -133,7 +133,7 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
         label = button["aria-label"]
         word = expected.get(seat.id, "available")
         assert label.startswith(
-            f"{seat.section} {seat.row}{seat.number}, {seat.price:,} points, {word}"
+            f"{seat.section} {seat.row}{seat.number}, seat {seat.number}, {seat.price:,} points, {word}"
         ), label
         assert button["name"] == "seat" and button["value"] == str(seat.id)
         assert "disabled" not in button, label  # taken seats stay reachable by keyboard
