@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app import keys, mirror, seats, waiting_room
+from app.extensions import redis_store
 from app.models import Booking, Seat
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
@@ -132,9 +133,8 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
         button = buttons[seat.id]
         label = button["aria-label"]
         word = expected.get(seat.id, "available")
-        assert label.startswith(
-            f"{seat.section} {seat.row}{seat.number}, seat {seat.number}, {seat.price:,} points, {word}"
-        ), label
+        name = f"{seat.section} {seat.row}{seat.number}"
+        assert label.startswith(f"{name}, seat {seat.number}, {seat.price:,} points, {word}"), label
         assert button["name"] == "seat" and button["value"] == str(seat.id)
         assert "disabled" not in button, label  # taken seats stay reachable by keyboard
         if word in ("available", "held by you"):
@@ -189,7 +189,7 @@ def test_hold_with_htmx_answers_the_panel(event, browser, seat_rows):
     assert 'role="status"' in fragment
     label = seat_buttons(fragment)[seat.id]["aria-label"]
     assert "held by you" in label
-    assert "Floor A1 · 12,000 points" in fragment  # in "Your seats"
+    assert "<span>Floor A1 · 12,000 points</span>" in fragment  # in "Your seats"
     # Holding it again is harmless.
     assert "You hold" in html(hold(client, event.id, seat.id))
 
@@ -406,3 +406,40 @@ def test_names_are_escaped_on_the_seat_map(app, make_event, make_user, login):
         assert evil not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert seat_buttons(page)[seat_id]["aria-label"].startswith(f"{evil} A1")
+
+
+def test_seats_left_per_section_and_prices(event, browser, seat_rows):
+    _, client = browser()
+    page = html(client.get(f"/events/{event.id}/seats"))
+    assert '<span id="left-0" class="section-left">5 seats left</span>' in page
+    assert '<span id="left-1" class="section-left">4 seats left</span>' in page
+    assert "<strong>Floor</strong> 12,000 points" in page  # the price legend
+    assert 'class="stage"' in page
+    assert 'data-tip="Floor A1 · 12,000 points · available"' in page
+    fragment = html(hold(client, event.id, seat_rows[0].id))
+    # The answer brings every section's count, out of band.
+    assert '<span id="left-0" class="section-left" hx-swap-oob="true">4 seats left</span>' in (
+        fragment
+    )
+    assert "3 seats left" not in fragment and "4 seats left</span>" in fragment
+
+
+def test_a_hold_that_ran_out_is_told_until_held_again(app, event, browser, seat_rows):
+    _, client = browser()
+    seat = seat_rows[0].id
+    hold(client, event.id, seat)
+    with app.app_context():  # the hold ends now, as hold_ttl would have it
+        k = keys.event(event.id).seats
+        raw = redis_store.client.hget(k, seat)
+        kind, holder, token, _until = raw.split(":")
+        redis_store.client.hset(k, seat, f"{kind}:{holder}:{token}:1")
+    for response in (
+        client.get(f"/events/{event.id}/seats/panel", headers=HX),
+        client.get(f"/events/{event.id}/seats"),
+    ):
+        text = html(response)
+        assert "Your hold on Floor A1 ran out; it is free again." in text
+        assert 'aria-label="Hold Floor A1 again"' in text
+        assert "<span>Floor A1 · 12,000 points</span>" not in text  # gone from "Your seats"
+    again = html(hold(client, event.id, seat))
+    assert "You hold Floor A1" in again and "notice-lapsed" not in again
