@@ -13,7 +13,9 @@ event, so:
   never stale;
 - each block has a short digest of its seats as the person sees them. The
   page sends back the digests of what it shows (its `version`), and only
-  the blocks whose digest differs are rendered and sent again.
+  the blocks whose digest differs are rendered and sent again;
+- the seats left per section are counted once per snapshot (from the seats
+  it already has, no other read) and put right for the person's own seats.
 """
 
 import base64
@@ -23,7 +25,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from flask import current_app
@@ -50,6 +52,16 @@ def _digest(cells: dict[int, str]) -> bytes:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A section of the map: its name, how many seats, their price range."""
+
+    name: str
+    seats: int
+    low: int  # points
+    high: int
+
+
+@dataclass(frozen=True)
 class Layout:
     """The seats of an event in map order, cut into blocks."""
 
@@ -57,6 +69,8 @@ class Layout:
     by_id: dict[int, SeatInfo]
     block_of: dict[int, int]  # seat id -> its block
     block_size: int
+    sections: tuple[Section, ...] = ()  # in map order
+    section_index: dict[str, int] = field(default_factory=dict)  # name -> place in sections
 
     @property
     def blocks(self) -> int:
@@ -73,7 +87,18 @@ def layout(event_id: int) -> Layout:
     by_id = seats.catalogue(event_id)
     in_order = tuple(by_id.values())
     size = max(MIN_BLOCK, math.ceil(len(in_order) / MAX_BLOCKS))
-    return Layout(in_order, by_id, {s.id: i // size for i, s in enumerate(in_order)}, size)
+    prices: dict[str, list[int]] = {}
+    for seat in in_order:
+        prices.setdefault(seat.section, []).append(seat.price)
+    sections = tuple(Section(name, len(p), min(p), max(p)) for name, p in prices.items())
+    return Layout(
+        in_order,
+        by_id,
+        {s.id: i // size for i, s in enumerate(in_order)},
+        size,
+        sections,
+        {section.name: i for i, section in enumerate(sections)},
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +110,7 @@ class Snapshot:
     by_block: dict[int, list[int]]  # block -> its taken seat ids
     holders: dict[int, list[int]]  # user id -> the seats they hold
     digests: tuple[bytes, ...]  # per block
+    taken: tuple[int, ...] = ()  # per section (Layout.sections): seats not available
 
 
 _snapshots: dict[int, Snapshot] = {}
@@ -120,15 +146,19 @@ def _read(event_id: int) -> Snapshot:
     _, _, states = seats.live_states(event_id)
     states = {sid: s for sid, s in states.items() if sid in plan.block_of}
     by_block, holders = defaultdict(list), defaultdict(list)
+    taken_in = [0] * len(plan.sections)
     for sid, state in states.items():
         by_block[plan.block_of[sid]].append(sid)
+        taken_in[plan.section_index[plan.by_id[sid].section]] += 1
         if state.kind == "held":
             holders[state.holder].append(sid)
     empty = _digest({})
     digests = [empty] * plan.blocks
     for block, taken in by_block.items():
         digests[block] = _digest({sid: cell(states[sid], None) for sid in taken})
-    return Snapshot(time.monotonic(), states, dict(by_block), dict(holders), tuple(digests))
+    return Snapshot(
+        time.monotonic(), states, dict(by_block), dict(holders), tuple(digests), tuple(taken_in)
+    )
 
 
 @dataclass
@@ -143,6 +173,27 @@ class View:
     snapshot: Snapshot
     exact: dict[int, SeatState]  # read now: their own seats, and those asked for
     digests: tuple[bytes, ...]
+    listed: frozenset[int] = frozenset()  # their holds set, lapsed holds included
+
+    def seats_left(self) -> list[tuple[Section, int]]:
+        """Each section with its seats available now: the snapshot's count,
+        put right for the seats read exactly."""
+        taken = list(self.snapshot.taken) or [0] * len(self.layout.sections)
+        for sid, state in self.exact.items():
+            was = self.snapshot.states.get(sid, AVAILABLE).kind != "available"
+            now = state.kind != "available"
+            if was != now:
+                taken[self.layout.section_index[self.layout.by_id[sid].section]] += now - was
+        return [(s, max(0, s.seats - t)) for s, t in zip(self.layout.sections, taken, strict=True)]
+
+    def lapsed(self) -> list[tuple[SeatInfo, str]]:
+        """Seats whose hold by this person ran out (still in their holds
+        set), each with what it is now: "available" or another cell."""
+        return [
+            (self.layout.by_id[sid], self.cell(sid))
+            for sid in sorted(self.listed)
+            if sid in self.layout.by_id and self.state(sid).holder != self.user_id
+        ]
 
     def state(self, seat_id: int) -> SeatState:
         return self.exact.get(seat_id) or self.snapshot.states.get(seat_id) or AVAILABLE
@@ -199,7 +250,15 @@ def view(event_id: int, user_id: int, session_id: str, also: tuple[int, ...] = (
         )
         digests[block] = _digest(taken)
     return View(
-        plan, user_id, own.now_ms, own.active_until_ms, own.unbought, snap, exact, tuple(digests)
+        plan,
+        user_id,
+        own.now_ms,
+        own.active_until_ms,
+        own.unbought,
+        snap,
+        exact,
+        tuple(digests),
+        own.listed,
     )
 
 

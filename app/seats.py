@@ -126,6 +126,9 @@ class OwnSeats:
     active_until_ms: int
     unbought: int  # max_seats_per_person minus the seats bought
     states: dict[int, SeatState]
+    # Seats in their holds set: live holds, and lapsed ones that no hold has
+    # swept out yet (hold.lua), so a hold that ran out can be told of.
+    listed: frozenset[int] = frozenset()
 
 
 def own_states(
@@ -146,7 +149,9 @@ def own_states(
     if not active_until:
         raise AppError(*NOT_ENTERED)
     unbought = int(result[2]) - int(result[3])
-    return OwnSeats(now_ms, active_until, unbought, _parse_states(result[4:], now_ms))
+    pairs = result[4:]
+    listed = frozenset(int(pairs[i]) for i in range(0, len(pairs) - 2 * len(also), 2))
+    return OwnSeats(now_ms, active_until, unbought, _parse_states(pairs, now_ms), listed)
 
 
 def _parse_states(pairs: list, now_ms: int) -> dict[int, SeatState]:

@@ -65,8 +65,8 @@ def test_phone_sized_screen(stack, new_context, screenshots):
     enter_through_queue(page, event_id)
     assert fits(), "the seat page is wider than the phone"
 
-    # The map is wider than the screen: it pans inside its own box.
-    seat_map = page.locator(".seat-map")
+    # The map is wider than the screen: each section pans inside its own box.
+    seat_map = page.locator(".section-seats").first
     assert seat_map.evaluate("m => m.scrollWidth > m.clientWidth")
     far = page.locator(".seat-map .row").first.locator("button.seat").last
     assert not far.is_visible() or far.bounding_box()["x"] > PHONE["width"]
@@ -74,11 +74,11 @@ def test_phone_sized_screen(stack, new_context, screenshots):
     panned = seat_map.evaluate("m => m.scrollLeft")
     assert panned > 0
     page.wait_for_timeout(3500)  # the map refreshes every 3 s: it stays where it was panned
-    assert page.locator(".seat-map").evaluate("m => m.scrollLeft") == panned
+    assert seat_map.evaluate("m => m.scrollLeft") == panned
     far_id = far.get_attribute("id")
     far.tap()
     page.wait_for_selector(f"#{far_id}[data-state=mine]")
-    assert page.locator(".seat-map").evaluate("m => m.scrollLeft") == panned
+    assert seat_map.evaluate("m => m.scrollLeft") == panned
     assert fits()
     page.locator(".my-holds").scroll_into_view_if_needed()
     shot(page, screenshots, "10-phone-seat-map", full_page=False)

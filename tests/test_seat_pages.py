@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app import keys, mirror, seats, waiting_room
+from app.extensions import redis_store
 from app.models import Booking, Seat
 
 # The test app's JWT_SECRET is short on purpose; pyjwt warns about it.
@@ -106,9 +107,9 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
     _, other = browser()
     _, buyer = browser()
     mine, theirs, sold, blocked = (s.id for s in seat_rows[:4])
-    assert "is yours" in html(hold(client, event.id, mine))
-    assert "is yours" in html(hold(other, event.id, theirs))
-    assert "is yours" in html(hold(buyer, event.id, sold))
+    assert "You hold" in html(hold(client, event.id, mine))
+    assert "You hold" in html(hold(other, event.id, theirs))
+    assert "You hold" in html(hold(buyer, event.id, sold))
     assert (
         buyer.post(f"/events/{event.id}/checkout", data={"idempotency_key": "map"}).status_code
         == 302
@@ -132,9 +133,8 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
         button = buttons[seat.id]
         label = button["aria-label"]
         word = expected.get(seat.id, "available")
-        assert label.startswith(
-            f"{seat.section}, row {seat.row}, seat {seat.number}, {seat.price:,} points, {word}"
-        ), label
+        name = f"{seat.section} {seat.row}{seat.number}"
+        assert label.startswith(f"{name}, seat {seat.number}, {seat.price:,} points, {word}"), label
         assert button["name"] == "seat" and button["value"] == str(seat.id)
         assert "disabled" not in button, label  # taken seats stay reachable by keyboard
         if word in ("available", "held by you"):
@@ -148,7 +148,7 @@ def test_seat_map_shows_every_seat_as_a_labelled_button(app, event, browser, sea
     assert buttons[seat_rows[5].id]["_text"].strip() == str(seat_rows[5].number)
     # Rows are labelled groups; sections are fieldsets with their names.
     assert 'role="group" aria-label="Floor, row A"' in page
-    assert "<legend>Balcony</legend>" in page
+    assert '<legend><span class="section-name">Balcony</span>' in page
     assert "Total 12,000 points." in page
 
 
@@ -185,13 +185,13 @@ def test_hold_with_htmx_answers_the_panel(event, browser, seat_rows):
     assert response.status_code == 200
     fragment = html(response)
     assert '<section id="booking-panel"' in fragment and "<html" not in fragment
-    assert re.search(r"Seat Floor-A1 is yours for [45] min\.", fragment), fragment
+    assert re.search(r"You hold Floor A1 for [45] min\.", fragment), fragment
     assert 'role="status"' in fragment
     label = seat_buttons(fragment)[seat.id]["aria-label"]
     assert "held by you" in label
-    assert "Floor, row A, seat 1 · 12,000 points" in fragment  # in "Your seats"
+    assert "<span>Floor A1 · 12,000 points</span>" in fragment  # in "Your seats"
     # Holding it again is harmless.
-    assert "is yours" in html(hold(client, event.id, seat.id))
+    assert "You hold" in html(hold(client, event.id, seat.id))
 
 
 def test_hold_message_near_the_end_of_the_window(event, browser, seat_rows, r):
@@ -201,7 +201,7 @@ def test_hold_message_near_the_end_of_the_window(event, browser, seat_rows, r):
     r.zadd(k.active, {user.id: until})
     r.hset(k.entrance(user.id), "until", until)
     fragment = html(hold(client, event.id, seat_rows[0].id))
-    assert "Seat Floor-A1 is yours for" in fragment, fragment
+    assert "You hold Floor A1 for" in fragment, fragment
     assert "for 0 minutes" not in fragment
 
 
@@ -213,7 +213,7 @@ def test_someone_elses_hold_is_explained(event, browser, seat_rows):
     response = hold(second, event.id, seat.id)
     assert response.status_code == 200
     fragment = html(response)
-    assert "Someone else is holding this seat." in fragment
+    assert "Someone else is holding Floor A1." in fragment
     assert 'role="alert"' in fragment
     assert "held by someone else" in seat_buttons(fragment)[seat.id]["aria-label"]
 
@@ -224,7 +224,7 @@ def test_hold_without_htmx_redirects_to_the_seat_page(event, browser, seat_rows)
     assert response.status_code == 302
     assert path_of(response) == f"/events/{event.id}/seats"
     page = html(client.get(f"/events/{event.id}/seats"))
-    assert re.search(r"Seat Floor-A1 is yours for [45] min\.", page)
+    assert re.search(r"You hold Floor A1 for [45] min\.", page)
     assert "held by you" in seat_buttons(page)[seat_rows[0].id]["aria-label"]
 
 
@@ -251,16 +251,16 @@ def test_release_with_and_without_htmx(event, browser, seat_rows):
     )
     assert response.status_code == 200
     fragment = html(response)
-    assert "Seat released." in fragment
+    assert "You released Floor A1." in fragment
     assert seat_buttons(fragment)[first]["aria-label"].endswith(", available")
     again = html(
         client.post(f"/events/{event.id}/seats/release", data={"seat": str(first)}, headers=HX)
     )
-    assert "You do not hold this seat." in again
+    assert "You do not hold Floor A1." in again
     response = client.post(f"/events/{event.id}/seats/release", data={"seat": str(second)})
     assert response.status_code == 302 and path_of(response) == f"/events/{event.id}/seats"
     page = html(client.get(f"/events/{event.id}/seats"))
-    assert "Seat released." in page
+    assert "You released Floor A2." in page
     assert seat_buttons(page)[second]["aria-label"].endswith(", available")
 
 
@@ -272,7 +272,7 @@ def test_cannot_release_someone_elses_hold(event, browser, seat_rows):
     fragment = html(
         other.post(f"/events/{event.id}/seats/release", data={"seat": str(seat)}, headers=HX)
     )
-    assert "You do not hold this seat." in fragment
+    assert "You do not hold Floor A1." in fragment
     assert (
         "held by you"
         in seat_buttons(html(owner.get(f"/events/{event.id}/seats")))[seat]["aria-label"]
@@ -290,7 +290,7 @@ def test_checkout_page_to_confirmation(app, event, browser, seat_rows, make_user
     response = client.get(f"/events/{event.id}/checkout")
     assert response.status_code == 200
     page = html(response)
-    assert "Floor, row A, seat 1" in page and "Balcony, row A, seat 1" in page
+    assert "Floor A1" in page and "Balcony A1" in page
     assert '<td class="num">20,000</td>' in page  # the total
     assert "Your balance: 100,000 points" in page and "after paying: 80,000" in page
     assert "Pay 20,000 points" in page
@@ -311,7 +311,7 @@ def test_checkout_page_to_confirmation(app, event, browser, seat_rows, make_user
     assert confirmation.status_code == 200
     text = html(confirmation)
     assert f"Booking number <strong>{booking_id}</strong>" in text
-    assert "Floor-A1 · 12,000 points" in text and "Balcony-A1 · 8,000 points" in text
+    assert "Floor A1 · 12,000 points" in text and "Balcony A1 · 8,000 points" in text
     assert "Paid 20,000 points; 80,000 points left." in text
 
     listing = html(client.get("/bookings"))
@@ -405,4 +405,41 @@ def test_names_are_escaped_on_the_seat_map(app, make_event, make_user, login):
     ):
         assert evil not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-        assert seat_buttons(page)[seat_id]["aria-label"].startswith(f"{evil}, row A, seat 1")
+        assert seat_buttons(page)[seat_id]["aria-label"].startswith(f"{evil} A1")
+
+
+def test_seats_left_per_section_and_prices(event, browser, seat_rows):
+    _, client = browser()
+    page = html(client.get(f"/events/{event.id}/seats"))
+    assert '<span id="left-0" class="section-left">5 seats left</span>' in page
+    assert '<span id="left-1" class="section-left">4 seats left</span>' in page
+    assert "<strong>Floor</strong> 12,000 points" in page  # the price legend
+    assert 'class="stage"' in page
+    assert 'data-tip="Floor A1 · 12,000 points · available"' in page
+    fragment = html(hold(client, event.id, seat_rows[0].id))
+    # The answer brings every section's count, out of band.
+    assert '<span id="left-0" class="section-left" hx-swap-oob="true">4 seats left</span>' in (
+        fragment
+    )
+    assert "3 seats left" not in fragment and "4 seats left</span>" in fragment
+
+
+def test_a_hold_that_ran_out_is_told_until_held_again(app, event, browser, seat_rows):
+    _, client = browser()
+    seat = seat_rows[0].id
+    hold(client, event.id, seat)
+    with app.app_context():  # the hold ends now, as hold_ttl would have it
+        k = keys.event(event.id).seats
+        raw = redis_store.client.hget(k, seat)
+        kind, holder, token, _until = raw.split(":")
+        redis_store.client.hset(k, seat, f"{kind}:{holder}:{token}:1")
+    for response in (
+        client.get(f"/events/{event.id}/seats/panel", headers=HX),
+        client.get(f"/events/{event.id}/seats"),
+    ):
+        text = html(response)
+        assert "Your hold on Floor A1 ran out; it is free again." in text
+        assert 'aria-label="Hold Floor A1 again"' in text
+        assert "<span>Floor A1 · 12,000 points</span>" not in text  # gone from "Your seats"
+    again = html(hold(client, event.id, seat))
+    assert "You hold Floor A1" in again and "notice-lapsed" not in again

@@ -6,6 +6,9 @@
 // A countdown with data-announce (a sentence with "{time}" in it, in the
 // page's language) is read out politely (live.js) at each whole minute and at
 // 30 and 10 seconds: often enough to plan by, never every second.
+//
+// Inside an element with data-ended, zero puts that whole phrase in its
+// place ("held for 0:00" becomes "Your hold on Floor A5 ran out.").
 (function () {
   var MARKS = [30, 10];
   var announced = {};  // sentence + mark: the panel is replaced every 3 s
@@ -35,6 +38,8 @@
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
       var left = Math.max(0, parseInt(el.getAttribute("data-countdown"), 10) - 1);
       el.setAttribute("data-countdown", left);
+      var ended = left > 0 ? null : el.closest("[data-ended]");
+      if (ended) { ended.textContent = ended.getAttribute("data-ended"); return; }
       el.textContent = left > 0 ? format(left) : el.getAttribute("data-expired") || format(0);
       maybeAnnounce(el, left);
     });

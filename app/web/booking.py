@@ -23,9 +23,19 @@ from app.i18n import duration
 from app.web import identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
-from app.web.seat_cells import SeatButtons, per_app
+from app.web.seat_cells import SeatButtons, per_app, seat_name
 
 bp = Blueprint("booking", __name__)
+bp.add_app_template_global(seat_name)
+bp.add_app_template_global(seats.seat_info)
+
+# Refusals of a hold, put into words that name the seat (the JSON API keeps
+# the codes and its own messages).
+REFUSED = {
+    "seat_taken": lambda seat: gettext("Someone else is holding %(seat)s.", seat=seat),
+    "seat_booked": lambda seat: gettext("%(seat)s is already sold.", seat=seat),
+    "seat_blocked": lambda seat: gettext("%(seat)s is not for sale.", seat=seat),
+}
 
 
 @bp.get("/events/<int:event_id>/seats", endpoint="seats")
@@ -56,26 +66,37 @@ def hold(event_id):
     try:
         held = seats.hold(event_id, identity.user_id(), identity.session_id(), seat_id or 0)
     except AppError as e:
-        return _after_action(event_id, e.message, "error")
-    label = seats.seat_info(event_id, held.seat_id).label
+        return _after_action(event_id, _refusal(event_id, seat_id or 0, e), "error")
+    name = seat_name(seats.seat_info(event_id, held.seat_id))
     return _after_action(
         event_id,
-        gettext(
-            "Seat %(label)s is yours for %(time)s.", label=label, time=duration(held.expires_in)
-        ),
+        gettext("You hold %(seat)s for %(time)s.", seat=name, time=duration(held.expires_in)),
         "info",
     )
+
+
+def _refusal(event_id: int, seat_id: int, e: AppError) -> str:
+    """A refused hold's message, naming the seat when there is one."""
+    seat = seats.catalogue(event_id).get(seat_id)
+    if seat is None or e.status == 403:
+        return e.message
+    name = seat_name(seat)
+    if e.code in REFUSED:
+        return REFUSED[e.code](name)
+    return gettext("%(seat)s: %(reason)s", seat=name, reason=e.message)
 
 
 @bp.post("/events/<int:event_id>/seats/release")
 @page_login_required
 def release(event_id):
     seat_id = request.form.get("seat", type=int) or 0
-    seats.seat_info(event_id, seat_id)
+    name = seat_name(seats.seat_info(event_id, seat_id))
     released = seats.release(event_id, identity.user_id(), seat_id)
     return _after_action(
         event_id,
-        gettext("Seat released.") if released else str(seats.NOT_YOUR_HOLD[2]),
+        gettext("You released %(seat)s.", seat=name)
+        if released
+        else gettext("You do not hold %(seat)s.", seat=name),
         "info" if released else "error",
     )
 
@@ -168,7 +189,7 @@ def _render_panel(event_id: int, also: tuple[int, ...] = (), **extra):
         blocks = view.changed_blocks(request.values.get("v"))
         cells = [(seat, view.cell(seat.id)) for b in blocks for seat in view.layout.block(b)]
         changed = _buttons().render(event_id, _language(), cells, True)
-        context = _status(view) | {"changed": changed}
+        context = _status(view) | {"changed": changed, "refresh": True}
     response = make_response(
         render_template("booking/_panel.html", event_id=event_id, **context, **extra)
     )
@@ -202,6 +223,8 @@ def _status(view: seat_map.View) -> dict:
     mine = [{"seat": seat, "expires_in": view.seconds_left(s)} for seat, s in view.mine()]
     return {
         "mine": mine,
+        "lapsed": view.lapsed(),  # holds that ran out: told, with a way to hold again
+        "sections_left": view.seats_left(),  # sent out of band to the map's sections
         "total": sum(c["seat"].price for c in mine),
         "window_left": max(0, (view.active_until_ms - view.now_ms) // 1000),
         "version": view.version,

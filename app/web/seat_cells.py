@@ -11,6 +11,7 @@ the blocks it sends (app/seat_map.py)."""
 from types import SimpleNamespace
 
 from flask import Flask, current_app, render_template
+from flask_babel import gettext
 from markupsafe import Markup
 
 from app import i18n
@@ -51,6 +52,15 @@ class Skeletons:
             )
         self.made[key] = parts = HOLES.split(html)
         return parts
+
+
+def seat_name(seat) -> str:
+    """How a fan's pages name a seat, everywhere (panel, messages, checkout,
+    the buttons' labels, the confirmation): "Floor A5". `seat`: anything with
+    a section, a row and a number (the JSON API keeps its own "Floor-A5")."""
+    return gettext(
+        "%(section)s %(row)s%(number)s", section=seat.section, row=seat.row, number=seat.number
+    )
 
 
 def escaped(text: str) -> str:
