@@ -125,7 +125,7 @@ def _check_opening(sale_opens_at, prequeue_opens_at) -> None:
         raise AppError(
             422,
             "invalid",
-            _l("prequeue_opens_at: joining must open before the sale does (sale_opens_at)."),
+            _l("The queue must open before the sale does: set “Queue opens” before “Sale opens”."),
         )
 
 

@@ -600,6 +600,10 @@ def test_logged_in_again_continues_with_the_seats_held(app, admitted, login):
     assert f'action="/events/{event.id}/continue"' in status_fragment(client, event.id).get_data(
         as_text=True
     )
+    panel = client.get(f"/events/{event.id}/seats/panel", headers={"HX-Request": "true"})
+    panel = panel.get_data(as_text=True)
+    assert "You are booking in another window or device now." in panel
+    assert f'action="/events/{event.id}/continue"' in panel
     # The no-JavaScript frame looks again too.
     frame = again.get(f"/events/{event.id}/waiting/status").get_data(as_text=True)
     assert "http-equiv" not in frame  # this session has it now: nothing to wait for

@@ -64,7 +64,10 @@ def test_the_queue_must_open_before_the_sale(app, staff_client, make_event):
         "prequeue_opens_at": ((later + timedelta(minutes=1)).isoformat() + "Z"),
     }
     response = staff_client.post("/api/admin/events", json=body)
-    assert response.status_code == 422 and "prequeue_opens_at" in response.json["message"]
+    assert (
+        response.status_code == 422
+        and "The queue must open before the sale" in response.json["message"]
+    )
     no_sale = {**body, "sale_opens_at": None}
     assert staff_client.post("/api/admin/events", json=no_sale).status_code == 422
     event = make_event(sale_opens_at=later)
@@ -297,7 +300,9 @@ def test_the_staff_form_sets_the_queue_opening_and_refuses_one_after_the_sale(ap
     form = {"name": "Drop", "sections": "Floor, 1, 4, 100", "sale_opens_at": "2030-01-01T19:00"}
     bad = client.post("/admin/events", data={**form, "prequeue_opens_at": "2030-01-01T20:00"})
     assert bad.status_code == 302 and bad.headers["Location"] == "/admin/"
-    assert "joining must open before the sale" in client.get("/admin/").get_data(as_text=True)
+    assert "The queue must open before the sale does" in client.get("/admin/").get_data(
+        as_text=True
+    )
     good = client.post("/admin/events", data={**form, "prequeue_opens_at": "2030-01-01T18:00"})
     event_id = int(good.headers["Location"].rstrip("/").split("/")[-1])
     event = app.test_client().get(f"/api/events/{event_id}").json

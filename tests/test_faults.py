@@ -1336,6 +1336,7 @@ const element = (value) => ({
   attrs: {"data-countdown": value, "data-expired": "expired"}, textContent: "",
   getAttribute(name) { return this.attrs[name]; },
   setAttribute(name, value) { this.attrs[name] = String(value); },
+  closest() { return null; },  // (no [data-ended] around these)
 });
 const elements = [element("125"), element("61"), element("1")];
 globalThis.document = {querySelectorAll: () => elements};

@@ -392,7 +392,7 @@ def test_demo_command_twice(app, runner):
 
 NEW_EVENT_COLUMNS = (
     "poll_budget", "prequeue_opens_at", "draw_seed", "drawn_at", "max_seats_per_person",
-    "bot_protection",
+    "bot_protection", "venue", "starts_at",
 )  # fmt: skip
 
 
@@ -416,11 +416,11 @@ def test_init_db_adds_the_columns_a_newer_version_needs_on_sqlite(app, tmp_path,
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
         row = conn.execute(
-            "SELECT name, poll_budget, draw_seed, drawn_at, max_seats_per_person, bot_protection"
-            " FROM events"
+            "SELECT name, poll_budget, draw_seed, drawn_at, max_seats_per_person, bot_protection,"
+            " venue, starts_at FROM events"
         ).fetchone()
     assert set(NEW_EVENT_COLUMNS) <= columns
-    assert row == ("Old", 5000, "", None, 4, 0)
+    assert row == ("Old", 5000, "", None, 4, 0, "", None)
 
 
 def test_init_db_adds_missing_columns_on_mysql(app, runner, mysql, make_event):

@@ -315,7 +315,7 @@ def test_checkout_page_to_confirmation(app, event, browser, seat_rows, make_user
     assert "Paid 20,000 points; 80,000 points left." in text
 
     listing = html(client.get("/bookings"))
-    assert f'href="/bookings/{booking_id}"' in listing and "Floor-A1, Balcony-A1" in listing
+    assert f'href="/bookings/{booking_id}"' in listing and "Floor A1, Balcony A1" in listing
 
     stranger = login(app.test_client(), make_user())
     assert stranger.get(f"/bookings/{booking_id}").status_code == 404

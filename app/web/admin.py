@@ -18,7 +18,7 @@ from app.errors import AppError
 from app.i18n import admission_state, number, when
 from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
-from app.web.seat_cells import PLACE, Skeletons, escaped, per_app, place
+from app.web.seat_cells import PLACE, Skeletons, escaped, per_app, place, seat_name
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(identity.require_staff_page)
@@ -40,6 +40,8 @@ LABELS = {
     **SETTINGS,
     "active_ttl": _l("Booking window per person (s)"),
     "hold_ttl": _l("Hold time per seat (s)"),
+    "venue": _l("Venue"),
+    "starts_at": _l("Date (UTC)"),
     "sale_opens_at": _l("Sale opens (UTC)"),
     "prequeue_opens_at": _l("Queue opens (UTC)"),
     "sections": _l("Seat layout"),
@@ -68,6 +70,8 @@ def create_event():
         body = CreateEvent.model_validate(
             {
                 "name": form.get("name", ""),
+                "venue": form.get("venue", ""),
+                "starts_at": form.get("starts_at") or None,
                 "sale_opens_at": form.get("sale_opens_at") or None,
                 "prequeue_opens_at": form.get("prequeue_opens_at") or None,
                 "sections": _parse_sections(form.get("sections", "")),
@@ -190,7 +194,7 @@ SEAT_CONFIRM = {
     "<any(block, unblock, release, release_and_block):action>"
 )
 def seat_action(event_id, seat_id, action):
-    label = seats.seat_info(event_id, seat_id).label  # 404 for a seat of another event
+    label = seat_name(seats.seat_info(event_id, seat_id))  # 404 for a seat of another event
     if action in SEAT_CONFIRM and not _confirmed():
         question, detail, yes = SEAT_CONFIRM[action]
         return _confirm(
@@ -216,7 +220,7 @@ def seat_action(event_id, seat_id, action):
             raise
         flash(e.message, "error")
     else:
-        label = seats.seat_info(event_id, seat_id).label
+        label = seat_name(seats.seat_info(event_id, seat_id))
         flash(
             {
                 "block": gettext("Seat %(label)s: blocked.", label=label),
@@ -438,7 +442,7 @@ def _sentence(entry: dict, catalogue: dict, people: dict) -> str:
     seat = re.search(r":seat:(\d+)$", target)
     if seat:
         info = catalogue.get(int(seat.group(1)))
-        label = info.label if info else gettext("seat %(id)s", id=seat.group(1))
+        label = seat_name(info) if info else gettext("seat %(id)s", id=seat.group(1))
     if action == "event.create":
         return gettext("Created the event %(name)s", name=(after or {}).get("name", ""))
     if action == "event.update":
@@ -547,7 +551,7 @@ def _render_map(event_id: int) -> tuple[float, str]:
             c.seat,
             place(c.seat)
             | {
-                "label": escaped(c.seat.label),
+                "label": escaped(seat_name(c.seat)),
                 "tip": free if c.state == "available" else escaped(_tip(c)),
             },
             c.state,

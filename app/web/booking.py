@@ -184,7 +184,8 @@ def _render_panel(event_id: int, also: tuple[int, ...] = (), **extra):
     except AppError as e:
         if e.status != 403:
             raise
-        context = {"over": True}
+        where = waiting_room.place(event_id, identity.user_id(), identity.session_id())
+        context = {"over": True, "moved": where.kind == "elsewhere"}
     else:
         blocks = view.changed_blocks(request.values.get("v"))
         cells = [(seat, view.cell(seat.id)) for b in blocks for seat in view.layout.block(b)]
