@@ -816,3 +816,22 @@ def test_the_cacheable_waiting_page_keeps_the_account_links(client, make_user, l
     mine = html(client.get("/auth/links", headers={"HX-Request": "true"}))
     assert user.email in mine and 'action="/auth/logout"' in mine and 'name="csrf_token"' in mine
     assert "Cookie" in client.get("/auth/links").headers["Vary"]
+
+
+def test_an_htmx_refresh_without_a_session_takes_the_page_to_the_login(client, make_event):
+    """Logged out elsewhere (logout ends every copy): the seat panel's next
+    refresh sends the whole page to the login, and back to that page after."""
+    event = make_event()
+    response = client.get(
+        f"/events/{event.id}/seats/panel?v=x",
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": f"http://localhost/events/{event.id}/seats",
+        },
+    )
+    assert response.status_code == 200 and response.get_data() == b""
+    assert response.headers["HX-Redirect"].replace("%2F", "/") == (
+        f"/auth/login?next=/events/{event.id}/seats"
+    )
+    plain = client.get(f"/events/{event.id}/seats/panel?v=x")
+    assert plain.status_code == 302 and "/auth/login?next=" in plain.headers["Location"]

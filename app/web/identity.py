@@ -4,8 +4,9 @@ and the login and staff guards."""
 
 import secrets
 from functools import wraps
+from urllib.parse import urlsplit
 
-from flask import Flask, redirect, request, session, url_for
+from flask import Flask, make_response, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 
 from app import accounts, sessions
@@ -87,10 +88,23 @@ def page_login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not user_id():
-            return redirect(url_for("auth.login", next=request.full_path))
+            return to_login()
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def to_login():
+    """The login page, and back here afterwards. An htmx request (a panel's
+    refresh, say, after logging out on another device) sends the whole
+    page there, and back to that page, not to the fragment."""
+    if request.headers.get("HX-Request") != "true":
+        return redirect(url_for("auth.login", next=request.full_path))
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    back = page.path + (f"?{page.query}" if page.query else "") if page.path else None
+    response = make_response("", 200)
+    response.headers["HX-Redirect"] = url_for("auth.login", next=back)
+    return response
 
 
 def require_staff_json():
@@ -107,6 +121,6 @@ def require_staff_page():
     """Guard of the staff pages: the login page for nobody, 403 for a customer."""
     user = current_user()
     if user is None:
-        return redirect(url_for("auth.login", next=request.full_path))
+        return to_login()
     if not user.is_staff:
         raise AppError(403, "forbidden", _l("This page is for staff only."))
