@@ -130,7 +130,7 @@ def test_a_hold_that_runs_out_is_told_and_held_again(stack, new_context):
     assert page.locator(".notice-lapsed").count() == 0
 
 
-def test_the_map_on_a_phone(stack, new_context, screenshots):
+def test_the_map_on_a_phone(stack, new_context):
     event_id = stack.new_event("Phone night", WIDE, admit_rate=50, max_active=100)
     page = new_context(viewport=PHONE).new_page()
     log_in(page, stack.new_user("phone"))
@@ -184,7 +184,6 @@ def test_the_map_on_a_phone(stack, new_context, screenshots):
     assert same_place(start, box(page, watched))
     assert box(page, "#booking-panel")["height"] <= PHONE["height"] * 0.45 + 1
     assert "You hold Floor A2" in message(page)
-    page.screenshot(path=str(screenshots / "seatmap-phone.png"))
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["wide", "phone"])
