@@ -104,6 +104,13 @@ def cancel(
     return result(booking.id)
 
 
+def find(booking_id: int, event_id: int) -> Booking | None:
+    """A booking of this event by its number (None: no such booking here)."""
+    if not 1 <= booking_id < 2**63:
+        return None
+    return Booking.get_or_none(Booking.id == booking_id, Booking.event == event_id)
+
+
 def result(booking_id: int) -> dict:
     """What a cancel answers: the points refunded on this booking so far and
     the buyer's balance after the latest refund (the same for a repeat)."""

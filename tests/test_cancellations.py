@@ -311,3 +311,40 @@ def test_cancel_racing_a_new_buyer_never_sells_twice(app, mysql, event, make_use
         )
         assert Refund.select(fn.SUM(Refund.amount)).scalar() == 2000
     assert conserved(app) == start
+
+
+def test_the_fan_cancels_from_the_confirmation_page_after_a_second_step(
+    app, mysql, event, make_user, login
+):
+    seats = seat_ids(app, event.id)
+    user, client, booking_id = buy(app, make_user, login, event, seats[:1])
+    assert "Cancel this booking" in client.get(f"/bookings/{booking_id}").get_data(as_text=True)
+
+    asked = client.post(f"/bookings/{booking_id}/cancel")
+    assert asked.status_code == 200 and "Yes, cancel it" in asked.get_data(as_text=True)
+    with app.app_context():
+        assert not Refund.select().exists()  # nothing yet
+    done = client.post(f"/bookings/{booking_id}/cancel", data={"confirmed": "yes"})
+    assert done.status_code == 302
+    page = client.get(f"/bookings/{booking_id}").get_data(as_text=True)
+    assert "This booking is cancelled" in page and "Cancel this booking" not in page
+    with app.app_context():
+        assert User.get_by_id(user.id).points == START
+
+
+def test_staff_cancel_a_booking_by_its_number_after_a_second_step(
+    app, mysql, event, make_user, login, staff
+):
+    seats = seat_ids(app, event.id)
+    user, _, booking_id = buy(app, make_user, login, event, seats[:2])
+    _, staff_client = staff
+    path = f"/admin/events/{event.id}/bookings/cancel"
+    asked = staff_client.post(path, data={"booking": str(booking_id)})
+    assert asked.status_code == 200 and "Yes, cancel and refund" in asked.get_data(as_text=True)
+    done = staff_client.post(path, data={"booking": str(booking_id), "confirmed": "yes"})
+    assert done.status_code == 302
+    with app.app_context():
+        assert User.get_by_id(user.id).points == START
+        assert Booking.get_by_id(booking_id).status == "cancelled"
+    missing = staff_client.post(path, data={"booking": "nope"}, follow_redirects=True)
+    assert "no booking with that number" in missing.get_data(as_text=True)
