@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS events (
   drawn_at      DATETIME NULL,
   -- Joins by accounts made after the cut-off need a solved proof of work (app/bots.py).
   bot_protection TINYINT(1) NOT NULL DEFAULT 0,
+  -- Fans may cancel their bookings until then (NULL: fans cannot cancel;
+  -- staff always can): app/cancellations.py.
+  cancellable_until DATETIME NULL,
   created_at    DATETIME NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -95,6 +98,26 @@ CREATE TABLE IF NOT EXISTS payments (
   created_at DATETIME NOT NULL,
   CONSTRAINT payments_booking FOREIGN KEY (booking_id) REFERENCES bookings (id) ON DELETE CASCADE,
   CONSTRAINT payments_user FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- A refund: one row per cancellation that gave points back (one or more
+-- seats of one booking, `seat_ids` comma-separated in id order). The
+-- payment row stays as it was; what a booking cost its buyer in the end is
+-- its payments minus its refunds. `points_left`: the buyer's balance after
+-- this refund (a repeated cancel answers with it).
+CREATE TABLE IF NOT EXISTS refunds (
+  id          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  booking_id  BIGINT NOT NULL,
+  user_id     BIGINT NOT NULL,
+  amount      BIGINT NOT NULL,
+  seat_ids    VARCHAR(255) NOT NULL,
+  points_left BIGINT NOT NULL,
+  actor_id    BIGINT NULL,  -- who cancelled: the buyer or a staff member
+  created_at  DATETIME NOT NULL,
+  KEY refunds_booking (booking_id),
+  CONSTRAINT refunds_booking FOREIGN KEY (booking_id) REFERENCES bookings (id) ON DELETE CASCADE,
+  CONSTRAINT refunds_user FOREIGN KEY (user_id) REFERENCES users (id),
+  CONSTRAINT refunds_actor FOREIGN KEY (actor_id) REFERENCES users (id) ON DELETE SET NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Who took part in an event's draw (joined before the sale opened), under

@@ -114,7 +114,7 @@ def update(event_id: int, actor_id: int | None = None, **changes) -> Event:
     return event
 
 
-TIMES = {"starts_at", "sale_opens_at", "prequeue_opens_at"}
+TIMES = {"starts_at", "sale_opens_at", "prequeue_opens_at", "cancellable_until"}
 
 
 def _check_opening(sale_opens_at, prequeue_opens_at) -> None:
@@ -155,6 +155,8 @@ def describe(
         "draw_commitment": draw.commitment(event.draw_seed) if event.draw_seed else None,
         "drawn_at": iso(event.drawn_at),
         "bot_protection": event.bot_protection,
+        # Fans may cancel until then (null: they cannot; staff always can).
+        "cancellable_until": iso(event.cancellable_until),
     }
     if waiting is not None:
         data.update(waiting=waiting, active=active)

@@ -70,6 +70,8 @@ class Event(BaseModel):
     # Joins by accounts newer than the event's cut-off need a solved
     # proof of work (app/bots.py); off: the API works as it always did.
     bot_protection = pw.BooleanField(default=False)
+    # Fans may cancel until then (None: they cannot; staff always can).
+    cancellable_until = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -140,6 +142,23 @@ class Payment(BaseModel):
         table_name = "payments"
 
 
+class Refund(BaseModel):
+    """One cancellation's refund: its seats (comma-separated ids), the
+    points given back and the buyer's balance after them."""
+
+    id = pw.BigAutoField()
+    booking = pw.ForeignKeyField(Booking, backref="refunds", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="refunds")
+    amount = pw.BigIntegerField()
+    seat_ids = pw.CharField(max_length=255)
+    points_left = pw.BigIntegerField()
+    actor = pw.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "refunds"
+
+
 class DrawEntry(BaseModel):
     event = pw.ForeignKeyField(Event, backref="draw_entries", on_delete="CASCADE")
     user_id = pw.BigIntegerField()  # no foreign key: the record outlives accounts
@@ -164,4 +183,4 @@ class AuditLog(BaseModel):
         table_name = "audit_log"
 
 
-MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, DrawEntry, AuditLog]
+MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, Refund, DrawEntry, AuditLog]

@@ -265,7 +265,12 @@ def walk_setup(app, customer, make_event):
     user, client = customer
     event = first_tick(app, make_event(admission="paused"))
     assert client.post(f"/api/events/{event.id}/queue").status_code == 200
-    ids = {"event_id": event.id, "seat_id": seat_ids(app, event.id)[0], "user_id": user.id}
+    ids = {
+        "event_id": event.id,
+        "seat_id": seat_ids(app, event.id)[0],
+        "user_id": user.id,
+        "booking_id": 1,
+    }
     return event, ids
 
 

@@ -749,6 +749,10 @@ UNSAFE = {
         "/api/events/{event}/checkout",
         {"Idempotency-Key": "big"},
     ),
+    "api.cancel_booking": ("customer", "POST", "/api/me/bookings/1/cancel", {}),
+    "admin_api.cancel_booking": ("staff", "POST", "/api/admin/bookings/1/cancel", {}),
+    "booking.cancel": ("customer", "POST", "/bookings/1/cancel", {}),
+    "admin.cancel_booking": ("staff", "POST", "/admin/events/{event}/bookings/cancel", {}),
     "admin_api.create_event": ("staff", "POST", "/api/admin/events", {}),
     "admin_api.update_event": ("staff", "PATCH", "/api/admin/events/{event}", {}),
     "admin_api.release_seat": (

@@ -122,7 +122,12 @@ def world(app) -> dict:
             assert (
                 client.post(f"/api/events/{event.id}/seats/{seat_ids[0]}/hold").status_code == 201
             )
-    real = {"event_id": event.id, "seat_id": seat_ids[1], "user_id": people["customer"].id}
+    real = {
+        "event_id": event.id,
+        "seat_id": seat_ids[1],
+        "user_id": people["customer"].id,
+        "booking_id": 1,
+    }
     return {"cookies": cookies, "real": real}
 
 

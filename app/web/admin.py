@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from app import audit, bots, dashboard, events, seats, staff
+from app import audit, bots, cancellations, dashboard, events, seats, staff
 from app.errors import AppError
 from app.i18n import admission_state, number, when
 from app.web import identity
@@ -376,6 +376,37 @@ def revoke_sessions(event_id):
     else:
         staff.revoke_sessions(identity.user_id(), user.id)
         flash(gettext("%(email)s is signed out everywhere.", email=user.email), "info")
+    return redirect(url_for("admin.event", event_id=event_id))
+
+
+@bp.post("/events/<int:event_id>/bookings/cancel")
+def cancel_booking(event_id):
+    """Cancel a booking of this event by its number and refund it (asked again first)."""
+    event = events.get(event_id)
+    typed = request.form.get("booking", "").strip().lstrip("#")
+    booking = cancellations.find(int(typed), event_id) if typed.isdigit() else None
+    if booking is None:
+        flash(gettext("This event has no booking with that number."), "error")
+        return redirect(url_for("admin.event", event_id=event_id))
+    if not _confirmed():
+        return _confirm(
+            event,
+            gettext("Cancel booking %(number)s and refund it?", number=booking.id),
+            gettext("Its seats go back on sale and its points go back to the buyer."),
+            gettext("Yes, cancel and refund"),
+            url_for("admin.cancel_booking", event_id=event_id),
+            {"booking": booking.id},
+        )
+    result = cancellations.cancel(booking.id, actor_id=identity.user_id())
+    forget_map(event_id)
+    flash(
+        gettext(
+            "Booking %(number)s is cancelled; %(points)s points refunded.",
+            number=booking.id,
+            points=number(result["refunded"]),
+        ),
+        "info",
+    )
     return redirect(url_for("admin.event", event_id=event_id))
 
 

@@ -3,10 +3,10 @@ for nobody logged in, 403 for a customer. Every action is audited (app/staff.py)
 
 from flask import Blueprint, jsonify
 
-from app import dashboard, events, staff, waiting_room
+from app import cancellations, dashboard, events, staff, waiting_room
 from app.web import identity
 from app.web.api import json_bodies_only, json_body
-from app.web.schemas import CreateEvent, UpdateEvent, parse
+from app.web.schemas import Cancel, CreateEvent, UpdateEvent, parse
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
 bp.before_request(identity.require_staff_json)
@@ -60,3 +60,9 @@ def remove_from_queue(event_id, user_id):
 def revoke_sessions(user_id):
     staff.revoke_sessions(identity.user_id(), user_id)
     return "", 204
+
+
+@bp.post("/bookings/<int:booking_id>/cancel")
+def cancel_booking(booking_id):
+    body = parse(Cancel, json_body())
+    return jsonify(cancellations.cancel(booking_id, body.seat_ids, actor_id=identity.user_id()))

@@ -8,6 +8,7 @@ from app import (
     accounts,
     bookings,
     bots,
+    cancellations,
     checkout,
     draw,
     entrance,
@@ -27,7 +28,16 @@ from app.web.limits import (
     password_change_limited,
     register_limited,
 )
-from app.web.schemas import ChangePassword, Checkout, Join, Login, Register, Release, parse
+from app.web.schemas import (
+    Cancel,
+    ChangePassword,
+    Checkout,
+    Join,
+    Login,
+    Register,
+    Release,
+    parse,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -126,6 +136,13 @@ def change_password():
 @api_login_required
 def my_bookings():
     return jsonify(bookings.for_user(identity.user_id()))
+
+
+@bp.post("/me/bookings/<int:booking_id>/cancel")
+@api_login_required
+def cancel_booking(booking_id):
+    body = parse(Cancel, json_body())
+    return jsonify(cancellations.cancel(booking_id, body.seat_ids, user_id=identity.user_id()))
 
 
 # Events and the waiting room

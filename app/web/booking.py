@@ -17,9 +17,9 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
-from app import bookings, checkout, events, seat_map, seats, waiting_room
+from app import bookings, cancellations, checkout, events, seat_map, seats, waiting_room
 from app.errors import AppError
-from app.i18n import duration
+from app.i18n import duration, number
 from app.web import identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
@@ -137,12 +137,42 @@ def confirmation(booking_id):
     booking = bookings.find(identity.user_id(), booking_id=booking_id)
     if booking is None:
         abort(404)
+    event = events.get(booking.event_id)
     return render_template(
         "booking/confirmation.html",
         booking=booking,
         receipt=bookings.receipt(booking),
-        event=events.get(booking.event_id),
+        event=event,
+        cancellable=cancellations.cancellable(event),
     )
+
+
+@bp.post("/bookings/<int:booking_id>/cancel")
+@page_login_required
+def cancel(booking_id):
+    """The confirmation page's "Cancel this booking": asked again, then done."""
+    booking = bookings.find(identity.user_id(), booking_id=booking_id)
+    if booking is None:
+        abort(404)
+    if request.form.get("confirmed") != "yes":
+        event = events.get(booking.event_id)
+        return render_template("booking/cancel.html", booking=booking, event=event)
+    try:
+        result = cancellations.cancel(booking.id, user_id=identity.user_id())
+    except AppError as e:
+        if e.status == 404:
+            raise
+        flash(e.message, "error")
+    else:
+        flash(
+            gettext(
+                "Booking %(number)s is cancelled; %(points)s points refunded.",
+                number=booking.id,
+                points=number(result["refunded"]),
+            ),
+            "info",
+        )
+    return redirect(url_for("booking.confirmation", booking_id=booking.id))
 
 
 @bp.get("/bookings")

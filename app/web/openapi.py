@@ -78,6 +78,7 @@ def document() -> dict:
         schemas.Checkout,
         schemas.Release,
         schemas.Join,
+        schemas.Cancel,
     ]
     components = {}
     for model in models:
@@ -119,7 +120,45 @@ def document() -> dict:
             "drawn_at": {"type": ["string", "null"]},
         },
     }
+    components["Cancelled"] = {
+        "type": "object",
+        "required": ["booking_id", "refunded", "points"],
+        "properties": {
+            "booking_id": {"type": "integer"},
+            "refunded": {"type": "integer"},
+            "points": {"type": ["integer", "null"]},
+        },
+    }
+    cancelled = {"$ref": "#/components/schemas/Cancelled"}
     paths = {
+        "/api/me/bookings/{booking_id}/cancel": {
+            "post": _op(
+                "Cancel my booking, or some of its seats, and get the points back",
+                (200, "cancelled (also when repeated)", cancelled),
+                400,
+                401,
+                404,
+                409,
+                415,
+                422,
+                optional_body="Cancel",
+                params=("booking_id",),
+            )
+        },
+        "/api/admin/bookings/{booking_id}/cancel": {
+            "post": _op(
+                "Cancel a booking, or some of its seats, and refund them (staff)",
+                (200, "cancelled (also when repeated)", cancelled),
+                400,
+                401,
+                403,
+                404,
+                415,
+                422,
+                optional_body="Cancel",
+                params=("booking_id",),
+            )
+        },
         "/api/auth/register": {
             "post": _op(
                 "Create an account (REGISTER_LIMIT per address)",

@@ -83,6 +83,7 @@ class CreateEvent(Body):
     max_seats_per_person: int | None = Field(default=None, ge=1, le=MOST_SEATS_PER_PERSON)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
     bot_protection: bool | None = None
+    cancellable_until: datetime | None = Field(default=None, strict=False)
 
     @field_validator("sections")
     @classmethod
@@ -94,9 +95,9 @@ class CreateEvent(Body):
             raise ValueError(gettext("every section needs its own name"))
         return sections
 
-    in_utc = field_validator("starts_at", "sale_opens_at", "prequeue_opens_at")(
-        classmethod(_in_utc)
-    )
+    in_utc = field_validator(
+        "starts_at", "sale_opens_at", "prequeue_opens_at", "cancellable_until"
+    )(classmethod(_in_utc))
 
 
 class UpdateEvent(Body):
@@ -112,10 +113,11 @@ class UpdateEvent(Body):
     max_seats_per_person: int | None = Field(default=None, ge=1, le=MOST_SEATS_PER_PERSON)
     prequeue_opens_at: datetime | None = Field(default=None, strict=False)
     bot_protection: bool | None = None
+    cancellable_until: datetime | None = Field(default=None, strict=False)
 
-    in_utc = field_validator("starts_at", "sale_opens_at", "prequeue_opens_at")(
-        classmethod(_in_utc)
-    )
+    in_utc = field_validator(
+        "starts_at", "sale_opens_at", "prequeue_opens_at", "cancellable_until"
+    )(classmethod(_in_utc))
 
 
 class Join(Body):
@@ -131,6 +133,13 @@ class HeldSeat(Body):
 
 class Checkout(Body):
     seats: list[HeldSeat] = Field(min_length=1, max_length=MOST_SEATS_PER_PERSON)
+
+
+class Cancel(Body):
+    # The booking's seats to cancel; all of them when absent.
+    seat_ids: list[Annotated[int, Field(ge=1, le=2**53)]] | None = Field(
+        default=None, min_length=1, max_length=MOST_SEATS_PER_PERSON
+    )
 
 
 class Release(Body):
