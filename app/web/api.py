@@ -15,6 +15,7 @@ from app import (
     mirror,
     seat_map,
     seats,
+    tickets,
     waiting_room,
 )
 from app.errors import AppError
@@ -129,6 +130,12 @@ def my_bookings():
 
 
 # Events and the waiting room
+
+
+@bp.get("/tickets/key")
+def ticket_key():
+    """The public key that checks ticket codes (docs/TICKETS.md)."""
+    return jsonify(tickets.public_key())
 
 
 @bp.get("/events")
