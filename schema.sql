@@ -144,3 +144,14 @@ CREATE TABLE IF NOT EXISTS audit_log (
   KEY audit_log_created (created_at),
   CONSTRAINT audit_log_actor FOREIGN KEY (actor_id) REFERENCES users (id) ON DELETE SET NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Tickets let in at the door (app/tickets.py): a ticket is a booking_seats
+-- row; the primary key lets each check in once, also from two doors at once.
+CREATE TABLE IF NOT EXISTS checkins (
+  ticket_id     BIGINT NOT NULL PRIMARY KEY,
+  event_id      BIGINT NOT NULL,
+  staff_id      BIGINT NULL,
+  checked_in_at DATETIME NOT NULL,
+  KEY checkins_event (event_id),
+  CONSTRAINT checkins_ticket FOREIGN KEY (ticket_id) REFERENCES booking_seats (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

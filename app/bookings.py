@@ -3,6 +3,7 @@ writes them lives in checkout.py)."""
 
 from dataclasses import asdict, dataclass
 
+from app import tickets
 from app.models import Booking, BookingSeat, Event, Seat, iso
 
 
@@ -49,6 +50,7 @@ def for_user(user_id: int) -> list[dict]:
             "seats": [{"seat_id": s.id, "label": s.label} for s in _seats_of(booking.id)],
             "amount": booking.amount,
             "created_at": iso(booking.created_at),
+            "tickets": tickets.for_booking(booking.id),
         }
         for booking in rows
     ]

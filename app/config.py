@@ -104,6 +104,9 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         # join's proof of work (about 256 tries: ~1 s in a browser).
         "BOT_CHALLENGE_COST": int(env("BOT_CHALLENGE_COST", "10000")),
         "ALTCHA_HMAC_KEY": env("ALTCHA_HMAC_KEY"),
+        # Tickets' Ed25519 signing key, base64 of the raw 32 bytes; unset, one
+        # is generated once into instance/ticket-signing-key (app/tickets.py).
+        "TICKET_SIGNING_KEY": env("TICKET_SIGNING_KEY") or None,
         # The fans' seat maps share one read of an event's seat states per
         # process for this long (app/seat_map.py); 0: every request reads.
         "SEAT_MAP_SNAPSHOT_MS": int(env("SEAT_MAP_SNAPSHOT_MS", "1000")),

@@ -183,4 +183,18 @@ class AuditLog(BaseModel):
         table_name = "audit_log"
 
 
-MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, Refund, DrawEntry, AuditLog]
+class Checkin(BaseModel):
+    # One row per ticket (a booking_seats row) let in at the door: the
+    # primary key makes a second check-in of one ticket fail (app/tickets.py).
+    ticket = pw.ForeignKeyField(
+        BookingSeat, primary_key=True, column_name="ticket_id", on_delete="CASCADE"
+    )
+    event_id = pw.BigIntegerField()
+    staff_id = pw.BigIntegerField(null=True)  # no foreign key: the record outlives accounts
+    checked_in_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "checkins"
+
+
+MODELS = [User, Event, Seat, Booking, BookingSeat, Payment, Refund, DrawEntry, AuditLog, Checkin]

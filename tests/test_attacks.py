@@ -791,7 +791,19 @@ UNSAFE = {
     "admin.bulk_seats": ("staff", "POST", "/admin/events/{event}/seats/bulk", {}),
     "admin.remove_from_queue": ("staff", "POST", "/admin/events/{event}/queue/remove", {}),
     "admin.revoke_sessions": ("staff", "POST", "/admin/events/{event}/sessions/revoke", {}),
+    "admin.check_in": ("staff", "POST", "/admin/events/{event}/check-in", {}),
+    "admin_api.check_in": ("staff", "POST", "/api/admin/events/{event}/check-in", {}),
 }
+
+
+def booking_seat_id(app, booking_id: int) -> int:
+    """The first ticket of a booking (its booking_seats row)."""
+    from app.models import BookingSeat
+
+    with app.app_context():
+        return BookingSeat.get(BookingSeat.booking == booking_id).id
+
+
 IGNORES_BODY = {
     "api.logout",
     "api.join_queue",
@@ -1262,6 +1274,7 @@ def test_no_get_changes_anything(
         "seat_id": seat_ids[0],
         "user_id": customer.id,
         "booking_id": booking["booking_id"],
+        "ticket_id": booking_seat_id(app, booking["booking_id"]),
         "filename": "style.css",
         "action": "release",
         "code": "ko",

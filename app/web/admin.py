@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from app import audit, bots, cancellations, dashboard, events, seats, staff
+from app import audit, bots, cancellations, dashboard, events, seats, staff, tickets
 from app.errors import AppError
 from app.i18n import admission_state, number, when
 from app.web import identity
@@ -108,6 +108,18 @@ def event(event_id):
     return render_template(
         "admin/event.html", **_live_context(event_id), **_log_context(event_id), what_if=None
     )
+
+
+@bp.route("/events/<int:event_id>/check-in", methods=["GET", "POST"])
+def check_in(event_id):
+    """The door: paste (or scan, app/static/check-in.js) a ticket code."""
+    event = events.get(event_id)
+    result = None
+    if request.method == "POST":
+        code = request.form.get("code", "").strip()
+        if code:
+            result = tickets.check_in(event_id, code, identity.user_id())
+    return render_template("admin/check_in.html", event=event, result=result)
 
 
 @bp.get("/events/<int:event_id>/live")

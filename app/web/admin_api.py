@@ -2,8 +2,10 @@
 for nobody logged in, 403 for a customer. Every action is audited (app/staff.py)."""
 
 from flask import Blueprint, jsonify
+from flask_babel import gettext
 
-from app import cancellations, dashboard, events, staff, waiting_room
+from app import cancellations, dashboard, events, staff, tickets, waiting_room
+from app.errors import AppError
 from app.web import identity
 from app.web.api import json_bodies_only, json_body
 from app.web.schemas import Cancel, CreateEvent, UpdateEvent, parse
@@ -66,3 +68,14 @@ def revoke_sessions(user_id):
 def cancel_booking(booking_id):
     body = parse(Cancel, json_body())
     return jsonify(cancellations.cancel(booking_id, body.seat_ids, actor_id=identity.user_id()))
+
+
+@bp.post("/events/<int:event_id>/check-in")
+def check_in(event_id):
+    """A door scanner's check-in of one ticket code (docs/TICKETS.md)."""
+    data = json_body()
+    code = data.get("code") if isinstance(data, dict) else None
+    if not isinstance(code, str) or not code.strip():
+        raise AppError(422, "invalid", gettext("code: a ticket code is required."))
+    events.get(event_id)
+    return jsonify(tickets.check_in(event_id, code, identity.user_id()))

@@ -16,6 +16,7 @@ from app import (
     mirror,
     seat_map,
     seats,
+    tickets,
     waiting_room,
 )
 from app.errors import AppError
@@ -146,6 +147,12 @@ def cancel_booking(booking_id):
 
 
 # Events and the waiting room
+
+
+@bp.get("/tickets/key")
+def ticket_key():
+    """The public key that checks ticket codes (docs/TICKETS.md)."""
+    return jsonify(tickets.public_key())
 
 
 @bp.get("/events")

@@ -17,7 +17,7 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
-from app import bookings, cancellations, checkout, events, seat_map, seats, waiting_room
+from app import bookings, cancellations, checkout, events, seat_map, seats, tickets, waiting_room
 from app.errors import AppError
 from app.i18n import duration, number
 from app.web import identity
@@ -28,6 +28,7 @@ from app.web.seat_cells import SeatButtons, per_app, seat_name
 bp = Blueprint("booking", __name__)
 bp.add_app_template_global(seat_name)
 bp.add_app_template_global(seats.seat_info)
+bp.add_app_template_filter(tickets.qr_svg, "qr")
 
 # Refusals of a hold, put into words that name the seat (the JSON API keeps
 # the codes and its own messages).
@@ -144,6 +145,7 @@ def confirmation(booking_id):
         receipt=bookings.receipt(booking),
         event=event,
         cancellable=cancellations.cancellable(event),
+        tickets=tickets.for_booking(booking.id),
     )
 
 
@@ -173,6 +175,16 @@ def cancel(booking_id):
             "info",
         )
     return redirect(url_for("booking.confirmation", booking_id=booking.id))
+
+
+@bp.get("/tickets/<int:ticket_id>")
+@page_login_required
+def ticket(ticket_id):
+    """One ticket to print or show at the door (its owner only)."""
+    found = tickets.owned(identity.user_id(), ticket_id)
+    if found is None:
+        abort(404)
+    return render_template("booking/ticket.html", ticket=found, event=events.get(found["event_id"]))
 
 
 @bp.get("/bookings")

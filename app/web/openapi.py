@@ -108,6 +108,21 @@ def document() -> dict:
             "opens_in": {"type": ["integer", "null"]},
         },
     }
+    components["CheckIn"] = {
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"type": "string", "minLength": 1}},
+    }
+    components["CheckInResult"] = {
+        "type": "object",
+        "required": ["result"],
+        "properties": {
+            "result": {"enum": ["valid", "already_used", "revoked", "forged", "other_event"]},
+            "ticket_id": {"type": "integer"},
+            "seat": {"type": "string"},
+            "checked_in_at": {"type": ["string", "null"]},
+        },
+    }
     nullable_list = {"type": ["array", "null"], "items": {"type": "string"}}
     components["Draw"] = {
         "type": "object",
@@ -199,6 +214,9 @@ def document() -> dict:
             )
         },
         "/api/me/bookings": {"get": _op("My bookings", (200, "ok", {"type": "array"}), 401)},
+        "/api/tickets/key": {
+            "get": _op("The public key that checks ticket codes (Ed25519)", (200, "ok", OBJECT))
+        },
         "/api/events": {"get": _op("Events", (200, "ok", {"type": "array"}))},
         "/api/events/{event_id}": {"get": _op("One event", (200, "ok", OBJECT), 404, params=EVENT)},
         "/api/events/{event_id}/draw": {
@@ -322,6 +340,19 @@ def document() -> dict:
                 415,
                 422,
                 body="UpdateEvent",
+                params=EVENT,
+            )
+        },
+        "/api/admin/events/{event_id}/check-in": {
+            "post": _op(
+                "Check a ticket in at the door (staff)",
+                (200, "ok", {"$ref": "#/components/schemas/CheckInResult"}),
+                400,
+                401,
+                403,
+                404,
+                422,
+                body="CheckIn",
                 params=EVENT,
             )
         },

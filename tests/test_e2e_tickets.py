@@ -1,0 +1,51 @@
+"""Tickets at the door, in headless Chromium on the real stack: a fan buys
+and sees the QR on the confirmation; staff on a phone paste its code into
+the check-in page: valid the first time, already used the second."""
+
+import re
+
+import pytest
+from e2e_support import axe_audit, enter_through_queue, log_in, shot
+
+pytestmark = pytest.mark.e2e
+
+FLOOR = [{"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 1500}]
+
+
+def test_a_ticket_bought_is_let_in_once(stack, new_context, screenshots):
+    event_id = stack.new_event("Door night", FLOOR, admit_rate=50, max_active=50)
+    fan = new_context().new_page()
+    log_in(fan, stack.new_user("door"))
+    enter_through_queue(fan, event_id)
+    seat = fan.locator(".seat-map button.seat.available").first
+    seat_id = seat.get_attribute("id")
+    seat.click()
+    fan.wait_for_selector(f"#{seat_id}[data-state=mine]")
+    fan.click(".my-holds a[href$='/checkout']")
+    fan.wait_for_url(re.compile(rf"/events/{event_id}/checkout$"))
+    fan.click("form[action$='/checkout'] button[type=submit]")
+    fan.wait_for_url(re.compile(r"/bookings/\d+$"))
+    ticket = fan.locator("figure.ticket").first
+    assert ticket.locator("svg.qr").count() == 1
+    assert "Floor" in ticket.locator("[role=img]").get_attribute("aria-label")
+    code = ticket.locator("textarea").input_value()
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", code)
+
+    door = new_context(viewport={"width": 390, "height": 844}).new_page()
+    log_in(door, stack.staff_email)
+    door.goto(f"/admin/events/{event_id}/check-in")
+    assert axe_audit(door, "check-in", screenshots) == []
+    door.fill("textarea[name=code]", code)
+    door.click("#check-in-form button[type=submit]")
+    result = door.locator(".check-in-result")
+    assert "valid" in (result.get_attribute("class") or "")
+    assert "Valid" in result.inner_text()
+    shot(door, screenshots, "check-in-valid", full_page=False)
+    assert axe_audit(door, "check-in-valid", screenshots) == []
+
+    door.fill("textarea[name=code]", code)
+    door.click("#check-in-form button[type=submit]")
+    result = door.locator(".check-in-result")
+    assert "already_used" in (result.get_attribute("class") or "")
+    assert "Already used" in result.inner_text()
+    assert axe_audit(door, "check-in-used", screenshots) == []
