@@ -31,11 +31,11 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from app import audit, keys, mirror
-from app.checkout import DEADLOCK, LOCK_WAIT_TIMEOUT, _for_update, _lock_seats, _lock_user, _run
-from app.checkout import _write_transaction as write_transaction
+from app.checkout import DEADLOCK, LOCK_WAIT_TIMEOUT, _lock_seats, _lock_user
 from app.errors import AppError
 from app.extensions import redis_store
 from app.models import Booking, BookingSeat, Event, Refund, utcnow
+from app.sql import for_update, run, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,11 @@ def _cancel_locked(booking, rows: dict, wanted: list[int], actor_id) -> list[tup
             ids = [row_id for row_id, _ in rows.values()]
             live = {
                 seat_id
-                for seat_id, flag in _run(
+                for seat_id, flag in run(
                     "SELECT `seat_id`, `live` FROM `booking_seats` WHERE `id` IN ("
                     + ", ".join(["%s"] * len(ids))
                     + ")"
-                    + _for_update(),
+                    + for_update(),
                     ids,
                 ).fetchall()
                 if flag == 1
@@ -176,21 +176,21 @@ def _cancel_locked(booking, rows: dict, wanted: list[int], actor_id) -> list[tup
                     raise AssertionError(f"seat {seat_id} has a live booking but is {seat.status}")
             amount = sum(rows[seat_id][1] for seat_id in going)
             marks = ", ".join(["%s"] * len(going))
-            _run(
+            run(
                 f"UPDATE `booking_seats` SET `live` = NULL WHERE `id` IN ({marks})",
                 [rows[seat_id][0] for seat_id in going],
             )
-            _run(
+            run(
                 "UPDATE `seats` SET `status` = 'available', `holder_id` = NULL, "
                 "`version` = `version` + 1, `fencing_token` = `fencing_token` + 1 "
                 f"WHERE `id` IN ({marks})",
                 going,
             )
-            _run(
+            run(
                 "UPDATE `users` SET `points` = `points` + %s WHERE `id` = %s",
                 (amount, booking.user_id),
             )
-            _run(
+            run(
                 "INSERT INTO `refunds` (`booking_id`, `user_id`, `amount`, `seat_ids`, "
                 "`points_left`, `actor_id`, `created_at`) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (
@@ -205,7 +205,7 @@ def _cancel_locked(booking, rows: dict, wanted: list[int], actor_id) -> list[tup
             )
             still_live = len(live) - len(going)
             if not still_live:
-                _run("UPDATE `bookings` SET `status` = 'cancelled' WHERE `id` = %s", (booking.id,))
+                run("UPDATE `bookings` SET `status` = 'cancelled' WHERE `id` = %s", (booking.id,))
             audit.record(
                 actor_id,
                 "booking.cancel",

@@ -34,9 +34,10 @@ from app.bookings import Receipt
 from app.config import MOST_SEATS_PER_PERSON
 from app.entrance import NOT_ENTERED
 from app.errors import AppError, not_found
-from app.extensions import db, is_mariadb, is_mysql, redis_store
+from app.extensions import redis_store
 from app.i18n import lazy_number
 from app.models import User, iso, seat_label, utcnow
+from app.sql import for_update, run, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_ends) -
     CPU than the statements themselves (BENCHMARKS.md, figure 7)."""
     tokens = dict(items)
     try:
-        with _write_transaction():  # innodb_lock_wait_timeout: set per connection
+        with write_transaction():  # innodb_lock_wait_timeout: set per connection
             # Lock order for everyone: seats by ascending id, then the user.
             rows = _lock_seats(sorted(tokens), current_app.config["LOCK_WAIT_TIMEOUT"])
             points = _lock_user(user_id)
@@ -254,7 +255,7 @@ def _book(event_id, user_id, items, idempotency_key, request_hash, lease_ends) -
                     ),
                 )
             _mark_booked(rows, user_id, tokens)
-            _run("UPDATE `users` SET `points` = `points` - %s WHERE `id` = %s", (amount, user_id))
+            run("UPDATE `users` SET `points` = `points` - %s WHERE `id` = %s", (amount, user_id))
             receipt = _record_sale(
                 event_id, user_id, rows, amount, points - amount, idempotency_key, request_hash
             )
@@ -290,10 +291,10 @@ class LockedSeat(NamedTuple):
 
 def _lock_seats(seat_ids: list[int], wait: int) -> list[LockedSeat]:
     marks = ", ".join(["%s"] * len(seat_ids))
-    cursor = _run(
+    cursor = run(
         "SELECT `id`, `event_id`, `section`, `row_label`, `number`, `price`, `status`, "
         f"`version`, `fencing_token` FROM `seats` WHERE `id` IN ({marks}) ORDER BY `id`"
-        + _for_update(wait),
+        + for_update(wait),
         seat_ids,
     )
     return [LockedSeat._make(row) for row in cursor.fetchall()]
@@ -301,9 +302,7 @@ def _lock_seats(seat_ids: list[int], wait: int) -> list[LockedSeat]:
 
 def _lock_user(user_id: int) -> int | None:
     """The user row, locked; returns the points (None: no such person)."""
-    row = _run(
-        "SELECT `points` FROM `users` WHERE `id` = %s" + _for_update(), (user_id,)
-    ).fetchone()
+    row = run("SELECT `points` FROM `users` WHERE `id` = %s" + for_update(), (user_id,)).fetchone()
     return row[0] if row else None
 
 
@@ -315,7 +314,7 @@ def _mark_booked(rows: list[LockedSeat], user_id: int, tokens: dict) -> None:
     params = [user_id]
     params += [value for seat in rows for value in (seat.id, tokens[seat.id])]
     params += [value for seat in rows for value in (seat.id, seat.version)]
-    cursor = _run(
+    cursor = run(
         "UPDATE `seats` SET `status` = 'booked', `holder_id` = %s, "
         f"`fencing_token` = CASE `id` {tokens_sql} END, `version` = `version` + 1 "
         f"WHERE {guards_sql}",
@@ -330,18 +329,18 @@ def _record_sale(
 ) -> Receipt:
     """Insert the booking, its seats (one statement) and the payment."""
     created_at = utcnow()
-    booking_id = _run(
+    booking_id = run(
         "INSERT INTO `bookings` (`user_id`, `event_id`, `amount`, `points_left`, `status`, "
         "`idempotency_key`, `request_hash`, `created_at`) "
         "VALUES (%s, %s, %s, %s, 'confirmed', %s, %s, %s)",
         (user_id, event_id, amount, points_left, idempotency_key, request_hash, created_at),
     ).lastrowid
-    _run(
+    run(
         "INSERT INTO `booking_seats` (`booking_id`, `seat_id`, `price`, `live`) VALUES "
         + ", ".join(["(%s, %s, %s, 1)"] * len(rows)),
         [value for seat in rows for value in (booking_id, seat.id, seat.price)],
     )
-    _run(
+    run(
         "INSERT INTO `payments` (`booking_id`, `user_id`, `amount`, `method`, `created_at`) "
         "VALUES (%s, %s, %s, 'points', %s)",
         (booking_id, user_id, amount, created_at),
@@ -350,35 +349,9 @@ def _record_sale(
     return Receipt(booking_id, seats_sold, amount, points_left, iso(created_at))
 
 
-def _write_transaction():
-    """MySQL locks rows itself (FOR UPDATE); SQLite has no row locks, so it takes
-    its write lock up front (BEGIN IMMEDIATE) and checkouts run one at a time."""
-    return db.atomic() if is_mysql() else db.atomic(lock_type="IMMEDIATE")
-
-
 # The dialect differences of the statements above, in one place. They are
 # written in the SQL that MySQL, MariaDB and SQLite share (backquoted names,
 # CASE, multi-row VALUES), with PyMySQL's %s placeholders.
-
-
-def _run(sql: str, params):
-    """One statement through peewee's cursor (its errors: peewee.OperationalError
-    and IntegrityError). SQLite's driver wants ? placeholders."""
-    if db.param != "%s":
-        sql = sql.replace("%s", db.param)
-    return db.execute_sql(sql, params)
-
-
-def _for_update(wait: int | None = None) -> str:
-    """Lock the selected rows (MySQL). On MariaDB the seat rows wait at most
-    `wait` seconds, so a contention storm cannot tie up every web worker (the
-    session's innodb_lock_wait_timeout covers the rest). SQLite: nothing, the
-    transaction already holds the write lock."""
-    if not is_mysql():
-        return ""
-    if wait is not None and is_mariadb():
-        return f" FOR UPDATE WAIT {int(wait)}"
-    return " FOR UPDATE"
 
 
 def _check_seats(event_id: int, rows: list[LockedSeat], tokens: dict, lease_ends: float) -> None:
@@ -411,7 +384,7 @@ def _check_limit(event_id: int, user_id: int, buying: int) -> None:
     bought before. The user row is locked, so the person's other checkouts
     wait; this plain read is the transaction's first, so InnoDB's snapshot
     starts here and sees the sale of whichever went first."""
-    limit, bought = _run(
+    limit, bought = run(
         "SELECT `max_seats_per_person`, (SELECT COUNT(*) FROM `seats` WHERE `holder_id` = %s "
         "AND `event_id` = %s AND `status` = 'booked') FROM `events` WHERE `id` = %s",
         (user_id, event_id, event_id),

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app
 from markupsafe import Markup
 
-from app.extensions import db
 from app.models import Booking, BookingSeat, Checkin, Seat, User, iso, utcnow
+from app.sql import for_update, run, write_transaction
 
 KEY_FILE = "ticket-signing-key"
 RESULTS = ("valid", "already_used", "revoked", "forged", "other_event")
@@ -222,7 +222,15 @@ def check_in(event_id: int, code: str, staff_id: int | None) -> dict:
     if row.live is None or booking.status != "confirmed":
         return {"result": "revoked", **found}
     try:
-        with db.atomic():
+        # The ticket's row locked first, as a cancellation locks it
+        # (app/cancellations.py): a ticket cancelled at this moment is
+        # either let in before or refused after, never both.
+        with write_transaction():
+            (live,) = run(
+                "SELECT `live` FROM `booking_seats` WHERE `id` = %s" + for_update(), (ticket_id,)
+            ).fetchone()
+            if live is None:
+                return {"result": "revoked", **found}
             Checkin.insert(
                 ticket=ticket_id, event_id=event_id, staff_id=staff_id, checked_in_at=utcnow()
             ).execute()
