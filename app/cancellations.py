@@ -47,6 +47,13 @@ CANCEL_CLOSED = (
 )
 
 
+CHECKED_IN = (
+    409,
+    "checked_in",
+    _l("A ticket of this booking was already used at the door: it cannot be cancelled."),
+)
+
+
 class _Again(Exception):
     """A deadlock or a lock wait timeout: worth another attempt."""
 
@@ -170,6 +177,14 @@ def _cancel_locked(booking, rows: dict, wanted: list[int], actor_id) -> list[tup
             going = [seat_id for seat_id in wanted if seat_id in live]
             if not going:
                 return []
+            # A ticket used at the door is not given back. The check-in locks
+            # the same row (app/tickets.py), so it came before or waits.
+            marks = ", ".join(["%s"] * len(going))
+            if run(
+                f"SELECT 1 FROM `checkins` WHERE `ticket_id` IN ({marks})",
+                [rows[seat_id][0] for seat_id in going],
+            ).fetchone():
+                raise AppError(*CHECKED_IN)
             for seat_id in going:
                 seat = locked[seat_id]
                 if seat.status != "booked":  # a live row means booked: never expected

@@ -187,3 +187,21 @@ def test_the_signature_really_depends_on_the_key(app, make_user, login, event):
         pass
     else:
         raise AssertionError("a signature verified with the wrong key")
+
+
+def test_cancelling_revokes_and_a_used_ticket_is_not_cancelled(app, make_user, login, event, staff):
+    """Cancelled through the staff endpoint: its ticket is revoked at the
+    door. Checked in first: the cancellation is refused (409), no refund."""
+    client, booking = buy(app, make_user, login, event, count=2)
+    first, second = booking["tickets"]
+    staff_client = staff[1]
+    cancel = f"/api/admin/bookings/{booking['booking_id']}/cancel"
+    assert staff_client.post(cancel, json={"seat_ids": [first["seat_id"]]}).status_code == 200
+    assert check_in(staff_client, event.id, first["code"])["result"] == "revoked"
+    assert check_in(staff_client, event.id, second["code"])["result"] == "valid"
+    points = client.get("/api/me").get_json()["points"]
+    refused = staff_client.post(cancel, json={"seat_ids": [second["seat_id"]]})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "checked_in"
+    assert client.get("/api/me").get_json()["points"] == points
+    statuses = [t["status"] for t in client.get("/api/me/bookings").get_json()[0]["tickets"]]
+    assert statuses == ["revoked", "checked_in"]

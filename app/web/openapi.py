@@ -168,6 +168,7 @@ def document() -> dict:
                 401,
                 403,
                 404,
+                409,
                 415,
                 422,
                 optional_body="Cancel",
