@@ -40,7 +40,7 @@ def test_a_ticket_bought_is_let_in_once(stack, new_context, screenshots):
     result = door.locator(".check-in-result")
     assert "valid" in (result.get_attribute("class") or "")
     assert "Valid" in result.inner_text()
-    shot(door, screenshots, "check-in-valid", full_page=False)
+    shot(door, screenshots, "15-check-in-valid", full_page=False)
     assert axe_audit(door, "check-in-valid", screenshots) == []
 
     door.fill("textarea[name=code]", code)
@@ -48,4 +48,5 @@ def test_a_ticket_bought_is_let_in_once(stack, new_context, screenshots):
     result = door.locator(".check-in-result")
     assert "already_used" in (result.get_attribute("class") or "")
     assert "Already used" in result.inner_text()
+    shot(door, screenshots, "16-check-in-already-used", full_page=False)
     assert axe_audit(door, "check-in-used", screenshots) == []
