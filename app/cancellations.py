@@ -28,12 +28,14 @@ import time
 
 import peewee
 from flask import current_app
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from app import audit, keys, mirror
 from app.checkout import DEADLOCK, LOCK_WAIT_TIMEOUT, _lock_seats, _lock_user
 from app.errors import AppError
 from app.extensions import redis_store
+from app.i18n import number
 from app.models import Booking, BookingSeat, Event, Refund, utcnow
 from app.sql import for_update, run, write_transaction
 
@@ -127,6 +129,15 @@ def result(booking_id: int) -> dict:
         "refunded": sum(refund.amount for refund in refunds),
         "points": refunds[-1].points_left if refunds else None,
     }
+
+
+def told(result: dict) -> str:
+    """What the pages tell a person once a cancel went through."""
+    return gettext(
+        "Booking %(number)s is cancelled; %(points)s points refunded.",
+        number=result["booking_id"],
+        points=number(result["refunded"]),
+    )
 
 
 def cancellable(event: Event, now=None) -> bool:

@@ -205,3 +205,19 @@ def test_cancelling_revokes_and_a_used_ticket_is_not_cancelled(app, make_user, l
     assert client.get("/api/me").get_json()["points"] == points
     statuses = [t["status"] for t in client.get("/api/me/bookings").get_json()[0]["tickets"]]
     assert statuses == ["revoked", "checked_in"]
+
+
+def test_the_staff_page_says_why_a_used_ticket_is_not_cancelled(
+    app, make_user, login, event, staff
+):
+    client, booking = buy(app, make_user, login, event)
+    staff_client = staff[1]
+    assert check_in(staff_client, event.id, booking["tickets"][0]["code"])["result"] == "valid"
+    response = staff_client.post(
+        f"/admin/events/{event.id}/bookings/cancel",
+        data={"booking": booking["booking_id"], "confirmed": "yes"},
+    )
+    assert response.status_code == 302
+    page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "already used at the door" in page and "flash error" in page
+    assert client.get("/api/me/bookings").get_json()[0]["tickets"][0]["status"] == "checked_in"

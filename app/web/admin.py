@@ -409,16 +409,15 @@ def cancel_booking(event_id):
             url_for("admin.cancel_booking", event_id=event_id),
             {"booking": booking.id},
         )
-    result = cancellations.cancel(booking.id, actor_id=identity.user_id())
-    forget_map(event_id)
-    flash(
-        gettext(
-            "Booking %(number)s is cancelled; %(points)s points refunded.",
-            number=booking.id,
-            points=number(result["refunded"]),
-        ),
-        "info",
-    )
+    try:
+        result = cancellations.cancel(booking.id, actor_id=identity.user_id())
+    except AppError as e:  # a ticket used at the door, the database too busy
+        if e.status == 404:
+            raise
+        flash(e.message, "error")
+    else:
+        forget_map(event_id)
+        flash(cancellations.told(result), "info")
     return redirect(url_for("admin.event", event_id=event_id))
 
 

@@ -19,7 +19,7 @@ from flask_babel import get_locale, gettext
 
 from app import bookings, cancellations, checkout, events, seat_map, seats, tickets, waiting_room
 from app.errors import AppError
-from app.i18n import duration, number
+from app.i18n import duration
 from app.web import identity
 from app.web.identity import page_login_required
 from app.web.limits import limited
@@ -166,14 +166,7 @@ def cancel(booking_id):
             raise
         flash(e.message, "error")
     else:
-        flash(
-            gettext(
-                "Booking %(number)s is cancelled; %(points)s points refunded.",
-                number=booking.id,
-                points=number(result["refunded"]),
-            ),
-            "info",
-        )
+        flash(cancellations.told(result), "info")
     return redirect(url_for("booking.confirmation", booking_id=booking.id))
 
 
