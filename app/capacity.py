@@ -154,7 +154,9 @@ def scale_for(waiting: int, rule: PollRule) -> float:
 
 def prequeue_interval(size: int, rule: PollRule) -> float:
     """Before the draw nobody's place is known: the pre-queue shares the
-    budget evenly, each at most a window apart (any of them may be first)."""
+    budget evenly, each at most a window apart (any of them may be first).
+    The same holds for people staying in line for returned seats after a
+    sell-out: nobody moves until a seat comes back."""
     front = rule.tiers[0]["interval"]
     return min(max(front, size / rule.budget), max(front, rule.window))
 

@@ -87,6 +87,8 @@ def load(instance_path: str, overrides: dict | None = None) -> dict:
         "POLL_TIERS": json.loads(env("POLL_TIERS", "null")) or DEFAULT_POLL_TIERS,
         "POLL_JITTER": float(env("POLL_JITTER", "0.1")),
         "HEARTBEAT_TIMEOUT": int(env("HEARTBEAT_TIMEOUT", "300")),
+        # After a sell-out: how many more people may be active than seats on sale
+        "RETURNS_MARGIN": int(env("RETURNS_MARGIN", "5")),
         "CLEANUP_BATCH": int(env("CLEANUP_BATCH", "1000")),
         "CLEANUP_PAUSE": float(env("CLEANUP_PAUSE", "0.1")),
         "ADMIT_INTERVAL": int(env("ADMIT_INTERVAL", "1")),

@@ -16,7 +16,8 @@ def event(event_id: int) -> "EventKeys":
 class EventKeys:
     __slots__ = (
         "tag", "config", "queue", "sequence", "heartbeat", "active", "tick", "samples",
-        "seats", "fence", "bought", "prequeue", "draw_lock", "seat_counts",
+        "seats", "fence", "bought", "prequeue", "draw_lock", "seat_counts", "stay",
+        "told",
     )  # fmt: skip
 
     def __init__(self, event_id: int):
@@ -24,6 +25,10 @@ class EventKeys:
         self.config = f"{tag}:cfg"  # hash: the event's settings as the scripts read them
         self.queue = f"{tag}:q"  # zset: user id -> join sequence number (drawn places < 0)
         self.prequeue = f"{tag}:preq"  # zset: user id -> join sequence, until the draw
+        # set: people in the queue who chose to stay for returned seats once it sold out
+        self.stay = f"{tag}:stay"
+        # zset: people told it sold out who did not stay (yet) -> their place in the queue
+        self.told = f"{tag}:told"
         self.sequence = f"{tag}:seq"  # counter scoring the queue (no ties, ever)
         self.heartbeat = f"{tag}:hb"  # zset: user id -> latest time the next poll is due, ms
         self.active = f"{tag}:active"  # zset: user id -> end of the active window, ms

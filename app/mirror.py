@@ -151,7 +151,9 @@ def _copy_bought(k: keys.EventKeys, rows: list[tuple]) -> None:
 # Sold out: MySQL has no seat left on sale (every one booked or blocked; a
 # held seat is still on sale, as its hold may lapse). The waiting room reads
 # the flag from the event's config hash: join refuses, poll tells everyone
-# waiting, admission stops.
+# waiting (who may stay in line for returned seats), admission stops. Once an
+# event has sold out (`returns`, kept in Redis only), admission is held to the
+# seats on sale (`on_sale`) plus a margin: seats come back a few at a time.
 
 
 def sold_out(event_ids: list[int]) -> set[int]:
@@ -164,15 +166,26 @@ def sold_out(event_ids: list[int]) -> set[int]:
     return set(event_ids) - {event_id for (event_id,) in on_sale.tuples()}
 
 
+def on_sale(event_id: int) -> int:
+    """How many of the event's seats MySQL has on sale (held ones included)."""
+    return Seat.select().where(Seat.event == event_id, Seat.status == "available").count()
+
+
 def update_sold_out(event_id: int, may_clear: bool = True) -> bool:
-    """Copy the sold-out state from MySQL to Redis. Checkouts pass
-    may_clear=False: they only take seats away, so a slow one must not clear
-    the flag that a later one set; unblock and reconcile may clear it."""
-    gone = event_id in sold_out([event_id])
+    """Copy the sold-out state and the count on sale from MySQL to Redis.
+    Checkouts pass may_clear=False: they only take seats away, so a slow one
+    must not clear the flag that a later one set; cancellations, unblock and
+    reconcile may clear it. (A slow checkout's count may be a seat or two
+    off until the next call or the reconcile job: it only moves the margin.)"""
+    left = on_sale(event_id)
+    gone = left == 0
+    fields = {"on_sale": left}
     if gone or may_clear:
-        redis_store.client.hset(keys.event(event_id).config, "sold_out", int(gone))
+        fields["sold_out"] = int(gone)
     if gone:
+        fields["returns"] = 1
         log.info("event %s: sold out", event_id)
+    redis_store.client.hset(keys.event(event_id).config, mapping=fields)
     return gone
 
 

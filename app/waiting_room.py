@@ -36,6 +36,9 @@ class QueueStatus:
     active_until: int | None = None  # epoch seconds
     draw_id: str | None = None  # in the pre-queue: this person's public id in the draw
     opens_in: int | None = None  # in the pre-queue: seconds until the sale opens
+    # Sold out: in the queue, and may stay in line for returned seats (stay())
+    can_stay: bool = False
+    staying: bool = False  # sold out, and staying in line for returned seats
 
     def to_json(self) -> dict:
         return dict(vars(self))  # (dataclasses.asdict deep-copies: 50x slower)
@@ -52,7 +55,17 @@ def join(event_id: int, user_id: int, proof: str | None = None) -> QueueStatus:
 
     def run(checked: bool):
         return redis_store.scripts.join(
-            keys=[k.config, k.queue, k.sequence, k.heartbeat, k.active, k.tick, k.prequeue],
+            keys=[
+                k.config,
+                k.queue,
+                k.sequence,
+                k.heartbeat,
+                k.active,
+                k.tick,
+                k.prequeue,
+                k.stay,
+                k.told,
+            ],
             args=[user_id, int(checked)],
         )
 
@@ -95,13 +108,15 @@ def poll(event_id: int, user_id: int, config=None, reload: bool = True) -> Queue
                 k.tick,
                 k.entrance(user_id),
                 k.prequeue,
+                k.stay,
+                k.told,
             ],
             args=[user_id],
         )
 
     result = mirror.with_config(event_id, run) if reload else mirror.config_present(run())
-    if result[0] == "sold_out":
-        return QueueStatus("sold_out")  # poll_after None: nothing left to wait for
+    if result[0] == "sold_out":  # poll_after None: nothing left to wait for, unless one stays
+        return QueueStatus("sold_out", can_stay=len(result) > 1)
     if result[0] == "not_in_queue":
         raise AppError(404, "not_in_queue", _l("You are not in this event's queue; join it first."))
     if result[0] == "admitted":
@@ -196,6 +211,25 @@ def counts(event_ids: list[int]) -> dict[int, tuple[int, int]]:
     return {eid: (n[3 * i] + n[3 * i + 1], n[3 * i + 2]) for i, eid in enumerate(event_ids)}
 
 
+def stay(event_id: int, user_id: int) -> QueueStatus:
+    """Stay in line for returned seats once the event has sold out (instead
+    of leaving): the person keeps their place and polls on, slowly, until a
+    cancellation or a staff unblock puts seats back on sale. Idempotent; when
+    seats are on sale again meanwhile, this is an ordinary poll."""
+    k = keys.event(event_id)
+    result = mirror.with_config(
+        event_id,
+        lambda: redis_store.scripts.stay(
+            keys=[k.config, k.queue, k.heartbeat, k.stay, k.told], args=[user_id]
+        ),
+    )
+    if result[0] == "not_in_queue":
+        raise AppError(404, "not_in_queue", _l("You are not in this event's queue; join it first."))
+    if result[0] == "on_sale":
+        return poll(event_id, user_id)
+    return _status(event_id, user_id, result, current_app.config)
+
+
 def leave(event_id: int, user_id: int) -> bool:
     """Leave the queue, or give back an active slot and the seats held in it.
     True if the person was in."""
@@ -210,6 +244,8 @@ def leave(event_id: int, user_id: int) -> bool:
                 k.prequeue,
                 k.seats,
                 k.holds(user_id),
+                k.stay,
+                k.told,
             ],
             args=[user_id],
         )
@@ -229,8 +265,14 @@ def admit(event_id: int, max_batch: int = 5000, max_catch_up_ms: int = 60_000) -
     result = mirror.with_config(
         event_id,
         lambda: redis_store.scripts.admit(
-            keys=[k.config, k.queue, k.active, k.tick, k.samples, k.prequeue],
-            args=[max_batch, max_catch_up_ms, SAMPLE_EVERY_MS, SAMPLES_KEPT],
+            keys=[k.config, k.queue, k.active, k.tick, k.samples, k.prequeue, k.stay],
+            args=[
+                max_batch,
+                max_catch_up_ms,
+                SAMPLE_EVERY_MS,
+                SAMPLES_KEPT,
+                current_app.config["RETURNS_MARGIN"],
+            ],
         ),
     )
     admitted, expired, active, status, waiting, budget, ttl_ms, rate, scale = result
@@ -255,7 +297,8 @@ def clean_up(event_id: int, timeout_s: int, batch: int, pause_s: float) -> int:
     removed = 0
     while True:
         stale, gone = redis_store.scripts.clean_up(
-            keys=[k.heartbeat, k.queue, k.tick, k.prequeue], args=[timeout_s * 1000, batch]
+            keys=[k.heartbeat, k.queue, k.tick, k.prequeue, k.stay, k.told],
+            args=[timeout_s * 1000, batch],
         )
         removed += gone
         if stale < batch:
@@ -269,7 +312,9 @@ def jittered(seconds: float, jitter: float) -> float:
 
 
 def _status(event_id: int, user_id: int, answer: list, config) -> QueueStatus:
-    """A join's or poll's "waiting" or "prequeue" answer, as a status."""
+    """A join's or poll's "waiting", "prequeue" or "staying" answer, as a status."""
+    if answer[0] == "staying":
+        return _staying_status(*answer[1:], config=config)
     if answer[0] == "prequeue":
         return _prequeue_status(event_id, user_id, *answer[1:], config=config)
     return _waiting_status(*answer[1:], config=config)
@@ -294,6 +339,22 @@ def _waiting_status(rank, total, paused, rate_observed, scale, window_ms, rate, 
         eta_seconds=eta,
         eta_range=eta_range,
         paused=paused,
+    )
+
+
+def _staying_status(rank, staying, budget, window_ms, config):
+    """Sold out, staying in line: the place (exact or banded, as while
+    waiting), and polls that share the budget evenly, as in the pre-queue."""
+    position, tiers = int(rank) + 1, config["POLL_TIERS"]
+    band = capacity.band_for(position, tiers)
+    rule = PollRule(tiers, float(budget), int(window_ms) / 1000, math.inf)
+    return QueueStatus(
+        "sold_out",
+        position=None if band else position,
+        position_band=band,
+        waiting_total=int(staying),
+        poll_after=jittered(capacity.prequeue_interval(int(staying), rule), config["POLL_JITTER"]),
+        staying=True,
     )
 
 

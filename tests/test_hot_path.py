@@ -171,11 +171,13 @@ def test_the_lang_cookie_chooses_the_fragments_language(app, event, waiting):
 
 
 def test_a_sold_out_json_poll_and_an_admitted_one_are_answered_too(app, event, waiting, r):
-    _, cookie = waiting
+    client, cookie = waiting
     k = keys.event(event.id)
     r.hset(k.config, "sold_out", 1)
     fast, slow = both(app, environ(f"/api/events/{event.id}/queue", cookie))
     assert fast is not None and fast[2] == slow[2] and b'"sold_out"' in fast[2]
+    # Told, the person stays in line (else they would be out of it: test_returns.py).
+    assert client.post(f"/api/events/{event.id}/queue/stay").get_json()["staying"]
     r.hset(k.config, "sold_out", 0)
     with app.app_context():
         assert waiting_room.admit(event.id)["admitted"] == 1

@@ -92,6 +92,8 @@ def test_unblocking_a_seat_puts_the_sale_back(app, make_user, login, event, staf
     waiting = blocked_out(app, make_user, login, event, staff_client)
     first = seat_ids(app, event.id)[0]
     assert waiting.get(f"/api/events/{event.id}/queue").get_json()["status"] == "sold_out"
+    # Told, they stay in line for returned seats (else they are out: test_returns.py).
+    assert waiting.post(f"/api/events/{event.id}/queue/stay").get_json()["staying"]
 
     assert (
         staff_client.post(f"/api/admin/events/{event.id}/seats/{first}/unblock").status_code == 200

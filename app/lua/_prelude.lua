@@ -87,3 +87,32 @@ local function prequeue_answer(user, keys_, cfg, now)
   return {'prequeue', redis.call('ZCARD', keys_.prequeue), cfg.opens_at_ms - now,
           cfg.poll_budget, cfg.window_ms}
 end
+
+-- What someone staying in line after the sale sold out is told (poll, join
+-- and stay.lua): {"staying", rank (0-based), people staying, poll budget,
+-- window ms}. Nobody moves until seats come back, so, as in the pre-queue,
+-- their polls share the budget evenly at most a window apart, and the
+-- heartbeat allows three windows.
+local function staying_answer(rank, user, keys_, cfg, now)
+  redis.call('ZADD', keys_.heartbeat, now + 3 * cfg.window_ms, user)
+  return {'staying', rank, redis.call('SCARD', keys_.stay), cfg.poll_budget, cfg.window_ms}
+end
+
+-- Sold out, for someone who polls or joins. Staying in line (stay.lua) keeps
+-- one's place. Anyone else in the queue is told, and leaves the queue for
+-- the "told" set, which keeps their place should they choose to stay: so
+-- when seats come back, admission takes those who stayed and those not told
+-- yet (still waiting, as far as they know), never those who walked away.
+-- Returns the staying answer, {"sold_out", "may_stay"} or {"sold_out"}.
+local function sold_out_answer(user, keys_, cfg, now)
+  local rank = redis.call('ZRANK', keys_.queue, user)
+  if rank and redis.call('SISMEMBER', keys_.stay, user) == 1 then
+    return staying_answer(rank, user, keys_, cfg, now)
+  end
+  if rank then
+    redis.call('ZADD', keys_.told, redis.call('ZSCORE', keys_.queue, user), user)
+    redis.call('ZREM', keys_.queue, user)
+  end
+  if redis.call('ZSCORE', keys_.told, user) then return {'sold_out', 'may_stay'} end
+  return {'sold_out'}
+end

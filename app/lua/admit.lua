@@ -7,15 +7,21 @@
 -- them here took a third to two thirds of the tick's time, the more the
 -- heartbeats are spread): it counts only the people it takes out of the
 -- queue, so their stale entries are never counted as ghosts.
+-- Once the event has sold out (config `returns`), seats come back only a few
+-- at a time (cancellations, staff unblocks): the active set is then held to
+-- the seats on sale (config `on_sale`, MySQL's count) plus a margin, and the
+-- people let in are the head of the queue, those who stayed (stay.lua).
 -- It also samples waiting / active / admitted_total into a short list for the
 -- staff chart, at most once per sample interval.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] active  KEYS[4] tick
 -- KEYS[5] samples (list of "ms waiting active admitted_total"; waiting counts
 -- the pre-queue, as the staff numbers do)  KEYS[6] pre-queue
+-- KEYS[7] the people staying for returned seats (set)
 -- ARGV[1] most people to move in this call (keeps one call short)
 -- ARGV[2] longest gap to catch up on, ms (a scheduler down for an hour
 --         must not release an hour's worth at once)
 -- ARGV[3] sample interval, ms  ARGV[4] samples kept
+-- ARGV[5] after a sell-out, how many more people may be active than seats on sale
 -- Returns {admitted, expired, active_now, status, waiting, poll budget,
 -- active_ttl_ms, rate, poll scale} (the last five for app/waiting_room.py to
 -- rescale the poll intervals), where status is "ok", "paused" (admission not
@@ -24,7 +30,8 @@
 -- (every seat booked or blocked: letting people in would be for nothing) or
 -- "no_event".
 local cfg = redis.call('HMGET', KEYS[1], 'state', 'max_active', 'rate', 'active_ttl_ms',
-                       'opens_at_ms', 'sold_out', 'drawn', 'poll_budget', 'poll_scale')
+                       'opens_at_ms', 'sold_out', 'drawn', 'poll_budget', 'poll_scale',
+                       'returns', 'on_sale')
 -- (A hash without the poll budget predates it: written again, like a lost one.)
 if not cfg[1] or not cfg[8] then return {0, 0, 0, 'no_event'} end
 local now = now_ms()
@@ -66,7 +73,10 @@ local elapsed = 1000  -- the first tick admits one second's worth
 if tick[1] then elapsed = math.max(0, math.min(now - tonumber(tick[1]), tonumber(ARGV[2]))) end
 local allowance = (tonumber(tick[2]) or 0) + rate * elapsed / 1000
 local want = math.floor(allowance)
-local room = math.max(0, max_active - redis.call('ZCARD', KEYS[3]))
+local active = redis.call('ZCARD', KEYS[3])
+local cap = max_active
+if cfg[10] == '1' and cfg[11] then cap = math.min(cap, tonumber(cfg[11]) + tonumber(ARGV[5])) end
+local room = math.max(0, cap - active)
 local n = math.min(want, room, tonumber(ARGV[1]))
 
 local admitted = 0
@@ -76,6 +86,12 @@ if n > 0 then
   local members = redis.call('ZRANGE', KEYS[2], 0, n - 1)
   admitted = #members
   if admitted > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, admitted - 1) end
+  -- (Only after a sell-out does anyone stay: the common tick pays one EXISTS.)
+  if admitted > 0 and redis.call('EXISTS', KEYS[7]) == 1 then
+    for first = 1, admitted, 1000 do
+      redis.call('SREM', KEYS[7], unpack(members, first, math.min(first + 999, admitted)))
+    end
+  end
   -- One window end for all, as a string made once: Redis would convert a Lua
   -- number argument to a string again for every person.
   local active_until = string.format('%d', now + tonumber(cfg[4]))

@@ -4,11 +4,13 @@
 -- the pre-queue, whose order is drawn at the opening (app/draw.py); from the
 -- opening on they join the queue behind the drawn, in arrival order.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] sequence  KEYS[4] heartbeat  KEYS[5] active
--- KEYS[6] tick  KEYS[7] pre-queue
+-- KEYS[6] tick  KEYS[7] pre-queue  KEYS[8] the people staying for returned seats
+-- KEYS[9] the people told it sold out (zset)
 -- ARGV[1] user id  ARGV[2] "1" when the caller has passed the event's bot check
 -- Returns {"waiting", ...} or {"prequeue", ...} (see _prelude.lua)
 --      or {"admitted"} (already in the active set), {"closed"}, {"sold_out"}
---      (every seat booked or blocked: nobody is queued for nothing),
+--      (every seat booked or blocked: nobody is queued for nothing; someone
+--      already in line gets poll's sold-out answer, _prelude.lua),
 --      {"prequeue_not_open", ms until it opens},
 --      {"bot_check", cut-off ms} (bot protection on, a newcomer without the
 --      check: app/bots.py decides, and the caller joins again with ARGV[2]) or
@@ -20,9 +22,9 @@ local now = now_ms()
 local active_until = tonumber(redis.call('ZSCORE', KEYS[5], ARGV[1]))
 if active_until and active_until > now then return {'admitted'} end
 if cfg.state == 'closed' then return {'closed'} end
-if cfg.sold_out then return {'sold_out'} end
-
-local keys_ = {queue = KEYS[2], heartbeat = KEYS[4], tick = KEYS[6], prequeue = KEYS[7]}
+local keys_ = {queue = KEYS[2], heartbeat = KEYS[4], tick = KEYS[6], prequeue = KEYS[7],
+               stay = KEYS[8], told = KEYS[9]}
+if cfg.sold_out then return sold_out_answer(ARGV[1], keys_, cfg, now) end
 if redis.call('ZSCORE', KEYS[7], ARGV[1]) then return prequeue_answer(ARGV[1], keys_, cfg, now) end
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   local prequeue = now < cfg.opens_at_ms and not cfg.drawn

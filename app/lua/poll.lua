@@ -7,11 +7,14 @@
 -- time, so the slots in use never exceed the cap.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] heartbeat  KEYS[4] active  KEYS[5] tick
 -- KEYS[6] this person's entrance record  KEYS[7] pre-queue
+-- KEYS[8] the people staying for returned seats (set)
+-- KEYS[9] the people told it sold out (zset)
 -- ARGV[1] user id
 -- Returns {"waiting", ...} or {"prequeue", ...} (see _prelude.lua)
 --      or {"admitted", active_until_ms, token id}
---      or {"sold_out"} (every seat booked or blocked: stop waiting; people
---      already admitted still get "admitted")
+--      or {"sold_out"} / {"sold_out", "may_stay"} / {"staying", ...} (every
+--      seat booked or blocked: stop waiting, or stay in line for seats that
+--      come back, see _prelude.lua; people already admitted still get "admitted")
 --      or {"not_in_queue"} or {"no_event"} (no config: reload and retry).
 local cfg = queue_config(KEYS[1])
 if not cfg then return {'no_event'} end
@@ -37,9 +40,10 @@ if active_until and tonumber(active_until) > now then
   return {'admitted', active_until, record[1]}
 end
 
-if cfg.sold_out then return {'sold_out'} end
+local keys_ = {queue = KEYS[2], heartbeat = KEYS[3], tick = KEYS[5], prequeue = KEYS[7],
+               stay = KEYS[8], told = KEYS[9]}
+if cfg.sold_out then return sold_out_answer(ARGV[1], keys_, cfg, now) end
 
-local keys_ = {queue = KEYS[2], heartbeat = KEYS[3], tick = KEYS[5], prequeue = KEYS[7]}
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
 if rank then return waiting_answer(rank, ARGV[1], keys_, cfg, now) end
 if redis.call('ZSCORE', KEYS[7], ARGV[1]) then return prequeue_answer(ARGV[1], keys_, cfg, now) end

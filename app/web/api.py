@@ -199,6 +199,12 @@ def poll_queue(event_id):
     return queue_response(waiting_room.poll(event_id, identity.user_id()))
 
 
+@bp.post("/events/<int:event_id>/queue/stay")
+@api_login_required
+def stay_in_queue(event_id):
+    return queue_response(waiting_room.stay(event_id, identity.user_id()))
+
+
 @bp.delete("/events/<int:event_id>/queue")
 @api_login_required
 def leave_queue(event_id):

@@ -260,6 +260,16 @@ def document() -> dict:
             ),
             "delete": _op("Leave", (204, "left", None), 401, 404, 415, params=EVENT),
         },
+        "/api/events/{event_id}/queue/stay": {
+            "post": _op(
+                "Sold out: stay in line for returned seats (keep the place, poll on)",
+                (200, "queue status", QUEUE_STATUS),
+                401,
+                404,
+                415,
+                params=EVENT,
+            )
+        },
         "/api/events/{event_id}/enter": {
             "post": _op(
                 "Consume the admission token (Authorization: Bearer <token>)",

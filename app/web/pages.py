@@ -1,5 +1,7 @@
 """Browser pages (htmx): events, the waiting room and the booking entrance."""
 
+import math
+
 from flask import (
     Blueprint,
     current_app,
@@ -97,6 +99,24 @@ def leave(event_id):
     return redirect(url_for("pages.event", event_id=event_id))
 
 
+@bp.post("/events/<int:event_id>/stay")
+@page_login_required
+def stay(event_id):
+    """ "Tell me if seats come back": stay in line after the sell-out."""
+    events.get(event_id)
+    try:
+        waiting_room.stay(event_id, identity.user_id())
+    except AppError as e:
+        if e.code != "not_in_queue":
+            raise
+        flash(
+            gettext("You are no longer in this queue; you can join it again if seats come back."),
+            "info",
+        )
+        return redirect(url_for("pages.event", event_id=event_id))
+    return redirect(url_for("pages.waiting", event_id=event_id))
+
+
 @bp.post("/events/<int:event_id>/continue")
 @page_login_required
 def continue_here(event_id):
@@ -155,7 +175,7 @@ def waiting_status(event_id):
             problem=seen.problem,
             message=seen.message,
             window_left=seen.window_left,
-            poll_after=seen.poll_after,
+            poll_after=seen.poll_after or _staying_poll(seen.status),
         )
     )
     response.headers["Vary"] = "HX-Request, Cookie"
@@ -163,6 +183,12 @@ def waiting_status(event_id):
     if seen.status and seen.status.retry_after:
         response.headers["Retry-After"] = seen.status.retry_after
     return response
+
+
+def _staying_poll(status: waiting_room.QueueStatus | None) -> int | None:
+    """Staying in line for returned seats: the fragment looks again at the
+    interval the server chose (whole seconds, for hx-trigger's "every")."""
+    return math.ceil(status.poll_after) if status and status.staying else None
 
 
 def _start_position(event_id: int, status: waiting_room.QueueStatus) -> int:
