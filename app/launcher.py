@@ -290,6 +290,10 @@ def stop(procs: list[subprocess.Popen], timeout: float = 10) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        # A child that outlives its group's leader (a worker under libfaketime's
+        # faketime, which exits at once) would be left running: not so.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def wait_for(check, what: str, seconds: float = 30) -> None:
