@@ -22,7 +22,8 @@ def stats(event_id: int) -> dict:
     pipe.zcard(k.prequeue)
     pipe.zcard(k.active)
     pipe.hmget(k.tick, "admitted_total", "rate_obs", "cleanup_removed")
-    queued, prequeued, active, (admitted_total, rate_obs, removed) = pipe.execute()
+    pipe.scard(k.stay)
+    queued, prequeued, active, (admitted_total, rate_obs, removed), staying = pipe.execute()
     in_db = dict(
         Seat.select(Seat.status, fn.COUNT(Seat.id))
         .where(Seat.event == event.id)
@@ -46,6 +47,7 @@ def stats(event_id: int) -> dict:
         "available": max(0, in_db.get("available", 0) - held),
         "blocked": in_db.get("blocked", 0),
         "sold_out": in_db.get("available", 0) == 0,
+        "staying": staying,  # of those waiting, staying in line for returned seats
     }
 
 

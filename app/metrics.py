@@ -313,6 +313,7 @@ EVENT_FAMILIES = {
     "booked": ("Seats sold.", "gauge"),
     "blocked": ("Seats blocked by staff.", "gauge"),
     "sold_out": ("1 when no seat is left to sell.", "gauge"),
+    "staying": ("People staying in line for returned seats after a sell-out.", "gauge"),
     "queue_clear_seconds": ("Seconds until everyone waiting is in (NaN: not admitting).", "gauge"),
 }
 
@@ -341,9 +342,10 @@ def _event_families() -> list:
 def _event_row(event_id: int) -> tuple[dict | None, float]:
     k = keys.event(event_id)
     (_, queue, prequeue, active, held, paying, booked, blocked, admitting, since_ms,
-     state, cap, rate, sold_out, admitted, rate_obs, expired, removed, repaired) = (
+     state, cap, rate, sold_out, admitted, rate_obs, expired, removed, repaired, staying) = (
         redis_store.scripts.figures(
-            keys=[k.config, k.queue, k.prequeue, k.active, k.tick, k.seats, k.seat_counts],
+            keys=[k.config, k.queue, k.prequeue, k.active, k.tick, k.seats, k.seat_counts,
+                  k.stay],
             args=[current_app.config["METRICS_SEAT_COUNT_MS"]],
         )
     )  # fmt: skip
@@ -362,6 +364,6 @@ def _event_row(event_id: int) -> tuple[dict | None, float]:
         "admitted": int(admitted or 0), "expired": int(expired or 0),
         "cleanup_removed": int(removed or 0), "reconcile_repairs": int(repaired or 0),
         "held": held, "paying": paying, "booked": booked, "blocked": blocked,
-        "sold_out": int(sold_out == "1"), "queue_clear_seconds": clear,
+        "sold_out": int(sold_out == "1"), "staying": staying, "queue_clear_seconds": clear,
     }  # fmt: skip
     return row, (since_ms / 1000 if since_ms >= 0 else math.inf)

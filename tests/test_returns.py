@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from helpers import entered, hold, pay, seat_ids
 
-from app import keys, waiting_room
+from app import keys, metrics, waiting_room
 from app.models import utcnow
 
 FOUR_SEATS = [{"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 100}]
@@ -185,3 +185,16 @@ def test_the_waiting_page_offers_to_stay_and_then_keeps_looking(
     html = fragment.get_data(as_text=True)
     assert "staying in line in case seats come back" in html and "number <strong>1</strong>" in html
     assert 'hx-trigger="every ' in html and "Leave the queue" in html
+
+
+def test_staff_and_metrics_count_the_people_staying(app, make_user, login, event, staff):
+    _, staff_client = staff
+    _, _, line = queue_then_sell_out(app, make_user, login, event, staff_client, 3)
+    for _, client in line[:2]:
+        client.post(f"/api/events/{event.id}/queue/stay")
+    assert staff_client.get(f"/api/admin/events/{event.id}/stats").get_json()["staying"] == 2
+    page = staff_client.get(f"/admin/events/{event.id}").get_data(as_text=True)
+    assert "2 people are staying in line for returned seats" in page
+    with app.app_context():
+        row, _ = metrics._event_row(event.id)
+    assert row["staying"] == 2 and row["sold_out"] == 1

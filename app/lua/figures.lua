@@ -6,11 +6,12 @@
 -- host's scrapes: counting 100,000 entries holds the event's master ~35 ms.
 -- KEYS[1] config  KEYS[2] queue  KEYS[3] pre-queue  KEYS[4] active  KEYS[5] tick
 -- KEYS[6] seats  KEYS[7] the last count (hash: at, held, paying, booked, blocked)
+-- KEYS[8] the people staying in line for returned seats (set)
 -- ARGV[1] how long a count serves, ms (0: count every time)
 -- Returns {now_ms, queue, pre-queue, active, held, paying, booked, blocked,
 -- admitting (1/0), ms since the last tick (-1: none yet), then as stored
 -- (false when absent): state, max_active, rate, sold_out, admitted_total,
--- rate_obs, expired_total, cleanup_removed, repaired_total}.
+-- rate_obs, expired_total, cleanup_removed, repaired_total, then people staying}.
 local now = now_ms()
 local function count_seats()
   local counts = {held = 0, paying = 0, booked = 0, blocked = 0}
@@ -57,4 +58,5 @@ if tick[1] then since = now - tonumber(tick[1]) end
 return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
         redis.call('ZCARD', KEYS[4]), counts.held, counts.paying, counts.booked,
         counts.blocked, lets_in and 1 or 0, since,
-        cfg[1], cfg[2], cfg[3], cfg[4], tick[2], tick[3], tick[4], tick[5], tick[6]}
+        cfg[1], cfg[2], cfg[3], cfg[4], tick[2], tick[3], tick[4], tick[5], tick[6],
+        redis.call('SCARD', KEYS[8])}
