@@ -1,5 +1,6 @@
 """Sold out, seen in the browser: the people still waiting are told on their
-next poll and their page stops polling; the event page says so."""
+next poll and their page stops polling; the event page says so. Someone who
+stays in line is taken to the seats when a cancellation returns one."""
 
 import pytest
 from e2e_support import log_in, shot, wait_for
@@ -35,3 +36,35 @@ def test_waiting_people_hear_it_is_sold_out(stack, new_context, screenshots):
     page.goto(f"/events/{event_id}")
     assert page.locator(".notice.sold-out").is_visible()
     assert page.locator(f"form[action$='/events/{event_id}/join']").count() == 0
+
+
+def test_someone_who_stays_in_line_gets_a_returned_seat(stack, new_context, screenshots):
+    event_id = stack.new_event("Tiny encore", TINY, admit_rate=50, max_active=1)
+    buyer = stack.buyer(event_id)  # takes the one place for booking...
+    ids = stack.seat_ids(event_id, buyer)
+    page = new_context().new_page()
+    log_in(page, stack.new_user("stayer"))
+    page.goto(f"/events/{event_id}")
+    page.click(f"form[action$='/events/{event_id}/join'] button")
+    page.wait_for_selector("#queue-status [role=progressbar]")  # ...so this one waits
+    stack.buy(event_id, ids, client=buyer)  # ...and buys every seat
+    assert buyer.call("DELETE", f"/api/events/{event_id}/queue")[0] == 204  # and goes
+
+    stay = page.locator("#queue-status button", has_text="tell me if seats come back")
+    assert wait_for(lambda: stay.count() == 1, seconds=20), page.locator(
+        "#queue-status"
+    ).inner_text()
+    stay.click()
+    page.wait_for_selector("#queue-status.sold-out[hx-trigger]")  # staying: it looks again
+    assert "number 1 in line" in page.locator("#queue-status").inner_text()
+    shot(page, screenshots, "17-sold-out-staying")
+
+    _, bookings = buyer.call("GET", "/api/me/bookings")
+    staff = stack.api(stack.staff_email)
+    status, body = staff.call(
+        "POST", f"/api/admin/bookings/{bookings[0]['booking_id']}/cancel", {"seat_ids": ids[:1]}
+    )
+    assert status == 200, body
+    # The returned seat's admission takes the person who stayed to the seats.
+    page.wait_for_url(f"**/events/{event_id}/seats", timeout=30_000)
+    assert page.locator(f"#seat-{ids[0]}.available").is_visible()  # and it is on sale
