@@ -77,7 +77,7 @@ CLUSTER_TESTS := tests/test_waiting_room.py tests/test_admission.py tests/test_e
 	tests/test_holds.py tests/test_checkout.py tests/test_jobs.py tests/test_faults.py \
 	tests/test_limits.py tests/test_hot_path.py tests/test_sold_out.py tests/test_smoke.py \
 	tests/test_fair_start.py tests/test_poll_budget.py tests/test_sale_rules.py tests/test_bots.py \
-	tests/test_costly_requests.py tests/test_sessions.py tests/test_metrics.py
+	tests/test_costly_requests.py tests/test_sessions.py tests/test_metrics.py tests/test_returns.py
 
 # bin/cluster: a Redis Cluster, two web servers behind nginx (deploy/nginx.conf),
 # two workers and the scheduler, on MySQL (DATABASE_URL or the local one).
