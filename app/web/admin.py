@@ -18,7 +18,7 @@ from app.errors import AppError
 from app.i18n import admission_state, number, when
 from app.web import identity
 from app.web.schemas import CreateEvent, UpdateEvent, first_problem
-from app.web.seat_cells import PLACE, Skeletons, escaped, per_app, place, seat_name
+from app.web.seat_cells import PLACE, Skeletons, escaped, per_app, place, seat_name, seat_namer
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(identity.require_staff_page)
@@ -588,12 +588,13 @@ def _render_map(event_id: int) -> tuple[float, str]:
     """(until when to keep it, the map's html)."""
     started = time.monotonic()
     free = escaped(gettext("available"))  # the tip of every free seat, put into words once
+    name = seat_namer()  # the language's seat name pattern, looked up once for all seats
     cells = [
         (
             c.seat,
             place(c.seat)
             | {
-                "label": escaped(seat_name(c.seat)),
+                "label": escaped(name(c.seat)),
                 "tip": free if c.state == "available" else escaped(_tip(c)),
             },
             c.state,

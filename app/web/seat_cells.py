@@ -8,6 +8,7 @@ with its values, escaped as Jinja would. A 100,000-seat map costs a
 fraction of a second instead of seconds, and a fan's refresh renders only
 the blocks it sends (app/seat_map.py)."""
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from flask import Flask, current_app, render_template
@@ -54,13 +55,20 @@ class Skeletons:
         return parts
 
 
+def seat_namer() -> Callable[[object], str]:
+    """How every page names a seat, everywhere (the fans' panel, messages,
+    checkout, the buttons' labels, the confirmation; the staff map, seat box
+    and audit log): "Floor A5", "Floor A열 5번". The current language's
+    pattern is looked up once: `name = seat_namer()`, then `name(seat)` for
+    each of a map's seats. `seat`: anything with a section, a row and a
+    number (the JSON API keeps its own "Floor-A5")."""
+    pattern = gettext("%(section)s %(row)s%(number)s")
+    return lambda seat: pattern % {"section": seat.section, "row": seat.row, "number": seat.number}
+
+
 def seat_name(seat) -> str:
-    """How a fan's pages name a seat, everywhere (panel, messages, checkout,
-    the buttons' labels, the confirmation): "Floor A5". `seat`: anything with
-    a section, a row and a number (the JSON API keeps its own "Floor-A5")."""
-    return gettext(
-        "%(section)s %(row)s%(number)s", section=seat.section, row=seat.row, number=seat.number
-    )
+    """One seat's name (seat_namer, for a single seat)."""
+    return seat_namer()(seat)
 
 
 def escaped(text: str) -> str:
