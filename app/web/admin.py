@@ -588,14 +588,14 @@ def _render_map(event_id: int) -> tuple[float, str]:
     """(until when to keep it, the map's html)."""
     started = time.monotonic()
     free = escaped(gettext("available"))  # the tip of every free seat, put into words once
-    name = seat_namer()  # the language's seat name pattern, looked up once for all seats
+    name, tip = seat_namer(), _tips()  # the language's words, looked up once for all seats
     cells = [
         (
             c.seat,
             place(c.seat)
             | {
                 "label": escaped(name(c.seat)),
-                "tip": free if c.state == "available" else escaped(_tip(c)),
+                "tip": free if c.state == "available" else escaped(tip(c)),
             },
             c.state,
         )
@@ -631,17 +631,29 @@ def forget_map(event_id: int) -> None:
 
 def _tip(cell: dashboard.BoardSeat) -> str:
     """A seat's state as staff read it on hover: who holds it, for how long."""
-    who, left = cell.who, cell.seconds_left
-    if cell.state == "held":
-        return gettext("held by %(who)s, %(seconds)s s left", who=who, seconds=left)
-    if cell.state == "paying":
-        return gettext("being paid for by %(who)s, %(seconds)s s left", who=who, seconds=left)
-    if cell.state == "booked" and cell.sold_at:
-        time = format_time(cell.sold_at, "HH:mm:ss")
-        return gettext("booked by %(who)s at %(time)s UTC", who=who, time=time)
-    if cell.state == "booked":
-        return gettext("booked by %(who)s", who=who)
-    return gettext("blocked") if cell.state == "blocked" else gettext("available")
+    return _tips()(cell)
+
+
+def _tips():
+    """_tip for each of a map's seats: the language's words looked up once."""
+    held = gettext("held by %(who)s, %(seconds)s s left")
+    paying = gettext("being paid for by %(who)s, %(seconds)s s left")
+    booked_at, booked = gettext("booked by %(who)s at %(time)s UTC"), gettext("booked by %(who)s")
+    blocked, available = gettext("blocked"), gettext("available")
+
+    def tip(cell: dashboard.BoardSeat) -> str:
+        who, left = cell.who, cell.seconds_left
+        if cell.state == "held":
+            return held % {"who": who, "seconds": left}
+        if cell.state == "paying":
+            return paying % {"who": who, "seconds": left}
+        if cell.state == "booked" and cell.sold_at:
+            return booked_at % {"who": who, "time": format_time(cell.sold_at, "HH:mm:ss")}
+        if cell.state == "booked":
+            return booked % {"who": who}
+        return blocked if cell.state == "blocked" else available
+
+    return tip
 
 
 def _rows(cells: list[tuple]) -> list:
