@@ -1,10 +1,13 @@
 """Reading bookings back: a person's list and one receipt (the checkout that
-writes them lives in checkout.py)."""
+writes them lives in checkout.py, the cancellations that refund them in
+cancellations.py)."""
 
 from dataclasses import asdict, dataclass
 
+from peewee import fn
+
 from app import tickets
-from app.models import Booking, BookingSeat, Event, Seat, iso
+from app.models import Booking, BookingSeat, Event, Refund, Seat, iso
 
 
 @dataclass
@@ -19,13 +22,11 @@ class Receipt:
         return asdict(self)
 
 
-def receipt(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
-    """A booking as its buyer sees it (`rows`: its seats, if already read)."""
-    if rows is None:
-        rows = _seats_of(booking.id)
+def receipt(booking: Booking) -> Receipt:
+    """A booking as its buyer sees it at checkout (every seat it bought)."""
     return Receipt(
         booking.id,
-        [{"seat_id": s.id, "label": s.label, "price": s.price} for s in rows],
+        [{k: s[k] for k in ("seat_id", "label", "price")} for s in seats_of(booking.id)],
         booking.amount,
         booking.points_left,
         iso(booking.created_at),
@@ -33,11 +34,12 @@ def receipt(booking: Booking, rows: list[Seat] | None = None) -> Receipt:
 
 
 def for_user(user_id: int) -> list[dict]:
-    """A person's bookings, newest first, as the JSON API shows them."""
+    """A person's bookings, newest first, as the JSON API shows them: the
+    cancelled ones too, so that a fan can see what was refunded."""
     rows = (
         Booking.select(Booking, Event)
         .join(Event)
-        .where(Booking.user == user_id, Booking.status == "confirmed")
+        .where(Booking.user == user_id)
         .order_by(Booking.id.desc())
     )
     return [
@@ -47,13 +49,44 @@ def for_user(user_id: int) -> list[dict]:
             "event_name": booking.event.name,
             "venue": booking.event.venue,
             "starts_at": iso(booking.event.starts_at),
-            "seats": [{"seat_id": s.id, "label": s.label} for s in _seats_of(booking.id)],
+            "seats": [
+                {k: s[k] for k in ("seat_id", "label", "cancelled")} for s in seats_of(booking.id)
+            ],
             "amount": booking.amount,
             "created_at": iso(booking.created_at),
             "tickets": tickets.for_booking(booking.id),
+            "status": booking.status,
+            "refunded": refunded(booking.id),
         }
         for booking in rows
     ]
+
+
+def seats_of(booking_id: int) -> list[dict]:
+    """[{seat_id, label, price, cancelled}] in seat order: every seat the
+    booking bought, the cancelled ones included (a cancel keeps the seat's
+    booking row and clears its `live` flag)."""
+    rows = (
+        BookingSeat.select(BookingSeat.live, Seat)
+        .join(Seat)
+        .where(BookingSeat.booking == booking_id)
+        .order_by(Seat.id)
+    )
+    return [
+        {
+            "seat_id": row.seat.id,
+            "label": row.seat.label,
+            "price": row.seat.price,
+            "cancelled": row.live is None,
+        }
+        for row in rows
+    ]
+
+
+def refunded(booking_id: int) -> int:
+    """Every point refunded on this booking so far (0: none)."""
+    total = Refund.select(fn.SUM(Refund.amount)).where(Refund.booking == booking_id).scalar()
+    return int(total or 0)
 
 
 def tickets_for(user_id: int, event_id: int) -> int:
@@ -76,9 +109,3 @@ def find(user_id: int, booking_id: int | None = None, idempotency_key: str | Non
     Idempotency-Key; None if there is no such booking of theirs."""
     where = Booking.id == booking_id if booking_id else Booking.idempotency_key == idempotency_key
     return Booking.get_or_none(Booking.user == user_id, where)
-
-
-def _seats_of(booking_id: int) -> list[Seat]:
-    return list(
-        Seat.select().join(BookingSeat).where(BookingSeat.booking == booking_id).order_by(Seat.id)
-    )

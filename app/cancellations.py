@@ -31,7 +31,7 @@ from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from app import audit, keys, mirror
+from app import audit, bookings, keys, mirror
 from app.checkout import DEADLOCK, LOCK_WAIT_TIMEOUT, _lock_seats, _lock_user
 from app.errors import AppError
 from app.extensions import redis_store
@@ -123,11 +123,16 @@ def find(booking_id: int, event_id: int) -> Booking | None:
 def result(booking_id: int) -> dict:
     """What a cancel answers: the points refunded on this booking so far and
     the buyer's balance after the latest refund (the same for a repeat)."""
-    refunds = list(Refund.select().where(Refund.booking == booking_id).order_by(Refund.id))
+    latest = (
+        Refund.select(Refund.points_left)
+        .where(Refund.booking == booking_id)
+        .order_by(Refund.id.desc())
+        .first()
+    )
     return {
         "booking_id": booking_id,
-        "refunded": sum(refund.amount for refund in refunds),
-        "points": refunds[-1].points_left if refunds else None,
+        "refunded": bookings.refunded(booking_id),
+        "points": latest.points_left if latest else None,
     }
 
 

@@ -348,3 +348,83 @@ def test_staff_cancel_a_booking_by_its_number_after_a_second_step(
         assert Booking.get_by_id(booking_id).status == "cancelled"
     missing = staff_client.post(path, data={"booking": "nope"}, follow_redirects=True)
     assert "no booking with that number" in missing.get_data(as_text=True)
+
+
+# What the fan sees afterwards: My bookings and the booking's page
+
+
+def my_booking(client, booking_id) -> dict:
+    listed = client.get("/api/me/bookings").get_json()
+    return next(b for b in listed if b["booking_id"] == booking_id)
+
+
+def test_a_cancelled_booking_stays_in_my_bookings_with_its_refund(
+    app, mysql, event, make_user, login
+):
+    seats = seat_ids(app, event.id)
+    _, client, booking_id = buy(app, make_user, login, event, seats[:2])
+    before = my_booking(client, booking_id)
+    assert (before["status"], before["refunded"]) == ("confirmed", 0)
+    assert [s["cancelled"] for s in before["seats"]] == [False, False]
+
+    assert cancel(client, booking_id).status_code == 200
+
+    after = my_booking(client, booking_id)
+    assert (after["status"], after["refunded"], after["amount"]) == ("cancelled", 2000, 2000)
+    assert [(s["seat_id"], s["cancelled"]) for s in after["seats"]] == [
+        (seats[0], True),
+        (seats[1], True),
+    ]
+    assert [t["status"] for t in after["tickets"]] == ["revoked", "revoked"]
+    page = client.get("/bookings").get_data(as_text=True)
+    assert f'href="/bookings/{booking_id}"' in page
+    assert "Booking cancelled" in page and "2,000 points refunded." in page
+    assert "Show the tickets" not in page  # nothing left to show at the door
+
+
+def test_a_partly_cancelled_booking_marks_exactly_the_cancelled_seats(
+    app, mysql, event, make_user, login
+):
+    seats = seat_ids(app, event.id)
+    _, client, booking_id = buy(app, make_user, login, event, seats[:3])
+
+    assert cancel(client, booking_id, [seats[1]]).status_code == 200
+
+    mine = my_booking(client, booking_id)
+    assert (mine["status"], mine["refunded"]) == ("confirmed", 1000)
+    assert [(s["seat_id"], s["cancelled"]) for s in mine["seats"]] == [
+        (seats[0], False),
+        (seats[1], True),
+        (seats[2], False),
+    ]
+    assert [t["status"] for t in mine["tickets"]] == ["valid", "revoked", "valid"]
+    page = client.get("/bookings").get_data(as_text=True)
+    seat_line = next(line for line in page.splitlines() if "3 tickets:" in line)
+    marked = [">Cancelled</span>" in name for name in seat_line.split(", ")]
+    assert marked == [False, True, False]  # "A1", "A2 Cancelled", "A3"
+    assert "1,000 points refunded." in page
+    assert "Booking cancelled" not in page and "Show the tickets" in page
+
+
+def test_the_booking_page_shows_the_cancelled_seats_and_the_refund(
+    app, mysql, event, make_user, login
+):
+    seats = seat_ids(app, event.id)
+    _, client, booking_id = buy(app, make_user, login, event, seats[:2])
+    page = client.get(f"/bookings/{booking_id}").get_data(as_text=True)
+    assert ">Cancelled</span>" not in page and "points refunded" not in page
+
+    assert cancel(client, booking_id, [seats[0]]).status_code == 200
+    page = client.get(f"/bookings/{booking_id}").get_data(as_text=True)
+    listed = [line for line in page.splitlines() if " points" in line and "<li>" in line]
+    assert [">Cancelled</span>" in line for line in listed] == [True, False]
+    assert "1,000 points refunded." in page and "Cancel this booking" in page  # one seat left
+
+    assert cancel(client, booking_id).status_code == 200
+    page = client.get(f"/bookings/{booking_id}").get_data(as_text=True)
+    assert "<h1>Booking cancelled</h1>" in page
+    assert "This booking is cancelled" in page and "2,000 points refunded." in page
+    assert "Cancel this booking" not in page and "Your tickets" not in page
+    # Nothing left to cancel: the "are you sure?" step sends them back to the page.
+    asked = client.post(f"/bookings/{booking_id}/cancel")
+    assert asked.status_code == 302 and asked.location.endswith(f"/bookings/{booking_id}")

@@ -142,7 +142,8 @@ def confirmation(booking_id):
     return render_template(
         "booking/confirmation.html",
         booking=booking,
-        receipt=bookings.receipt(booking),
+        seats=bookings.seats_of(booking.id),
+        refunded=bookings.refunded(booking.id),
         event=event,
         cancellable=cancellations.cancellable(event),
         tickets=tickets.for_booking(booking.id),
@@ -157,6 +158,8 @@ def cancel(booking_id):
     if booking is None:
         abort(404)
     if request.form.get("confirmed") != "yes":
+        if booking.status == "cancelled":  # nothing left to ask about: its page says so
+            return redirect(url_for("booking.confirmation", booking_id=booking.id))
         event = events.get(booking.event_id)
         return render_template("booking/cancel.html", booking=booking, event=event)
     try:
