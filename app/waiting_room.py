@@ -116,7 +116,7 @@ def poll(event_id: int, user_id: int, config=None, reload: bool = True) -> Queue
 
     result = mirror.with_config(event_id, run) if reload else mirror.config_present(run())
     if result[0] == "sold_out":  # poll_after None: nothing left to wait for, unless one stays
-        return QueueStatus("sold_out", can_stay=len(result) > 1)
+        return QueueStatus("sold_out", can_stay=result[1:] == ["may_stay"])
     if result[0] == "not_in_queue":
         raise AppError(404, "not_in_queue", _l("You are not in this event's queue; join it first."))
     if result[0] == "admitted":

@@ -10,15 +10,22 @@ pytestmark = pytest.mark.e2e
 TINY = [{"name": "Box", "rows": 1, "seats_per_row": 2, "price": 3000}]
 
 
-def test_waiting_people_hear_it_is_sold_out(stack, new_context, screenshots):
-    event_id = stack.new_event("Tiny gig", TINY, admit_rate=50, max_active=1)
-    buyer = stack.buyer(event_id)  # takes the one place for booking...
+def waiting_behind_a_buyer(stack, new_context, name: str):
+    """A two-seat event with room for one: a buyer takes the place, and a fan
+    in the browser waits behind them. Returns (event id, buyer, seat ids, page)."""
+    event_id = stack.new_event(name, TINY, admit_rate=50, max_active=1)
+    buyer = stack.buyer(event_id)
     ids = stack.seat_ids(event_id, buyer)
     page = new_context().new_page()
     log_in(page, stack.new_user("hopeful"))
     page.goto(f"/events/{event_id}")
     page.click(f"form[action$='/events/{event_id}/join'] button")
-    page.wait_for_selector("#queue-status [role=progressbar]")  # ...so this one waits
+    page.wait_for_selector("#queue-status [role=progressbar]")
+    return event_id, buyer, ids, page
+
+
+def test_waiting_people_hear_it_is_sold_out(stack, new_context, screenshots):
+    event_id, buyer, ids, page = waiting_behind_a_buyer(stack, new_context, "Tiny gig")
 
     polls = []
     page.on("request", lambda r: polls.append(r.url) if "/waiting/status" in r.url else None)
@@ -39,14 +46,7 @@ def test_waiting_people_hear_it_is_sold_out(stack, new_context, screenshots):
 
 
 def test_someone_who_stays_in_line_gets_a_returned_seat(stack, new_context, screenshots):
-    event_id = stack.new_event("Tiny encore", TINY, admit_rate=50, max_active=1)
-    buyer = stack.buyer(event_id)  # takes the one place for booking...
-    ids = stack.seat_ids(event_id, buyer)
-    page = new_context().new_page()
-    log_in(page, stack.new_user("stayer"))
-    page.goto(f"/events/{event_id}")
-    page.click(f"form[action$='/events/{event_id}/join'] button")
-    page.wait_for_selector("#queue-status [role=progressbar]")  # ...so this one waits
+    event_id, buyer, ids, page = waiting_behind_a_buyer(stack, new_context, "Tiny encore")
     stack.buy(event_id, ids, client=buyer)  # ...and buys every seat
     assert buyer.call("DELETE", f"/api/events/{event_id}/queue")[0] == 204  # and goes
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from helpers import entered, hold, pay, seat_ids
 
-from app import keys, metrics, waiting_room
+from app import keys, metrics, mirror, waiting_room
 from app.models import utcnow
 
 FOUR_SEATS = [{"name": "Floor", "rows": 1, "seats_per_row": 4, "price": 100}]
@@ -198,3 +198,12 @@ def test_staff_and_metrics_count_the_people_staying(app, make_user, login, event
     with app.app_context():
         row, _ = metrics._event_row(event.id)
     assert row["staying"] == 2 and row["sold_out"] == 1
+
+
+def test_the_count_on_sale_stops_at_max_active(app, make_event, r):
+    """Admission's cap is min(max_active, on sale + margin): counting further
+    would only slow every checkout down."""
+    small = make_event(sections=FOUR_SEATS, max_active=2)
+    with app.app_context():
+        assert mirror.update_sold_out(small.id) is False
+    assert r.hget(keys.event(small.id).config, "on_sale") == "2"
